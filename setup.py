@@ -1,0 +1,39 @@
+"""explore_rl: exploration in RL post-training of language models (JAX/Flax).
+
+Pinned, tested versions live in requirements.lock; `make test` / `make demo`
+install with `-c requirements.lock` so a fresh machine gets exactly those.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="explore_rl",
+    version="0.1.0",
+    description="Exploration in RL post-training of language models: set RL, "
+    "entropy control, self-distillation, two-policy training, in JAX/Flax.",
+    packages=find_packages(include=["explore_rl", "explore_rl.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax",
+        "orbax-checkpoint",
+        "chex",
+        "ml-collections",
+        "numpy",
+        "tensorboardX",
+        "tqdm",
+        "tokenizers",
+        "safetensors",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy"],
+        # TFDS builders read without TensorFlow through ArrayRecord + grain.
+        "tfds": ["tensorflow-datasets", "grain", "array-record"],
+        # Parity tests and side-by-side benchmarks against transformers/TRL.
+        # torch==2.13.0 is the CPU wheel; a plain `torch` pulls a CUDA build.
+        "hf": ["torch==2.13.0", "transformers", "trl"],
+        "notebooks": ["nbclient", "ipykernel", "jupytext", "nbformat"],
+    },
+    entry_points={"console_scripts": ["explore-rl=explore_rl.cli:main"]},
+)
