@@ -1,0 +1,7 @@
+"""Advantage estimators: rewards[..., N] of a prompt's N samples -> advantages[..., N].
+
+Group-relative (GRPO family) estimators live in `group.py`; pass@k / max@k-aware
+ones (PKPO, pass@k analytic, BoN-aware, grpo_passk) in `passk.py`; diversity-
+shaped rewards (DRA, EVOL) in `diversity.py`. Everything is re-exported here so
+`explore_rl.objectives.advantages.pkpo` and friends are the public names.
+"""
