@@ -1,1 +1,8 @@
-"""explore_rl.rewards."""
+"""explore_rl.rewards: diversity judges (signature, embedding, LM judge).
+
+Importing the package registers every judge in `JUDGES`.
+"""
+from explore_rl.rewards import signature_judge  # noqa: F401  (registers the judge)
+from explore_rl.rewards.judges import JUDGES, Judge, cluster_groups, get_judge
+
+__all__ = ["JUDGES", "Judge", "cluster_groups", "get_judge"]
