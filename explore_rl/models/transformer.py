@@ -1,0 +1,210 @@
+"""A Llama/Qwen2-style decoder-only transformer in Flax NNX.
+
+RMSNorm, rotary position embeddings (theta and llama3/linear scaling), SwiGLU
+MLP, grouped-query attention through `jax.nn.dot_product_attention` (the fused
+kernel on GPUs), optional q/k/v biases (Qwen2), tied or untied embeddings.
+Parameter names follow Hugging Face's (`layers.3.self_attn.q_proj.kernel`), so
+checkpoint import is a renaming plus a transpose.
+
+The module is the definition; training and sampling use it functionally:
+`graphdef, params = split(model)` and `forward(graphdef, params, ...)`, so the
+update step is a pure jitted function of plain pytrees.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from explore_rl.models.config import ModelConfig
+
+
+class KVCache(NamedTuple):
+  """Preallocated keys/values, one [B, S, kv_heads, head_dim] array per layer."""
+  k: tuple[jax.Array, ...]
+  v: tuple[jax.Array, ...]
+
+  @classmethod
+  def zeros(cls, config: ModelConfig, batch: int, length: int) -> "KVCache":
+    shape = (batch, length, config.num_key_value_heads, config.head_size)
+    z = tuple(jnp.zeros(shape, config.compute_dtype) for _ in range(config.num_hidden_layers))
+    return cls(z, z)
+
+  @property
+  def length(self) -> int:
+    return self.k[0].shape[1]
+
+
+def rope_frequencies(config: ModelConfig) -> jax.Array:
+  """Inverse frequencies [head_dim/2], with HF's `linear` and `llama3` scalings."""
+  d = config.head_size
+  inv = 1.0 / (config.rope_theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+  scaling = config.rope_scaling_dict
+  kind = scaling.get("rope_type", scaling.get("type", "default"))
+  if kind in ("default", None):
+    return inv
+  if kind == "linear":
+    return inv / scaling["factor"]
+  if kind == "llama3":
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_len = scaling["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv
+    smooth = (old_len / wavelen - low) / (high - low)
+    mid = (1 - smooth) * inv / factor + smooth * inv
+    return jnp.where(wavelen > old_len / low, inv / factor,
+                     jnp.where(wavelen < old_len / high, inv, mid))
+  raise ValueError(f"unsupported rope scaling {kind!r}; valid: default, linear, llama3")
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotate-half RoPE (HF convention). x [B, T, H, D], positions [B, T]."""
+  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, D/2]
+  cos = jnp.cos(angles)[:, :, None, :]
+  sin = jnp.sin(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+class RMSNorm(nnx.Module):
+  """y = x / rms(x) * scale, computed in fp32 and cast back (as HF Llama does)."""
+
+  def __init__(self, dim: int, eps: float, param_dtype):
+    self.scale = nnx.Param(jnp.ones((dim,), param_dtype))
+    self.eps = eps
+
+  def __call__(self, x):
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return self.scale.value * x32.astype(x.dtype)
+
+
+def _linear(cfg: ModelConfig, din: int, dout: int, rngs: nnx.Rngs, bias: bool = False):
+  return nnx.Linear(din, dout, use_bias=bias, dtype=cfg.compute_dtype,
+                    param_dtype=cfg.weight_dtype,
+                    kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+
+
+class Attention(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    h, nq, nkv = cfg.head_size, cfg.num_attention_heads, cfg.num_key_value_heads
+    self.q_proj = _linear(cfg, cfg.hidden_size, nq * h, rngs, cfg.attention_bias)
+    self.k_proj = _linear(cfg, cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
+    self.v_proj = _linear(cfg, cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
+    self.o_proj = _linear(cfg, nq * h, cfg.hidden_size, rngs)
+    self.shape = (nq, nkv, h)
+
+  def __call__(self, x, positions, inv_freq, mask, kv, cache_index):
+    """x [B, T, D]; mask [B, T, S] bool; kv: (k, v) cache slices [B, S, K, H] or None."""
+    b, t, _ = x.shape
+    nq, nkv, h = self.shape
+    q = apply_rope(self.q_proj(x).reshape(b, t, nq, h), positions, inv_freq)
+    k = apply_rope(self.k_proj(x).reshape(b, t, nkv, h), positions, inv_freq)
+    v = self.v_proj(x).reshape(b, t, nkv, h)
+    if kv is not None:  # write this chunk at [cache_index, cache_index + T), attend to all S
+      k = jax.lax.dynamic_update_slice_in_dim(kv[0], k.astype(kv[0].dtype), cache_index, 1)
+      v = jax.lax.dynamic_update_slice_in_dim(kv[1], v.astype(kv[1].dtype), cache_index, 1)
+    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype),
+                                       mask=mask[:, None, :, :])  # [B, T, Nq, H]
+    return self.o_proj(out.reshape(b, t, nq * h)), (k, v)
+
+
+class MLP(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.gate_proj = _linear(cfg, cfg.hidden_size, cfg.intermediate_size, rngs)
+    self.up_proj = _linear(cfg, cfg.hidden_size, cfg.intermediate_size, rngs)
+    self.down_proj = _linear(cfg, cfg.intermediate_size, cfg.hidden_size, rngs)
+
+  def __call__(self, x):
+    return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.weight_dtype)
+    self.self_attn = Attention(cfg, rngs)
+    self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.weight_dtype)
+    self.mlp = MLP(cfg, rngs)
+
+  def __call__(self, x, positions, inv_freq, mask, kv, cache_index):
+    a, kv = self.self_attn(self.input_layernorm(x), positions, inv_freq, mask, kv, cache_index)
+    x = x + a
+    return x + self.mlp(self.post_attention_layernorm(x)), kv
+
+
+class Transformer(nnx.Module):
+  """Decoder-only LM: tokens [B, T] -> fp32 logits [B, T, V] (+ updated KV cache)."""
+
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.config = cfg
+    self.embed_tokens = nnx.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.compute_dtype,
+                                  param_dtype=cfg.weight_dtype,
+                                  embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+    self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
+    self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.weight_dtype)
+    if not cfg.tie_word_embeddings:
+      self.lm_head = _linear(cfg, cfg.hidden_size, cfg.vocab_size, rngs)
+
+  def __call__(self, tokens, positions, mask, cache: KVCache | None = None, cache_index=0):
+    """tokens, positions: int32 [B, T]; mask: bool [B, T, S] (S = T without a cache).
+
+    With a cache, this chunk's keys/values are written at slots
+    [cache_index, cache_index + T) and every query attends to the S cache slots
+    its mask allows. Returns (logits fp32 [B, T, V], new cache or None).
+    """
+    inv_freq = rope_frequencies(self.config)
+    x = self.embed_tokens(tokens)
+    new_k, new_v = [], []
+    for i, layer in enumerate(self.layers):
+      kv = None if cache is None else (cache.k[i], cache.v[i])
+      x, (k, v) = layer(x, positions, inv_freq, mask, kv, cache_index)
+      new_k.append(k)
+      new_v.append(v)
+    x = self.norm(x)
+    # Logits in fp32 even for bf16 models: log-prob arithmetic needs it.
+    if self.config.tie_word_embeddings:
+      w = self.embed_tokens.embedding.value.T
+    else:
+      w = self.lm_head.kernel.value
+    logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
+    new_cache = None if cache is None else KVCache(tuple(new_k), tuple(new_v))
+    return logits, new_cache
+
+
+def init(config: ModelConfig, seed: int = 0):
+  """(graphdef, params): params a plain nested dict of arrays (optax/orbax friendly)."""
+  graphdef, state = nnx.split(Transformer(config, nnx.Rngs(seed)))
+  return graphdef, nnx.to_pure_dict(state)
+
+
+def abstract_init(config: ModelConfig):
+  """(graphdef, params as ShapeDtypeStructs): shapes without allocating weights."""
+  graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(config, nnx.Rngs(0))))
+  return graphdef, nnx.to_pure_dict(state)
+
+
+def causal_mask(valid: jax.Array) -> jax.Array:
+  """Self-attention mask [B, T, T] for a full forward: causal, padding keys masked.
+
+  valid: bool [B, T]. Each query also sees itself so padded rows stay finite.
+  """
+  t = valid.shape[1]
+  causal = jnp.tril(jnp.ones((t, t), bool))
+  return (causal & valid[:, None, :]) | jnp.eye(t, dtype=bool)
+
+
+def positions_from_mask(valid: jax.Array) -> jax.Array:
+  """RoPE positions [B, T] counting only valid tokens (left padding gets 0)."""
+  return jnp.maximum(jnp.cumsum(valid.astype(jnp.int32), axis=1) - 1, 0)
+
+
+def forward(graphdef, params, tokens: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+  """Full (no cache) forward: tokens int32 [B, T], valid bool [B, T] -> logits fp32 [B, T, V]."""
+  if valid is None:
+    valid = jnp.ones(tokens.shape, bool)
+  model = nnx.merge(graphdef, params)
+  logits, _ = model(tokens, positions_from_mask(valid), causal_mask(valid))
+  return logits

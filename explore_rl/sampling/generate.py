@@ -1,0 +1,84 @@
+"""Jitted generation: one prefill per prompt, N samples decoded over a KV cache.
+
+Layout: prompts are left-padded to P tokens so every row's last prompt token sits
+at slot P-1 and decode step t writes slot P+t for all rows at once; RoPE
+positions count only real tokens, so padding changes nothing. The cache holds
+P + max_new_tokens slots; every decode step attends to all of them under a mask,
+so a step costs the same at position 16 as at position 512.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
+from explore_rl.sampling.processors import SamplingConfig, sample_token
+
+
+class Rollout(NamedTuple):
+  """N samples per prompt, rows ordered prompt-major: row b*N + j is sample j of prompt b."""
+  tokens: jax.Array           # int32 [B*N, M], pad after EOS
+  mask: jax.Array             # bool  [B*N, M], response tokens including the EOS
+  logprobs: jax.Array         # fp32  [B*N, M], log pi(token) under the unmodified policy
+  sample_logprobs: jax.Array  # fp32  [B*N, M], log-prob under the processed sampling dist
+  lengths: jax.Array          # int32 [B*N], number of response tokens (EOS included)
+  truncated: jax.Array        # bool  [B*N], hit max_new_tokens without EOS
+  steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "config", "eos_id",
+                                             "pad_id"))
+def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array,
+             rng: jax.Array, *, num_samples: int, config: SamplingConfig, eos_id: int,
+             pad_id: int) -> Rollout:
+  """Sample `num_samples` responses for each of B left-padded prompts [B, P]."""
+  model = nnx.merge(graphdef, params)
+  b, p = prompt_tokens.shape
+  m = config.max_new_tokens
+  s = p + m
+
+  # Prefill once per prompt.
+  cache = KVCache.zeros(model.config, b, s)
+  key_valid = jnp.zeros((b, s), bool).at[:, :p].set(prompt_valid)
+  mask = jnp.pad(causal_mask(prompt_valid), ((0, 0), (0, 0), (0, m)))  # [B, P, S]
+  logits, cache = model(prompt_tokens, positions_from_mask(prompt_valid), mask, cache, 0)
+  last = logits[:, -1]                                                  # [B, V]
+  next_pos = prompt_valid.sum(axis=1).astype(jnp.int32)                 # [B]
+
+  # Share the prompt's cache among its N samples (a copy, not N prefills).
+  rep = lambda x: jnp.repeat(x, num_samples, axis=0)
+  cache = jax.tree.map(rep, cache)
+  last, key_valid, next_pos = rep(last), rep(key_valid), rep(next_pos)
+  rows = b * num_samples
+
+  def cond(state):
+    t, done = state[0], state[3]
+    return (t < m) & ~jnp.all(done)
+
+  def body(state):
+    t, rng, cache, done, last, key_valid, out = state
+    rng, step_rng = jax.random.split(rng)
+    tok, sample_lp = sample_token(step_rng, last, config)
+    policy_lp = jnp.take_along_axis(jax.nn.log_softmax(last, -1), tok[:, None], -1)[:, 0]
+    live = ~done
+    tok = jnp.where(live, tok, pad_id)
+    out = (out[0].at[:, t].set(tok), out[1].at[:, t].set(live),
+           out[2].at[:, t].set(jnp.where(live, policy_lp, 0.0)),
+           out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)))
+    done = done | (tok == eos_id)
+    # Feed the token at slot P + t; it attends to every valid slot up to itself.
+    slot = p + t
+    key_valid = key_valid.at[:, slot].set(True)
+    logits, cache = model(tok[:, None], (next_pos + t)[:, None], key_valid[:, None, :],
+                          cache, slot)
+    return t + 1, rng, cache, done, logits[:, 0], key_valid, out
+
+  out = (jnp.full((rows, m), pad_id, jnp.int32), jnp.zeros((rows, m), bool),
+         jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32))
+  state = (jnp.int32(0), rng, cache, jnp.zeros((rows,), bool), last, key_valid, out)
+  steps, _, _, done, _, _, (tokens, mask, lp, slp) = jax.lax.while_loop(cond, body, state)
+  return Rollout(tokens, mask, lp, slp, mask.sum(1).astype(jnp.int32), ~done, steps)
