@@ -30,7 +30,12 @@ def make_signature(request):
   return get_judge("signature"), text_signatures
 
 
-JUDGE_FACTORIES = {"signature": make_signature}
+def make_embedding(request):
+  del request
+  return get_judge("embedding"), lambda responses: None
+
+
+JUDGE_FACTORIES = {"signature": make_signature, "embedding": make_embedding}
 
 
 @pytest.fixture(params=JUDGES.names())
