@@ -5,3 +5,4 @@ ones (PKPO, pass@k analytic, BoN-aware, grpo_passk) in `passk.py`; diversity-
 shaped rewards (DRA, EVOL) in `diversity.py`. Everything is re-exported here so
 `explore_rl.objectives.advantages.pkpo` and friends are the public names.
 """
+from explore_rl.objectives.advantages.group import dapo_keep_mask, dapo_overlong_shaping, dr_grpo, grpo, overlong_penalty, rloo  # noqa: E501,F401
