@@ -6,3 +6,4 @@ shaped rewards (DRA, EVOL) in `diversity.py`. Everything is re-exported here so
 `explore_rl.objectives.advantages.pkpo` and friends are the public names.
 """
 from explore_rl.objectives.advantages.group import dapo_keep_mask, dapo_overlong_shaping, dr_grpo, grpo, overlong_penalty, rloo  # noqa: E501,F401
+from explore_rl.objectives.set_rl import set_rl_advantages  # noqa: F401

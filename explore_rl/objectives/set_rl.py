@@ -1,0 +1,225 @@
+"""Set RL: subsets of a prompt's samples, set objectives, marginal set advantages.
+
+Poly-EPO (arXiv 2604.17654) optimises J_f = E_x E_{y_1..n ~ π} f(x, y_1..n) for a
+symmetric set function f. From N > n samples of a prompt it builds K subsets G_j of
+size n (all C(N, n) of them, or K drawn uniformly without replacement), scores each,
+and gives response i the marginal set advantage
+
+    A_j = f(G_j) − mean_j' f(G_j'),        Â_i = Σ_{j: i ∈ G_j} A_j        (sum form)
+
+or the mean of A_j over the subsets holding i (mean form). With all subsets the sum
+form is an unbiased estimate of M·∇J_f, M = C(N, n) − C(N−1, n−1): the C(N, n) part
+is the score-function term of every subset, the C(N−1, n−1) part is what the
+subset-mean baseline (which depends on y_i) takes back. Â replaces the per-sample
+advantage in the PPO/GRPO loss.
+
+Set functions take the rewards and cluster ids of every subset at once,
+`[..., K, n]`, and return `[..., K]`; register a new one in `SET_FUNCTIONS`:
+
+    @SET_FUNCTIONS.register("my_fn")
+    def my_fn(subset_rewards, subset_cluster_ids):  # [..., K, n] each
+      return ...                                   # [..., K]
+
+Subsets are int32 index arrays `[K, n]` shared by every prompt, or `[..., K, n]`
+with the rewards' leading dims (one draw per prompt).
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from explore_rl.objectives.registries import ADVANTAGES, SET_FUNCTIONS
+
+__all__ = [
+    "all_subsets",
+    "gather_subsets",
+    "marginal_set_advantages",
+    "max_reward",
+    "mean_reward",
+    "pass_at_n",
+    "polychromatic",
+    "polychromatic_scores",
+    "sample_subsets",
+    "set_rl_advantages",
+    "set_scores",
+]
+
+REDUCTIONS = ("sum", "mean")
+
+
+def _check_sizes(num_samples: int, set_size: int) -> None:
+  if not 1 <= set_size <= num_samples:
+    raise ValueError(f"need 1 <= set_size <= num_samples, got {set_size} and {num_samples}")
+
+
+@functools.lru_cache(maxsize=64)
+def _all_subsets(num_samples: int, set_size: int) -> np.ndarray:
+  subsets = np.array(list(itertools.combinations(range(num_samples), set_size)), np.int32)
+  subsets.setflags(write=False)  # cached: callers must not mutate the shared copy
+  return subsets
+
+
+def all_subsets(num_samples: int, set_size: int) -> np.ndarray:
+  """All C(N, n) subsets of range(N) of size n, lexicographic: read-only int32[K, n]."""
+  _check_sizes(num_samples, set_size)
+  return _all_subsets(num_samples, set_size)
+
+
+def sample_subsets(rng: jax.Array, num_samples: int, set_size: int,
+                   num_subsets: int) -> jax.Array:
+  """K distinct size-n subsets of range(N), uniform without replacement: int32[K, n].
+
+  Rejection sampling in a `lax.while_loop`: draw a uniform subset, keep it if no
+  earlier row equals it. Accepting the first K distinct draws of i.i.d. uniform
+  subsets gives a uniform random K-set of subsets, without ever enumerating the
+  C(N, n) candidates (which may not fit in int32, let alone memory). The expected
+  number of draws is Σ_{j<K} C/(C−j): cheap for K ≪ C; when K is close to
+  C = C(N, n), use `all_subsets`. Rows are sorted, rows are in draw order.
+  Jittable and vmappable over `rng` (N, n, K static).
+  """
+  _check_sizes(num_samples, set_size)
+  total = math.comb(num_samples, set_size)
+  if not 1 <= num_subsets <= total:
+    raise ValueError(f"num_subsets must be in [1, C({num_samples}, {set_size}) = {total}], "
+                     f"got {num_subsets}")
+  rows = jnp.arange(num_subsets)
+
+  def draw(state):
+    key, subsets, count = state
+    key, sub = jax.random.split(key)
+    subset = jnp.sort(jax.random.choice(sub, num_samples, (set_size,), replace=False))
+    subset = subset.astype(jnp.int32)  # [n]
+    seen = jnp.any(jnp.all(subsets == subset, axis=-1) & (rows < count))
+    subsets = jnp.where(seen, subsets, subsets.at[count].set(subset))
+    return key, subsets, count + jnp.where(seen, 0, 1)
+
+  init = (rng, jnp.zeros((num_subsets, set_size), jnp.int32), jnp.int32(0))
+  _, subsets, _ = jax.lax.while_loop(lambda s: s[2] < num_subsets, draw, init)
+  return subsets
+
+
+def gather_subsets(x: jax.Array, subsets: jax.Array) -> jax.Array:
+  """x[..., N] -> x of every subset's members, [..., K, n]."""
+  subsets = jnp.asarray(subsets)
+  if subsets.ndim == 2:  # shared by all prompts
+    return jnp.take(x, subsets, axis=-1)
+  return jnp.take_along_axis(x[..., None, :], subsets, axis=-1)
+
+
+def _float(x: jax.Array) -> jax.Array:
+  """At least fp32 (bf16 rewards are promoted, fp64 stays fp64)."""
+  x = jnp.asarray(x)
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def marginal_set_advantages(set_scores: jax.Array, subsets: jax.Array, num_samples: int, *,
+                            reduce: str = "sum") -> jax.Array:
+  """Marginal set advantages [..., N] from f(G_j) = set_scores[..., K].
+
+  A_j = f(G_j) − mean_j f(G_j); response i gets Σ_{j: i ∈ G_j} A_j ("sum") or that
+  sum divided by the number of subsets holding i ("mean"). A response in no subset
+  gets 0. `subsets`: int[K, n] or int[..., K, n]. Poly-EPO, arXiv 2604.17654.
+  """
+  if reduce not in REDUCTIONS:
+    raise ValueError(f"unknown reduce {reduce!r}; valid: {', '.join(REDUCTIONS)}")
+  scores = _float(set_scores)  # [..., K]
+  set_adv = scores - jnp.mean(scores, axis=-1, keepdims=True)  # [..., K]
+  member = jax.nn.one_hot(jnp.asarray(subsets), num_samples, dtype=scores.dtype)
+  member = jnp.sum(member, axis=-2)  # [..., K, N]: 1 where response i is in G_j
+  adv = jnp.sum(set_adv[..., :, None] * member, axis=-2)  # [..., N]
+  if reduce == "mean":
+    adv = adv / jnp.maximum(jnp.sum(member, axis=-2), 1.0)
+  return adv
+
+
+# --- set functions: (subset rewards[..., K, n], subset cluster ids[..., K, n]) -> [..., K]
+
+
+@SET_FUNCTIONS.register("mean")
+def mean_reward(subset_rewards: jax.Array, subset_cluster_ids: jax.Array | None = None
+                ) -> jax.Array:
+  """f(G) = mean_{i∈G} r_i (plain expected reward: the GRPO objective)."""
+  del subset_cluster_ids  # f ignores strategies
+  return jnp.mean(_float(subset_rewards), axis=-1)
+
+
+@SET_FUNCTIONS.register("pass")
+def pass_at_n(subset_rewards: jax.Array, subset_cluster_ids: jax.Array | None = None
+              ) -> jax.Array:
+  """f(G) = max_{i∈G} 1[r_i > 0]: the set passes when any member succeeds (pass@n)."""
+  del subset_cluster_ids
+  passed = jnp.any(_float(subset_rewards) > 0, axis=-1)
+  return passed.astype(_float(subset_rewards).dtype)
+
+
+@SET_FUNCTIONS.register("max")
+def max_reward(subset_rewards: jax.Array, subset_cluster_ids: jax.Array | None = None
+               ) -> jax.Array:
+  """f(G) = max_{i∈G} r_i (max@n, continuous rewards)."""
+  del subset_cluster_ids
+  return jnp.max(_float(subset_rewards), axis=-1)
+
+
+@SET_FUNCTIONS.register("polychromatic")
+def polychromatic(subset_rewards: jax.Array, subset_cluster_ids: jax.Array | None, *,
+                  degenerate_id: int = -1) -> jax.Array:
+  """f(G) = mean_{i∈G} r_i · |distinct non-degenerate clusters in G| / n.
+
+  Degenerate responses (cluster id `degenerate_id`) still count in the mean reward
+  but never as a strategy, so a set of only degenerate responses scores 0.
+  """
+  if subset_cluster_ids is None:
+    raise ValueError("the polychromatic set function needs cluster ids")
+  ids = jnp.asarray(subset_cluster_ids)  # [..., K, n]
+  set_size = ids.shape[-1]
+  # Member m is a new strategy when no earlier member of its set shares its id.
+  same = ids[..., :, None] == ids[..., None, :]  # [..., K, n, n]
+  earlier = jnp.tril(jnp.ones((set_size, set_size), bool), k=-1)  # [m, m'] = m' < m
+  first = ~jnp.any(same & earlier, axis=-1)  # [..., K, n]
+  distinct = jnp.sum(first & (ids != degenerate_id), axis=-1)  # [..., K]
+  return mean_reward(subset_rewards) * distinct / set_size
+
+
+def set_scores(set_fn: str | Callable, rewards: jax.Array, cluster_ids: jax.Array | None,
+               subsets: jax.Array, **set_fn_kwargs) -> jax.Array:
+  """f(G_j) for every subset: [..., K] from rewards[..., N] and cluster_ids[..., N]."""
+  fn = SET_FUNCTIONS.get(set_fn) if isinstance(set_fn, str) else set_fn
+  subset_ids = None if cluster_ids is None else gather_subsets(cluster_ids, subsets)
+  return fn(gather_subsets(rewards, subsets), subset_ids, **set_fn_kwargs)
+
+
+def polychromatic_scores(rewards: jax.Array, cluster_ids: jax.Array, subsets: jax.Array, *,
+                         degenerate_id: int = -1) -> jax.Array:
+  """Polychromatic f(G_j) for every subset, [..., K] (see `polychromatic`)."""
+  return set_scores(polychromatic, rewards, cluster_ids, subsets, degenerate_id=degenerate_id)
+
+
+@ADVANTAGES.register("set_rl")
+def set_rl_advantages(rewards: jax.Array, *, cluster_ids: jax.Array | None = None,
+                      set_fn: str = "polychromatic", set_size: int, reduce: str = "sum",
+                      num_subsets: int | None = None, rng: jax.Array | None = None
+                      ) -> jax.Array:
+  """Marginal set advantages [..., N] of `set_fn` over subsets of size `set_size`.
+
+  num_subsets=None: all C(N, n) subsets (exact, the Poly-EPO default N=8, n=4, K=70).
+  Otherwise each prompt (leading index of `rewards`) gets its own K subsets drawn
+  with `sample_subsets` from `rng`. Poly-EPO, arXiv 2604.17654.
+  """
+  num_samples = rewards.shape[-1]
+  if num_subsets is None:
+    subsets = all_subsets(num_samples, set_size)  # [K, n]
+  else:
+    if rng is None:
+      raise ValueError("sampling subsets (num_subsets set) needs an rng key")
+    batch = rewards.shape[:-1]
+    keys = jax.random.split(rng, math.prod(batch))
+    draw = jax.vmap(lambda key: sample_subsets(key, num_samples, set_size, num_subsets))
+    subsets = draw(keys).reshape(*batch, num_subsets, set_size)  # [..., K, n]
+  scores = set_scores(set_fn, rewards, cluster_ids, subsets)  # [..., K]
+  return marginal_set_advantages(scores, subsets, num_samples, reduce=reduce)
