@@ -2,7 +2,7 @@
 
 Importing the package registers every judge in `JUDGES`.
 """
-from explore_rl.rewards import embedding_judge, signature_judge  # noqa: F401  (register)
+from explore_rl.rewards import embedding_judge, lm_judge, signature_judge  # noqa: F401
 from explore_rl.rewards.judges import JUDGES, Judge, cluster_groups, get_judge
 
 __all__ = ["JUDGES", "Judge", "cluster_groups", "get_judge"]

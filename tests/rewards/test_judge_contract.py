@@ -35,7 +35,15 @@ def make_embedding(request):
   return get_judge("embedding"), lambda responses: None
 
 
-JUDGE_FACTORIES = {"signature": make_signature, "embedding": make_embedding}
+def make_lm_judge(request):
+  # The local fake chat server clusters exact duplicates together (see conftest.py).
+  server = request.getfixturevalue("chat_server")
+  judge = get_judge("lm_judge", base_url=server.base_url, model="by-text", timeout_s=2.0)
+  return judge, lambda responses: None
+
+
+JUDGE_FACTORIES = {"signature": make_signature, "embedding": make_embedding,
+                   "lm_judge": make_lm_judge}
 
 
 @pytest.fixture(params=JUDGES.names())

@@ -1,0 +1,110 @@
+"""What the LM judge asks and how its reply is read (Poly-EPO, arXiv 2604.17654, §3).
+
+All non-blank responses of a prompt go into one chat request, numbered from 1
+by their position in the group; the model groups them by strategy (macro
+approach and micro key steps) and replies with JSON
+  {"1": {"strategy": "...", "cluster_id": int}, "2": ..., ...}
+where cluster_id -1 is reserved for degenerate responses. `parse_reply`
+tolerates code fences and surrounding prose, and raises `ReplyError` with
+kind "malformed" (no usable JSON, bad ids) or "partial" (responses missing).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+from explore_rl.tasks.base import DEGENERATE_ID
+
+SYSTEM = ("You compare answers to the same problem and group them by problem-solving "
+          "strategy. You reply with JSON only.")
+
+INSTRUCTION = """\
+Below are {count} responses to the same problem. Group them into clusters of responses \
+that use the same strategy.
+
+Judge the strategy, not the wording and not the correctness. Two responses share a cluster \
+when they follow the same overall approach (macro strategy, e.g. algebra vs. case analysis \
+vs. working backwards) AND the same key steps (micro strategy, e.g. the same decomposition, \
+order of operations or auxiliary construction). Responses that differ only in presentation, \
+variable names or arithmetic slips share a cluster.
+
+A response is degenerate when it has no meaningful strategy: gibberish, endless repetition, \
+or text unrelated to the problem. Give every degenerate response cluster_id {degenerate}. \
+Number the other clusters 0, 1, 2, ...
+
+Reply with only a JSON object holding one entry per response, keyed by the response number:
+{{"<number>": {{"strategy": "<a few words>", "cluster_id": <integer>}}, ...}}
+
+<problem>
+{prompt}
+</problem>
+
+{responses}"""
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+class ReplyError(ValueError):
+  """An unusable judge reply; `kind` is "malformed" or "partial"."""
+
+  def __init__(self, kind: str, message: str):
+    super().__init__(message)
+    self.kind = kind
+
+
+def build_messages(prompt: str, numbered: Sequence[tuple[int, str]], *,
+                   max_response_chars: int) -> list[dict[str, str]]:
+  """Chat messages asking to cluster `numbered` (1-based number, text) responses."""
+
+  def clip(text: str) -> str:
+    return text if len(text) <= max_response_chars else text[:max_response_chars] + " [...]"
+
+  body = "\n\n".join(f'<response number="{k}">\n{clip(t)}\n</response>' for k, t in numbered)
+  user = INSTRUCTION.format(count=len(numbered), degenerate=DEGENERATE_ID, prompt=prompt,
+                            responses=body)
+  return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def extract_json_object(text: str) -> dict[str, Any] | None:
+  """The first JSON object in `text` (skips code fences and prose), or None."""
+  decoder = json.JSONDecoder()
+  for start in (i for i, ch in enumerate(text) if ch == "{"):
+    try:
+      obj, _ = decoder.raw_decode(text, start)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(obj, dict):
+      return obj
+  return None
+
+
+def _cluster_id(entry: Any) -> int | None:
+  """The integer cluster id of one reply entry ({"cluster_id": ...} or a bare id)."""
+  value = entry.get("cluster_id") if isinstance(entry, dict) else entry
+  if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    value = int(value)
+  if isinstance(value, int) and not isinstance(value, bool) and value >= DEGENERATE_ID:
+    return value
+  return None
+
+
+def parse_reply(text: str, numbers: Sequence[int]) -> dict[int, int]:
+  """Maps each response number to the judge's raw cluster id (-1 = degenerate)."""
+  obj = extract_json_object(text)
+  if obj is None:
+    raise ReplyError("malformed", f"no JSON object in the reply: {text[:200]!r}")
+  ids, missing = {}, []
+  for number in numbers:
+    if str(number) not in obj:
+      missing.append(number)
+      continue
+    cluster_id = _cluster_id(obj[str(number)])
+    if cluster_id is None:
+      raise ReplyError("malformed", f"response {number}: bad cluster_id {obj[str(number)]!r}")
+    ids[number] = cluster_id
+  if len(missing) == len(numbers) and numbers:
+    raise ReplyError("malformed", f"the JSON names none of the responses: {text[:200]!r}")
+  if missing:
+    raise ReplyError("partial", f"no cluster for responses {missing}")
+  return ids
