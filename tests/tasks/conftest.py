@@ -7,7 +7,7 @@ from explore_rl.tasks import TASKS, get_task
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
 # Families that need constructor arguments get the shipped fixture files.
-TASK_KWARGS = {"jsonl": {"path": str(FIXTURES / "math.jsonl")}}
+TASK_KWARGS = {"jsonl": {"path": [str(FIXTURES / "gsm8k.jsonl"), str(FIXTURES / "math.jsonl")]}}
 
 
 def build_task(name):
