@@ -23,6 +23,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Mapping, Sequence
 
@@ -77,6 +78,8 @@ class LMJudge(Judge):
     if max_concurrency < 1 or max_retries < 0:
       raise ValueError(f"need max_concurrency >= 1 and max_retries >= 0, got "
                        f"{max_concurrency} and {max_retries}")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+      raise ValueError(f"lm_judge base_url must be http(s)://..., got {base_url!r}")
     self.url = base_url.rstrip("/") + "/chat/completions"
     api_key = api_key or os.environ.get(ENV_API_KEY)
     self._headers = {"Content-Type": "application/json"}

@@ -66,17 +66,24 @@ def build_messages(prompt: str, numbered: Sequence[tuple[int, str]], *,
   return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def extract_json_object(text: str) -> dict[str, Any] | None:
-  """The first JSON object in `text` (skips code fences and prose), or None."""
+def extract_json_object(text: str, keys: Sequence[str] = ()) -> dict[str, Any] | None:
+  """The first JSON object in `text` that names one of `keys` (else the first one), or None.
+
+  Skips code fences, prose and JSON echoed before the answer (e.g. in a
+  reasoning model's thoughts).
+  """
   decoder = json.JSONDecoder()
+  first = None
   for start in (i for i, ch in enumerate(text) if ch == "{"):
     try:
       obj, _ = decoder.raw_decode(text, start)
     except json.JSONDecodeError:
       continue
     if isinstance(obj, dict):
-      return obj
-  return None
+      if any(k in obj for k in keys):
+        return obj
+      first = obj if first is None else first
+  return first
 
 
 def _cluster_id(entry: Any) -> int | None:
@@ -91,7 +98,7 @@ def _cluster_id(entry: Any) -> int | None:
 
 def parse_reply(text: str, numbers: Sequence[int]) -> dict[int, int]:
   """Maps each response number to the judge's raw cluster id (-1 = degenerate)."""
-  obj = extract_json_object(text)
+  obj = extract_json_object(text, [str(n) for n in numbers])
   if obj is None:
     raise ReplyError("malformed", f"no JSON object in the reply: {text[:200]!r}")
   ids, missing = {}, []

@@ -107,5 +107,7 @@ class FakeChatServer:
 
 @pytest.fixture(scope="module")
 def chat_server():
-  with FakeChatServer() as server:
+  with pytest.MonkeyPatch.context() as env, FakeChatServer() as server:
+    for name in ("no_proxy", "NO_PROXY"):  # An http_proxy setting must not reroute the tests.
+      env.setenv(name, "127.0.0.1")
     yield server

@@ -144,6 +144,9 @@ def test_parse_reply_tolerates_prose_fences_and_string_ids():
   text = 'Thinking {not json}. ```json\n{"1": {"cluster_id": "2"}, "2": 0, "9": 5}\n``` ok'
   assert parse_reply(text, [1, 2]) == {1: 2, 2: 0}
   assert extract_json_object("no braces here") is None
+  # A JSON object echoed in the reasoning is skipped for the one naming the responses.
+  assert parse_reply('<think>{"plan": 1}</think> {"1": {"cluster_id": 4}}', [1]) == {1: 4}
+  assert extract_json_object('{"a": 1} {"b": 2}', ["c"]) == {"a": 1}
   with pytest.raises(ReplyError, match="bad cluster_id") as e:
     parse_reply('{"1": {"cluster_id": true}}', [1])
   assert e.value.kind == "malformed"
@@ -165,6 +168,8 @@ def test_backoff_is_exponential_jittered_and_capped():
   assert backoff_delay(2, backoff_s=1.0, max_backoff_s=5.0, u=0.0) == 2.0  # Half of 4.
 
 
-def test_rejects_bad_limits(chat_server):
+def test_rejects_bad_configuration(chat_server):
   with pytest.raises(ValueError, match="max_concurrency >= 1"):
     make_judge(chat_server, "x", max_concurrency=0)
+  with pytest.raises(ValueError, match="must be http"):
+    make_judge(chat_server, "x", base_url="127.0.0.1:8000/v1")
