@@ -1,0 +1,208 @@
+"""World sampling: curricula that choose which problems to train on (ALGORITHMS.md section 9).
+
+Every curriculum serves `next_batch(num) -> list[Problem]`, takes feedback with
+`update(problems, pass_rates) -> keep[num]` (a boolean mask: the problems worth
+training on), counts the problems it generated and evaluated (world-sampling
+cost, to set against path-sampling cost), and saves / restores its position with
+JSON-serialisable `state_dict()` / `load_state_dict()`: problem n of a stream is
+drawn from `problem_rng(seed, n)`, so a resumed run sees the same data stream.
+
+- `uniform`:  a fixed difficulty.
+- `adaptive`: difficulty-adaptive. The mean pass rate of the last `window`
+  evaluated problems is kept inside `band` = [lo, hi] by stepping the difficulty
+  up (mean > hi) or down (mean < lo); after a step the window restarts. Problems
+  whose own pass rate is outside the band carry no group-relative signal and are
+  dropped (keep = False), as in DAPO's dynamic sampling (arXiv 2503.14476).
+- `mixture`:  several families with weights, each served by its own inner curriculum.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from explore_rl.registry import Registry
+from explore_rl.tasks.base import Problem, Task
+from explore_rl.tasks.registry import get_task, problem_rng
+
+CURRICULA = Registry("curriculum")
+_MAX_OWNED = 10_000  # recently served prompts a mixture remembers, to route feedback
+
+
+def make_curriculum(name: str, **kwargs) -> "Curriculum":
+  return CURRICULA.get(name)(**kwargs)
+
+
+class Curriculum(abc.ABC):
+  """Counters and state shared by every curriculum."""
+
+  def __init__(self, *, seed: int):
+    self.seed = int(seed)
+    self.num_generated = 0
+    self.num_evaluated = 0
+    self.num_dropped = 0
+
+  @abc.abstractmethod
+  def next_batch(self, num: int) -> list[Problem]:
+    """The next `num` problems of the stream."""
+
+  def update(self, problems: Sequence[Problem], pass_rates: Sequence[float]) -> np.ndarray:
+    """Record evaluated problems; returns keep[len(problems)] (all True here)."""
+    rates = self._check(problems, pass_rates)
+    self.num_evaluated += len(rates)
+    return np.ones(len(rates), bool)
+
+  @staticmethod
+  def _check(problems, pass_rates) -> np.ndarray:
+    rates = np.asarray(pass_rates, np.float64)
+    if rates.shape != (len(problems),) or np.any((rates < 0) | (rates > 1)):
+      raise ValueError(f"need one pass rate in [0, 1] per problem, got {rates} "
+                       f"for {len(problems)} problems")
+    return rates
+
+  def stats(self) -> dict:
+    return {"generated": self.num_generated, "evaluated": self.num_evaluated,
+            "dropped": self.num_dropped}
+
+  def state_dict(self) -> dict:
+    return {"seed": self.seed, "generated": self.num_generated,
+            "evaluated": self.num_evaluated, "dropped": self.num_dropped}
+
+  def load_state_dict(self, state: Mapping) -> None:
+    if state["seed"] != self.seed:
+      raise ValueError(f"state of seed {state['seed']} loaded into a curriculum of "
+                       f"seed {self.seed}")
+    self.num_generated = state["generated"]
+    self.num_evaluated = state["evaluated"]
+    self.num_dropped = state["dropped"]
+
+
+def _as_task(task: Task | str, task_kwargs: Mapping | None) -> Task:
+  return get_task(task, **(task_kwargs or {})) if isinstance(task, str) else task
+
+
+@CURRICULA.register("uniform")
+class UniformCurriculum(Curriculum):
+  """Problems of one family at a fixed difficulty (None: the family's default)."""
+
+  def __init__(self, task: Task | str, *, seed: int, difficulty: float | None = None,
+               task_kwargs: Mapping | None = None):
+    super().__init__(seed=seed)
+    self.task = _as_task(task, task_kwargs)
+    self.difficulty = difficulty
+
+  def next_batch(self, num: int) -> list[Problem]:
+    start, self.num_generated = self.num_generated, self.num_generated + num
+    return [self.task.sample(problem_rng(self.seed, start + i), self.difficulty)
+            for i in range(num)]
+
+
+@CURRICULA.register("adaptive")
+class AdaptiveCurriculum(UniformCurriculum):
+  """Keeps the recent pass rate inside `band` by moving the difficulty by `step`."""
+
+  def __init__(self, task: Task | str, *, seed: int, difficulty: float | None = None,
+               band: tuple[float, float] = (0.1, 0.9), step: float = 0.05, window: int = 64,
+               task_kwargs: Mapping | None = None):
+    super().__init__(task, seed=seed, task_kwargs=task_kwargs)
+    self.difficulty = self.task.default_difficulty if difficulty is None else float(difficulty)
+    self.band, self.step, self.window = (float(band[0]), float(band[1])), float(step), int(window)
+    self.recent: list[float] = []
+
+  def update(self, problems: Sequence[Problem], pass_rates: Sequence[float]) -> np.ndarray:
+    rates = self._check(problems, pass_rates)
+    self.num_evaluated += len(rates)
+    lo, hi = self.band
+    keep = (rates >= lo) & (rates <= hi)
+    self.num_dropped += int((~keep).sum())
+    self.recent = (self.recent + rates.tolist())[-self.window:]
+    mean = float(np.mean(self.recent))
+    if mean > hi or mean < lo:
+      moved = float(np.clip(self.difficulty + (self.step if mean > hi else -self.step), 0, 1))
+      if moved != self.difficulty:
+        self.difficulty, self.recent = moved, []
+    return keep
+
+  def stats(self) -> dict:
+    return {**super().stats(), "difficulty": self.difficulty}
+
+  def state_dict(self) -> dict:
+    return {**super().state_dict(), "difficulty": self.difficulty, "recent": list(self.recent)}
+
+  def load_state_dict(self, state: Mapping) -> None:
+    super().load_state_dict(state)
+    self.difficulty, self.recent = float(state["difficulty"]), list(state["recent"])
+
+
+@CURRICULA.register("mixture")
+class MixtureCurriculum(Curriculum):
+  """Each problem comes from family f with probability weights[f] / sum(weights).
+
+  tasks: {family name: weight}; each family is served by an `inner` curriculum
+  (uniform or adaptive, built with `inner_kwargs`) with its own derived seed.
+  `update` routes feedback back to the family that served each prompt.
+  """
+
+  def __init__(self, tasks: Mapping[str, float], *, seed: int, inner: str = "uniform",
+               inner_kwargs: Mapping | None = None,
+               task_kwargs: Mapping[str, Mapping] | None = None):
+    super().__init__(seed=seed)
+    if inner == "mixture":
+      raise ValueError("a mixture's inner curriculum must be uniform or adaptive")
+    self.names = list(tasks)
+    weights = np.asarray([tasks[n] for n in self.names], np.float64)
+    if len(weights) == 0 or np.any(weights < 0) or weights.sum() <= 0:
+      raise ValueError(f"need non-negative weights with a positive sum, got {dict(tasks)}")
+    self.probs = weights / weights.sum()
+    self.children = [
+        make_curriculum(inner, task=name, task_kwargs=(task_kwargs or {}).get(name),
+                        seed=int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0]),
+                        **(inner_kwargs or {}))
+        for i, name in enumerate(self.names)]
+    self.owner: dict[str, int] = {}  # prompt -> child, the last _MAX_OWNED served
+
+  def next_batch(self, num: int) -> list[Problem]:
+    picks = [int(problem_rng(self.seed, self.num_generated + i).choice(len(self.probs),
+                                                                        p=self.probs))
+             for i in range(num)]
+    self.num_generated += num
+    served = {c: iter(child.next_batch(picks.count(c))) for c, child in enumerate(self.children)}
+    batch = [next(served[c]) for c in picks]
+    for c, p in zip(picks, batch):
+      self.owner.pop(p.prompt, None)  # re-insert: the dict's order is the serving order
+      self.owner[p.prompt] = c
+    while len(self.owner) > _MAX_OWNED:
+      del self.owner[next(iter(self.owner))]
+    return batch
+
+  def update(self, problems: Sequence[Problem], pass_rates: Sequence[float]) -> np.ndarray:
+    rates = self._check(problems, pass_rates)
+    unknown = [p.prompt for p in problems if p.prompt not in self.owner]
+    if unknown:
+      raise ValueError(f"update for problems this mixture did not serve: {unknown[:3]}")
+    owners = np.array([self.owner[p.prompt] for p in problems])
+    keep = np.ones(len(problems), bool)
+    for c, child in enumerate(self.children):
+      idx = np.flatnonzero(owners == c)
+      if len(idx):
+        keep[idx] = child.update([problems[i] for i in idx], rates[idx])
+    self.num_evaluated += len(rates)
+    self.num_dropped += int((~keep).sum())
+    return keep
+
+  def stats(self) -> dict:
+    out = super().stats()
+    for name, child in zip(self.names, self.children):
+      out.update({f"{name}/{k}": v for k, v in child.stats().items()})
+    return out
+
+  def state_dict(self) -> dict:
+    return {**super().state_dict(), "children": [c.state_dict() for c in self.children],
+            "owner": list(self.owner.items())}
+
+  def load_state_dict(self, state: Mapping) -> None:
+    super().load_state_dict(state)
+    for child, child_state in zip(self.children, state["children"], strict=True):
+      child.load_state_dict(child_state)
+    self.owner = {prompt: int(c) for prompt, c in state["owner"]}
