@@ -25,6 +25,7 @@ class Rollout(NamedTuple):
   mask: jax.Array             # bool  [B*N, M], response tokens including the EOS
   logprobs: jax.Array         # fp32  [B*N, M], log pi(token) under the unmodified policy
   sample_logprobs: jax.Array  # fp32  [B*N, M], log-prob under the processed sampling dist
+  entropy: jax.Array          # fp32  [B*N, M], entropy of the unmodified policy at each step
   lengths: jax.Array          # int32 [B*N], number of response tokens (EOS included)
   truncated: jax.Array        # bool  [B*N], hit max_new_tokens without EOS
   steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
@@ -63,12 +64,15 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
     t, rng, cache, done, last, key_valid, out = state
     rng, step_rng = jax.random.split(rng)
     tok, sample_lp = sample_token(step_rng, last, config)
-    policy_lp = jnp.take_along_axis(jax.nn.log_softmax(last, -1), tok[:, None], -1)[:, 0]
+    logp_all = jax.nn.log_softmax(last.astype(jnp.float32), -1)
+    policy_lp = jnp.take_along_axis(logp_all, tok[:, None], -1)[:, 0]
+    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
     live = ~done
     tok = jnp.where(live, tok, pad_id)
     out = (out[0].at[:, t].set(tok), out[1].at[:, t].set(live),
            out[2].at[:, t].set(jnp.where(live, policy_lp, 0.0)),
-           out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)))
+           out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)),
+           out[4].at[:, t].set(jnp.where(live, entropy, 0.0)))
     done = done | (tok == eos_id)
     # Feed the token at slot P + t; it attends to every valid slot up to itself.
     slot = p + t
@@ -78,7 +82,8 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
     return t + 1, rng, cache, done, logits[:, 0], key_valid, out
 
   out = (jnp.full((rows, m), pad_id, jnp.int32), jnp.zeros((rows, m), bool),
-         jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32))
+         jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32),
+         jnp.zeros((rows, m), jnp.float32))
   state = (jnp.int32(0), rng, cache, jnp.zeros((rows,), bool), last, key_valid, out)
-  steps, _, _, done, _, _, (tokens, mask, lp, slp) = jax.lax.while_loop(cond, body, state)
-  return Rollout(tokens, mask, lp, slp, mask.sum(1).astype(jnp.int32), ~done, steps)
+  steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = jax.lax.while_loop(cond, body, state)
+  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)

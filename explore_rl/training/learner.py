@@ -1,0 +1,29 @@
+"""The learner's forward pass: per-token log-probs and entropies of responses, in fp32.
+
+Sequences are laid out as [left-padded prompt (P) | response (M)], the layout
+the sampler produces, so the logits at slot P-1+t score response token t.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from explore_rl.models import transformer
+
+
+def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
+                      response_mask, *, temperature: float = 1.0):
+  """(log pi(y_t | x, y_<t) fp32 [B, M], entropy H_t fp32 [B, M]), zero where masked.
+
+  prompt_tokens/valid: [B, P]; response_tokens/mask: [B, M]. `temperature`
+  rescales logits as the sampler did, when old log-probs must match it.
+  """
+  p = prompt_tokens.shape[1]
+  tokens = jnp.concatenate([prompt_tokens, response_tokens], axis=1)
+  valid = jnp.concatenate([prompt_valid, response_mask], axis=1)
+  logits = transformer.forward(graphdef, params, tokens, valid)[:, p - 1:-1]   # [B, M, V]
+  logits = logits.astype(jnp.float32) / temperature
+  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  logp = jnp.take_along_axis(logp_all, response_tokens[..., None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  return jnp.where(response_mask, logp, 0.0), jnp.where(response_mask, entropy, 0.0)

@@ -1,0 +1,55 @@
+"""Train state and optimizer: plain pytrees, so the update is a pure jitted function."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class TrainState(NamedTuple):
+  params: Any
+  opt_state: Any
+  step: jax.Array        # int32 [], optimizer updates applied
+  rng: jax.Array         # uint32 [2] raw key data (checkpoint friendly)
+
+
+def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: int = 0,
+                   weight_decay: float = 0.0, grad_clip: float = 1.0, b1: float = 0.9,
+                   b2: float = 0.999, schedule: str = "constant") -> optax.GradientTransformation:
+  """AdamW with global-norm clipping and a constant or cosine schedule after warmup."""
+  if schedule == "cosine":
+    lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(warmup_steps, 1),
+                                            max(total_steps, warmup_steps + 1))
+  elif schedule == "constant":
+    lr = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
+                               optax.constant_schedule(learning_rate)], [max(warmup_steps, 1)])
+  else:
+    raise ValueError(f"unknown schedule {schedule!r}; valid: constant, cosine")
+  return optax.chain(optax.clip_by_global_norm(grad_clip),
+                     optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
+
+
+def init_state(params, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
+  return TrainState(params, optimizer.init(params), jnp.int32(0),
+                    jax.random.key_data(jax.random.key(seed)))
+
+
+def all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def apply_if_finite(state: TrainState, grads, loss, optimizer) -> tuple[TrainState, jax.Array]:
+  """Apply the update unless the loss or a gradient is NaN/Inf (then keep the state).
+
+  Returns (new state, finite flag). Selecting with `where` keeps the step jittable;
+  the caller counts skipped updates and stops a persistently failing run.
+  """
+  finite = jnp.isfinite(loss) & all_finite(grads)
+  safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+  updates, opt_state = optimizer.update(safe_grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+  return TrainState(pick(params, state.params), pick(opt_state, state.opt_state),
+                    state.step + finite.astype(jnp.int32), state.rng), finite

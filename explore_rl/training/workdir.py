@@ -1,0 +1,60 @@
+"""What a run keeps in its workdir besides metrics: config.json, model.json, checkpoints/.
+
+`load_policy(workdir)` rebuilds the model of any run (SFT or RL) from its
+model.json and latest checkpoint; RL configs start from an SFT run this way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+
+from explore_rl.models import sharding, transformer
+from explore_rl.models.config import ModelConfig
+from explore_rl.models.tokenizer import CharTokenizer
+from explore_rl.training.checkpoint import Checkpointer
+from explore_rl.training.state import init_state, make_optimizer
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(workdir, "checkpoints")
+
+
+def write_run_files(workdir: str, config, model_config: ModelConfig):
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  with open(os.path.join(workdir, "model.json"), "w") as f:
+    json.dump(dataclasses.asdict(model_config), f, indent=2)
+
+
+def read_model_config(workdir: str) -> ModelConfig:
+  path = os.path.join(workdir, "model.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a run?")
+  with open(path) as f:
+    return ModelConfig(**json.load(f))
+
+
+def state_target(graphdef_params, seed: int = 0):
+  """A TrainState-shaped target (abstract optimizer state included) for restoring."""
+  params = graphdef_params
+  return jax.eval_shape(lambda p: init_state(p, make_optimizer(learning_rate=1.0), seed), params)
+
+
+def load_policy(workdir: str, mesh=None):
+  """(tokenizer, model config, graphdef, params) from a run's latest checkpoint."""
+  model_config = read_model_config(workdir)
+  graphdef, abstract = transformer.abstract_init(model_config)
+  target = state_target(abstract)
+  if mesh is not None:
+    shardings = sharding.param_shardings(abstract, mesh)
+    target = target._replace(params=jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), target.params,
+        shardings))
+  ckpt = Checkpointer(checkpoint_dir(workdir))
+  state, _ = ckpt.restore(target)
+  ckpt.close()
+  return CharTokenizer(), model_config, graphdef, state.params
