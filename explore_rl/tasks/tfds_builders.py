@@ -26,7 +26,7 @@ import tensorflow_datasets as tfds
 from explore_rl.tasks.base import Problem
 from explore_rl.tasks.registry import get_task, sample_problems
 
-PROCEDURAL = ("arithmetic", "countdown", "partition")
+PROCEDURAL = ("arithmetic", "countdown", "grid_paths", "partition")
 SPLIT_SEEDS = {"train": 0, "test": 1}  # offset by TaskConfig.seed
 
 

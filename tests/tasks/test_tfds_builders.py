@@ -48,4 +48,5 @@ def test_build_and_read_back(family, data_dir):
 
 def test_builder_names():
   assert [BUILDERS[f].name for f in PROCEDURAL] == [
-      "explore_rl_arithmetic", "explore_rl_countdown", "explore_rl_partition"]
+      "explore_rl_arithmetic", "explore_rl_countdown", "explore_rl_grid_paths",
+      "explore_rl_partition"]
