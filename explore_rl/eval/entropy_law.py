@@ -58,9 +58,9 @@ def fit_entropy_law(entropy, accuracy) -> EntropyLawFit:
     raise ValueError(f"need at least 3 (entropy, accuracy) points to fit a and b, got {h.size}")
   if not (np.all(np.isfinite(h)) and np.all(np.isfinite(r))):
     raise ValueError("entropy and accuracy must be finite")
-  x = np.exp(h)
-  if not np.all(np.isfinite(x)):
+  if h.max() >= np.log(np.finfo(np.float64).max):
     raise ValueError(f"exp(entropy) overflows: max entropy {h.max()}")
+  x = np.exp(h)
   dx, dr = x - x.mean(), r - r.mean()
   sxx, syy = np.sum(dx * dx), np.sum(dr * dr)
   if sxx <= 1e-12 * np.sum(x * x):
