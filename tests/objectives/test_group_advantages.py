@@ -163,3 +163,12 @@ def test_property_finite_and_centred(groups, n, seed, binary, name):
   # Every estimator is centred over the valid samples of a group.
   np.testing.assert_allclose((out * mask).sum(-1), 0.0, atol=1e-3 * (1 + np.abs(out).max()))
   assert np.all(np.isfinite(grad))
+
+
+def test_dapo_functions_jit_and_vmap():
+  rewards = jnp.array([[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])  # [1, 2, 3]
+  keep = jax.jit(jax.vmap(advantages.dapo_keep_mask))(rewards)
+  np.testing.assert_array_equal(keep, [[True, False]])
+  penalty = jax.jit(jax.vmap(lambda l: advantages.overlong_penalty(
+      l, max_length=20, cache_length=4)))(jnp.array([[17, 20], [10, 30]]))
+  np.testing.assert_allclose(penalty, [[-0.25, -1.0], [0.0, -1.0]])

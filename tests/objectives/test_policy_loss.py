@@ -214,3 +214,23 @@ def test_property_finite(b, t, seed):
   (loss, metrics), grad, kl = _ppo_with_grad(logp, old, adv, mask)
   assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(kl))
   assert all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("term", ["kl", "entropy"])
+def test_terms_jit_vmap_bf16_and_empty_mask(term):
+  rng = np.random.default_rng(4)
+  logp = rng.normal(size=(3, 4)).astype(np.float32)
+  ref = logp + rng.normal(size=(3, 4)).astype(np.float32) * 0.2
+  mask = (rng.uniform(size=(3, 4)) < 0.7).astype(np.float32)
+  if term == "kl":
+    fn = jax.jit(lambda lp, m: policy_loss.kl_penalty(lp, ref, m, coef=0.1, estimator="k2"))
+  else:
+    fn = jax.jit(lambda h, m: policy_loss.entropy_bonus(h, m, coef=0.01))
+  loss, metrics = fn(logp, mask)
+  vloss, _ = jax.vmap(fn)(np.stack([logp, logp]), np.stack([mask, mask]))
+  np.testing.assert_allclose(vloss[1], loss, rtol=1e-6)
+  loss16, metrics16 = fn(jnp.asarray(logp, jnp.bfloat16), mask.astype(bool))
+  assert loss16.dtype == jnp.float32 and all(v.dtype == jnp.float32 for v in metrics16.values())
+  loss0, metrics0 = fn(logp, np.zeros_like(mask))
+  np.testing.assert_array_equal(loss0, 0.0)
+  assert all(float(v) == 0.0 for v in metrics0.values())
