@@ -160,15 +160,17 @@ def gspo_loss(
     rng: jax.Array | None = None,
     clip_eps_low: float = 3e-4,
     clip_eps_high: float = 4e-4,
+    dual_clip_c: float | None = None,
     **hparams,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """GSPO (arXiv 2507.18071): `ppo_loss` with the sequence-level ratio and GSPO's clip range.
 
-  Defaults ε_low = 3e-4, ε_high = 4e-4 are the paper's; the other keywords are
-  `ppo_loss`'s.
+  Defaults ε_low = 3e-4, ε_high = 4e-4 and no dual clip are the paper's (and verl's
+  `gspo` loss); the other keywords are `ppo_loss`'s.
   """
   return ppo_loss(logprobs, old_logprobs, advantages, mask, rng=rng, clip_eps_low=clip_eps_low,
-                  clip_eps_high=clip_eps_high, ratio_level="sequence", **hparams)
+                  clip_eps_high=clip_eps_high, dual_clip_c=dual_clip_c, ratio_level="sequence",
+                  **hparams)
 
 
 @POLICY_LOSSES.register("pg")

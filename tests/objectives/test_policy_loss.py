@@ -84,8 +84,9 @@ def test_gspo_sequence_ratio():
                                                           ratio_level="sequence", **wide)[0]))(logp)
   np.testing.assert_allclose(grad, [[-1.414214, -1.414214], [-0.5, 0.0]], rtol=1e-6)
   # GSPO's own clip range (3e-4 / 4e-4): s = 1.414 is clipped to 1.0004 and 0.5 stays.
-  loss, _ = POLICY_LOSSES.get("gspo")(logp, old, adv, mask)
+  loss, m = POLICY_LOSSES.get("gspo")(logp, old, adv, mask)
   np.testing.assert_allclose(loss, [[-1.0004, -1.0004], [-0.5, 0.0]], rtol=1e-6)
+  assert "clip_frac_lower" not in m  # no dual clip in GSPO
   with pytest.raises(ValueError, match="ratio_level"):
     policy_loss.ppo_loss(logp, old, adv, mask, ratio_level="sentence")
 
