@@ -7,7 +7,8 @@ Each line is an object with `question` and `answer` and/or `solution`:
 The final answer is the explicit `answer` when it holds no `####`, else what
 `answers.extract_final_answer` finds in the answer / solution text. The written
 solution (`Problem.solution`) is the solution text (or GSM8K's reasoning answer),
-so these problems serve privileged self-distillation as they are.
+with "#### <answer>" appended when it states no final answer, so it is a correct
+response, and these problems serve privileged self-distillation as they are.
 
 The loader never skips silently: every malformed line (bad JSON, not an object,
 no question, no answer, no extractable final answer, blank) is reported with its
@@ -62,6 +63,12 @@ def _record(obj, where: str) -> tuple[dict | None, str | None]:
     final = answers.extract_final_answer(answer or solution)
   if not final or answers.normalize(final) in (None, ""):
     return None, "no final answer (no '####', '\\boxed{}' or number)"
+  # The solution must be a correct response: it states the final answer explicitly.
+  if "\\boxed" not in solution and "####" not in solution:
+    solution = f"{solution.rstrip()}\n#### {final}"
+  stated = answers.extract_final_answer(solution)
+  if stated is None or not answers.equivalent(stated, final):
+    return None, f"the solution's final answer {stated!r} disagrees with the answer {final!r}"
   level = obj.get("level")
   match = _LEVEL.fullmatch(str(level).strip()) if level is not None else None
   if level is not None and match is None:

@@ -31,11 +31,19 @@ def test_malformed_lines_are_all_reported_with_file_and_line():
     load_jsonl([GSM8K, MALFORMED])
   errors = info.value.errors
   # Lines 1 and 9 of malformed.jsonl are fine; every other one is reported, none skipped.
-  assert [e.split(": ")[0] for e in errors] == [f"{MALFORMED}:{n}" for n in (2, 3, 4, 5, 6, 7, 8)]
+  lines = (2, 3, 4, 5, 6, 7, 8, 10)
+  assert [e.split(": ")[0] for e in errors] == [f"{MALFORMED}:{n}" for n in lines]
   assert "invalid JSON" in errors[0] and "JSON object" in errors[1] and "question" in errors[2]
   assert "neither" in errors[3] and "no final answer" in errors[4] and "blank" in errors[5]
-  assert "level" in errors[6]
+  assert "level" in errors[6] and "disagrees" in errors[7]
   assert f"{MALFORMED}:2" in str(info.value)
+
+
+def test_solution_without_a_stated_answer_gets_one(tmp_path):
+  path = tmp_path / "plain.jsonl"
+  path.write_text(json.dumps({"question": "6 * 7?", "answer": "42", "solution": "Six sevens."}))
+  [record] = load_jsonl(path)
+  assert record["solution"] == "Six sevens.\n#### 42"
 
 
 def test_empty_file_is_an_error(tmp_path):

@@ -65,9 +65,12 @@ def test_demonstrations_verify_and_show_mistakes(task):
 
 
 def test_teacher_prompt_holds_problem_and_solution(task):
-  p = sample_problems(task, seed=6, num=1)[0]
-  teacher = task.teacher_prompt(p)
-  assert p.solution in teacher and teacher.endswith(p.prompt)
+  # Privileged self-distillation: only the teacher's prompt shows the solution, and
+  # it ends like the student's so both score the same response tokens.
+  for p in sample_problems(task, seed=6, num=5):
+    teacher = task.teacher_prompt(p)
+    assert p.solution in teacher and p.solution not in p.prompt
+    assert teacher.endswith("\n" + p.prompt)
 
 
 def test_every_family_is_covered():
