@@ -111,7 +111,7 @@ class ArithmeticTask(Task):
   default_difficulty = 0.4
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
-    d = self.default_difficulty if difficulty is None else float(np.clip(difficulty, 0.0, 1.0))
+    d = self.resolve_difficulty(difficulty)
     digits, num_ops = 1 + int(d * 3.999), 1 + int(d * 2.999)
     numbers = [int(x) for x in rng.integers(10 ** (digits - 1), 10**digits, num_ops + 1)]
     ops = [_OPS[i] for i in rng.integers(3, size=num_ops)]

@@ -83,6 +83,10 @@ class Task(abc.ABC):
   def mistake(self, problem: Problem, rng: np.random.Generator, response: str) -> str:
     """A realistic wrong variant of the correct `response` (scores 0)."""
 
+  def resolve_difficulty(self, difficulty: float | None) -> float:
+    """`difficulty` clipped to [0, 1]; None means `default_difficulty`."""
+    return self.default_difficulty if difficulty is None else float(np.clip(difficulty, 0, 1))
+
   # --- parsing ----------------------------------------------------------------
 
   @abc.abstractmethod

@@ -71,7 +71,7 @@ class CountdownTask(Task):
   default_difficulty = 0.3
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
-    d = self.default_difficulty if difficulty is None else float(np.clip(difficulty, 0.0, 1.0))
+    d = self.resolve_difficulty(difficulty)
     k, top = 3 + int(d * 3.999), 10 + int(40 * d)
     lo, hi = 10, 50 + int(950 * d)
     while True:  # rejection: a few draws on average.

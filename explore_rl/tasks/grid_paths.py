@@ -64,7 +64,7 @@ class GridPathsTask(Task):
   default_difficulty = 0.3
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
-    d = self.default_difficulty if difficulty is None else float(np.clip(difficulty, 0.0, 1.0))
+    d = self.resolve_difficulty(difficulty)
     n, density = 3 + int(d * 3.999), 0.1 + 0.2 * d
     while True:  # most grids keep >= 2 paths: a few draws at most.
       blocked = rng.random((n, n)) < density

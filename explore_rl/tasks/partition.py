@@ -51,7 +51,7 @@ class PartitionTask(Task):
   default_difficulty = 0.5
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
-    d = self.default_difficulty if difficulty is None else float(np.clip(difficulty, 0.0, 1.0))
+    d = self.resolve_difficulty(difficulty)
     num_parts = 2 + int(d * 2.999)
     max_part = 4 + int(8 * d)
     lo, hi = 8 + int(8 * d), 16 + int(20 * d)

@@ -56,10 +56,9 @@ def test_demonstrations_cover_every_strategy():
 def test_reference_solution_is_uniform_over_strategies():
   # 2000 draws over the 5 strategies: 400 expected each, binomial sd ~ 18.
   rng = np.random.default_rng(0)
-  table = TASK.correct_responses  # uses the same uniform sampler
   counts = {}
-  for _ in range(2000):
-    sig = TASK.signature(GOLDEN, table(GOLDEN, rng, 1)[0])
+  for _ in range(2000):  # one response = one draw of the uniform strategy sampler
+    sig = TASK.signature(GOLDEN, TASK.correct_responses(GOLDEN, rng, 1)[0])
     counts[sig] = counts.get(sig, 0) + 1
   assert len(counts) == 5 and all(320 < c < 480 for c in counts.values()), counts
 
