@@ -37,6 +37,12 @@ def _train_sft(config, workdir):
   return train_sft(config, workdir)
 
 
+@TRAINERS.register("rl")
+def _train_rl(config, workdir):
+  from explore_rl.training.rl import train_rl
+  return train_rl(config, workdir)
+
+
 def _run_config(workdir: str) -> dict:
   with open(os.path.join(workdir, "config.json")) as f:
     return json.load(f)

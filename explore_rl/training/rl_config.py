@@ -1,0 +1,64 @@
+"""The base RL config every `configs/<method>.py` starts from.
+
+The demo task is `partition` (write a target as a sum of allowed parts; every
+distinct multiset is a distinct strategy), at the `small` preset on CPU. A
+method config changes only `objective` (and what the method's paper changes).
+`arg="tiny"` turns any config into its smoke-test variant: the tiny preset, no
+SFT start, two steps.
+"""
+import ml_collections
+
+
+def rl_config(arg=None) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.trainer = "rl"
+  c.seed = 0
+  c.total_steps = 60
+  c.eval_every = 30
+  c.checkpoint_every = 30
+  c.keep_checkpoints = 3
+  c.max_consecutive_skips = 5
+
+  c.model = "small"                      # used when init_from is empty
+  c.model_overrides = ml_collections.ConfigDict()
+  c.init_from = "runs/demo/sft"          # an SFT workdir (explore-rl train --config configs/sft.py)
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+
+  c.task = "partition"
+  c.task_kwargs = ml_collections.ConfigDict()
+  c.curriculum = "uniform"
+  c.difficulty = 0.5
+  c.max_prompt_len = 20
+  c.max_response_len = 28
+  c.judge = "signature"
+  c.judge_kwargs = ml_collections.ConfigDict()
+  c.log_clusters = True
+
+  c.rollout = ml_collections.ConfigDict(dict(
+      prompts_per_step=16, num_samples=8, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
+      old_logprobs="sampler"))          # "sampler" (free) or "recompute" (a forward pass)
+  c.learner = ml_collections.ConfigDict(dict(epochs=1, mini_batches=2, micro_batches=1))
+  c.optim = ml_collections.ConfigDict(dict(
+      learning_rate=1e-4, warmup_steps=0, schedule="constant", weight_decay=0.0, grad_clip=1.0))
+
+  c.objective = ml_collections.ConfigDict(dict(
+      advantage="grpo", advantage_kwargs=ml_collections.ConfigDict(),
+      reward_shaper="", reward_shaper_kwargs=ml_collections.ConfigDict(),
+      loss="ppo", loss_kwargs=ml_collections.ConfigDict(dict(clip_eps_low=0.2, clip_eps_high=0.2)),
+      aggregation="token-mean", aggregation_kwargs=ml_collections.ConfigDict(),
+      kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
+      dynamic_sampling=False, oversample=1.0))
+
+  c.eval = ml_collections.ConfigDict(dict(num_prompts=64, num_samples=8, temperature=1.0))
+
+  if arg == "tiny":
+    c.model = "tiny"
+    c.init_from = ""
+    c.total_steps = 2
+    c.eval_every = c.checkpoint_every = 2
+    c.rollout.prompts_per_step = 4
+    c.eval.num_prompts = 4
+    c.eval.num_samples = 4
+  elif arg not in (None, ""):
+    raise ValueError(f"unknown config arg {arg!r}; valid: tiny")
+  return c
