@@ -63,7 +63,7 @@ def masked_mean(x: jax.Array, mask: jax.Array, axis=None) -> jax.Array:
 
 @AGGREGATIONS.register("token-mean")
 def token_mean(per_token_loss: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(Σ_{i,t} m ℓ, Σ_{i,t} m): every valid token of the mini-batch weighs the same (DAPO)."""
+  """(Σ_{i,t} m ℓ, Σ_{i,t} m): every valid token weighs the same (DAPO, arXiv 2503.14476)."""
   loss, mask = _prepare(per_token_loss, mask)
   return jnp.sum(loss), jnp.sum(mask)
 
@@ -77,7 +77,7 @@ def seq_mean_token_sum(per_token_loss: jax.Array, mask: jax.Array) -> tuple[jax.
 
 @AGGREGATIONS.register("seq-mean-token-mean")
 def seq_mean_token_mean(per_token_loss: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(Σ_i Σ_t m ℓ / max(Σ_t m, 1), #valid sequences): GRPO's per-sequence length norm."""
+  """(Σ_i Σ_t m ℓ / max(Σ_t m, 1), #valid sequences): GRPO's (arXiv 2402.03300) length norm."""
   loss, mask = _prepare(per_token_loss, mask)
   per_seq = jnp.sum(loss, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)  # [B]
   return jnp.sum(per_seq), _num_valid_sequences(mask)

@@ -243,6 +243,9 @@ def entropy_bonus(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """ℓ_t = −coef·H_t, H_t = −Σ_v π(v) log π(v) per token (the learner computes it from logits).
 
+  The PPO entropy bonus (arXiv 1707.06347, eq. 9). Cui et al. (arXiv 2505.22617)
+  find it does not prevent entropy collapse; it is here as a baseline.
+
   Shapes [B, T]; returns (per_token_loss [B, T] fp32, {"entropy": masked mean H}).
   """
   mask = mask.astype(jnp.float32)

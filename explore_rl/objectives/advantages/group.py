@@ -91,7 +91,7 @@ def dapo_keep_mask(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Arr
 
 
 def overlong_penalty(lengths: jax.Array, *, max_length: int, cache_length: int) -> jax.Array:
-  """DAPO soft overlong punishment (arXiv 2503.14476, eq. 13), lengths [...] -> [...] fp32.
+  """DAPO soft overlong punishment (arXiv 2503.14476), lengths [...] -> [...] fp32.
 
       R_len(y) = 0                                 |y| ≤ L_max − L_cache
                = ((L_max − L_cache) − |y|)/L_cache  L_max − L_cache < |y| ≤ L_max
