@@ -15,7 +15,8 @@ SETTINGS = hypothesis.settings(max_examples=30, deadline=None)
 N, D = 6, 3
 
 _dra = jax.jit(advantages.dra_rewards)
-_evol = jax.jit(advantages.evol_rewards)
+_evol = jax.jit(lambda ids, emb, mask=None: advantages.evol_rewards(
+    None, answer_ids=ids, embeddings=emb, mask=mask))
 
 
 def _cos(a, b):
@@ -127,16 +128,19 @@ def test_per_prompt_padding_jit_and_vmap(name):
   emb = rng.normal(size=(2, N, D)).astype(np.float32)
   ids = rng.integers(-1, 3, (2, N))
   rewards = rng.random((2, N)).astype(np.float32)
-  first = ids if name == "evol" else rewards
-  fn = jax.jit(REWARD_SHAPERS.get(name))
-  out = fn(first, emb)
+  shaper = REWARD_SHAPERS.get(name)
+  # The shapers' call form: shaper(rewards, **context), context by keyword.
+  fn = jax.jit(lambda r, ids, emb, mask=None: shaper(
+      r, **({"answer_ids": ids} if name == "evol" else {}), embeddings=emb, mask=mask))
+  out = fn(rewards, ids, emb)
   # Another prompt's embeddings never enter a prompt's rewards.
   emb2 = emb.copy()
   emb2[1] = rng.normal(size=(N, D))
-  np.testing.assert_allclose(fn(first, emb2)[0], out[0], atol=1e-6)
-  np.testing.assert_allclose(jax.vmap(fn)(first, emb), out, atol=1e-6)
+  np.testing.assert_allclose(fn(rewards, ids, emb2)[0], out[0], atol=1e-6)
+  np.testing.assert_allclose(jax.vmap(fn)(rewards, ids, emb), out, atol=1e-6)
   # Padding == slicing: the last two of six masked out equals the first four alone.
   mask = np.arange(N) < 4
-  padded = fn(first, emb, mask=np.broadcast_to(mask, (2, N)))
-  np.testing.assert_allclose(padded[:, :4], fn(first[:, :4], emb[:, :4]), atol=1e-6)
+  padded = fn(rewards, ids, emb, np.broadcast_to(mask, (2, N)))
+  np.testing.assert_allclose(padded[:, :4], fn(rewards[:, :4], ids[:, :4], emb[:, :4]),
+                             atol=1e-6)
   assert np.all(np.isfinite(np.asarray(padded)))

@@ -1,8 +1,9 @@
 """Diversity-shaped rewards from given response embeddings: DRA and EVOL-RL.
 
-Each prompt's group is one row: rewards / answer ids `[..., N]`, embeddings
-`[..., N, D]` (e.g. from `explore_rl.rewards` embedding judges), optional
-`mask[..., N]` for padded groups. Similarities are taken within a row only, never
+Call form of every reward shaper: shaper(rewards[..., N], **context) -> [..., N],
+the context given by keyword (`embeddings[..., N, D]`, e.g. from the
+`explore_rl.rewards` embedding judge, `answer_ids[..., N]`, optional `mask[..., N]`
+for padded groups). Each prompt's group is one row. Similarities are taken within a row only, never
 across prompts. The shaped rewards then go through an advantage estimator
 (GRPO, Dr. GRPO, ...). All arithmetic is fp32; jittable, no gradients needed.
 """
@@ -63,7 +64,7 @@ def _minmax_in_group(u: jax.Array, group: jax.Array) -> jax.Array:
 
 
 @REWARD_SHAPERS.register("evol")
-def evol_rewards(answer_ids: jax.Array, embeddings: jax.Array, *,
+def evol_rewards(rewards: jax.Array | None, *, answer_ids: jax.Array, embeddings: jax.Array,
                  mask: jax.Array | None = None) -> jax.Array:
   """EVOL-RL label-free rewards (arXiv 2509.15194): majority selects, novelty varies.
 
@@ -79,8 +80,11 @@ def evol_rewards(answer_ids: jax.Array, embeddings: jax.Array, *,
      correct -> 0.5 + 0.5·minmax(u) ∈ [0.5, 1], incorrect -> −1 + 0.5·minmax(u) ∈
      [−1, −0.5], unparseable -> −1, masked (padding) -> 0.
   Follows the reference reward manager (`semantic_novelty.py`). answer_ids[..., N]
-  int, embeddings[..., N, D] -> rewards [..., N] fp32.
+  int, embeddings[..., N, D] -> rewards [..., N] fp32. `rewards` (the verifier's)
+  is there for the shapers' call form, shaper(rewards, **context): EVOL-RL is
+  label-free, the vote replaces them.
   """
+  del rewards  # label-free: see above
   ids = jnp.asarray(answer_ids)
   real = _valid(ids.shape, mask)
   voted = real & (ids >= 0)  # [..., N] parseable
