@@ -117,7 +117,7 @@ def test_passk_analytic_is_mean_marginal_pass_advantage_over_std(case):
 
 
 def test_passk_analytic_is_set_rl_pass_with_mean_reduction():
-  rewards = jnp.array([[0.0, 1.0, 0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]])
+  rewards = jnp.array([[0.0, 1.0, 0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]])
   passes = set_rl.set_scores("pass", rewards, None, set_rl.all_subsets(6, 3))  # [2, 20]
   marginal = set_rl.set_rl_advantages(rewards, set_fn="pass", set_size=3, reduce="mean")
   np.testing.assert_allclose(_analytic(rewards, 3), marginal / passes.std(-1, keepdims=True),
