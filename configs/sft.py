@@ -26,7 +26,7 @@ def get_config(arg=None):
   c.mistake_rate = 0.1
   c.optim = ml_collections.ConfigDict(dict(
       learning_rate=2e-3, warmup_steps=40, schedule="cosine", weight_decay=0.0, grad_clip=1.0))
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
   c.eval_every = 200
   c.checkpoint_every = 200
   c.eval = ml_collections.ConfigDict(dict(num_prompts=64, num_samples=8, temperature=1.0))

@@ -38,11 +38,14 @@ DEFAULT_RULES: Mapping[str, str | None] = {
 def make_mesh(shape: Mapping[str, int] | None = None, devices=None) -> Mesh:
   """A ("data", "fsdp", "tensor") mesh; one size may be -1 (= the remaining devices).
 
+  `shape` may also hold `num_devices`: use only the first n devices (0 = all).
+
   Axis types are Auto (GSPMD propagation): `jax.make_mesh` defaults to Explicit
   in current JAX, under which e.g. a matmul over a sharded contracting dim raises.
   """
-  devices = devices if devices is not None else jax.devices()
   shape = dict({"data": 1, "fsdp": -1, "tensor": 1}, **(shape or {}))
+  devices = devices if devices is not None else jax.devices()
+  devices = devices[:shape.pop("num_devices", 0) or len(devices)]
   unknown = set(shape) - set(MESH_AXES)
   if unknown:
     raise ValueError(f"unknown mesh axes {sorted(unknown)}; valid: {MESH_AXES}")
@@ -99,6 +102,18 @@ def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def place_on_mesh(tree, mesh: Mesh):
+  """Replicate over the mesh every leaf not already spread over all its devices.
+
+  Optimizer counters, steps and PRNG keys are created on one device; a jitted
+  step needs all its arguments on the same device set.
+  """
+  full = set(mesh.devices.flat)
+  return jax.tree.map(
+      lambda x: x if set(x.sharding.device_set) == full else jax.device_put(x, replicated(mesh)),
+      tree)
 
 
 def shard_params(params, mesh: Mesh, rules: Mapping[str, str | None] = DEFAULT_RULES):

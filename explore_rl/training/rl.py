@@ -128,6 +128,9 @@ class RLTrainer:
     c = config
     self.objective = Objective(c.objective)                 # validates names first
     self.task = get_task(c.task, **c.task_kwargs)
+    if c.curriculum == "mixture":
+      raise ValueError("the RL trainer scores every problem with config.task, so it takes the "
+                       "single-family curricula (uniform, adaptive), not 'mixture'")
     self.curriculum = make_curriculum(c.curriculum, task=self.task, seed=c.seed,
                                       difficulty=c.difficulty)
     self.judge = get_judge(c.judge, **c.judge_kwargs)
@@ -144,7 +147,7 @@ class RLTrainer:
     self.model_config = model_config
     write_run_files(workdir, c, model_config)
     self.optimizer = make_optimizer(**c.optim, total_steps=c.total_steps)
-    self.state = init_state(params, self.optimizer, c.seed)
+    self.state = sharding.place_on_mesh(init_state(params, self.optimizer, c.seed), self.mesh)
     self.ref_params = params if self.objective.loss_spec.kl_coef else None
     self.sampling = SamplingConfig(temperature=c.rollout.temperature, top_k=c.rollout.top_k,
                                    top_p=c.rollout.top_p, min_p=c.rollout.min_p,
@@ -166,7 +169,7 @@ class RLTrainer:
     self.eval_problems = sample_problems(self.task, c.seed + 7_777_777, c.eval.num_prompts,
                                          c.difficulty)
     self.ckpt = Checkpointer(checkpoint_dir(workdir), keep=c.get("keep_checkpoints", 3))
-    self.start_step, self.counters = 0, {"updates_skipped": 0, "flops_sample": 0.0,
+    self.start_step, self.counters = 0, {"updates_skipped_total": 0, "flops_sample": 0.0,
                                          "flops_train": 0.0}
     if self.ckpt.latest_step() is not None:
       self.state, meta = self.ckpt.restore(self.state)
@@ -291,7 +294,7 @@ class RLTrainer:
                               * scored.num_samples)
         self.counters["flops_sample"] += 2.0 * n_params * sample_tokens
         self.counters["flops_train"] += 6.0 * n_params * upd.pop("_train_tokens")
-        self.counters["updates_skipped"] += upd["updates_skipped"]
+        self.counters["updates_skipped_total"] += upd["updates_skipped"]
         consecutive_skips = consecutive_skips + 1 if upd["updates_skipped"] else 0
         mask = np.asarray(scored.rollout.mask)
         sel = scored.rewards[groups]

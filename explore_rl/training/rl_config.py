@@ -22,7 +22,7 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.model = "small"                      # used when init_from is empty
   c.model_overrides = ml_collections.ConfigDict()
   c.init_from = "runs/demo/sft"          # an SFT workdir (explore-rl train --config configs/sft.py)
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
 
   c.task = "partition"
   c.task_kwargs = ml_collections.ConfigDict()

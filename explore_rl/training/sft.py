@@ -67,7 +67,7 @@ def train_sft(config, workdir: str, *, progress: bool = True):
   graphdef, params = transformer.init(model_config, seed=config.seed)
   params = sharding.shard_params(params, mesh)
   optimizer = make_optimizer(**config.optim, total_steps=config.total_steps)
-  state = init_state(params, optimizer, config.seed)
+  state = sharding.place_on_mesh(init_state(params, optimizer, config.seed), mesh)
 
   ckpt = Checkpointer(checkpoint_dir(workdir))
   start = 0
