@@ -53,11 +53,16 @@ def dra_rewards(rewards: jax.Array, embeddings: jax.Array, *,
   return jnp.where(valid, rewards / (1.0 + crowding), rewards)
 
 
+# Novelties closer than this count as equal [ours]: rounding noise in the cosines must
+# not decide between minmax's 0/1 and its all-equal 0.5.
+_NOVELTY_TIE = 1e-6
+
+
 def _minmax_in_group(u: jax.Array, group: jax.Array) -> jax.Array:
   """(u − min)/(max − min) over the group's members; 1 for a lone member, 0.5 when all equal."""
   lo = jnp.min(jnp.where(group, u, jnp.inf), axis=-1, keepdims=True)
   hi = jnp.max(jnp.where(group, u, -jnp.inf), axis=-1, keepdims=True)
-  spread = hi > lo
+  spread = hi - lo > _NOVELTY_TIE
   scaled = (u - jnp.where(spread, lo, 0.0)) / jnp.where(spread, hi - lo, 1.0)
   alone = jnp.sum(group, axis=-1, keepdims=True) == 1
   return jnp.where(spread, scaled, jnp.where(alone, 1.0, 0.5))
