@@ -12,5 +12,5 @@ def get_config(arg=None):
   c = rl_config(arg)
   c.objective.advantage = "dr_grpo"
   c.objective.aggregation = "seq-mean-token-sum-norm"
-  c.objective.aggregation_kwargs.max_length = c.max_response_len
+  c.objective.aggregation_kwargs.norm = c.max_response_len
   return c

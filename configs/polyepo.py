@@ -15,6 +15,6 @@ def get_config(arg=None):
   c.objective.advantage = "set_rl"
   c.objective.advantage_kwargs = dict(set_fn="polychromatic", set_size=4, reduce="mean")
   c.objective.aggregation = "seq-mean-token-sum-norm"
-  c.objective.aggregation_kwargs.max_length = c.max_response_len
+  c.objective.aggregation_kwargs.norm = c.max_response_len
   c.objective.loss_kwargs.clip_eps_high = 0.28
   return c
