@@ -36,7 +36,7 @@ def get_config(arg=None):
     c.batch_size = 8
     c.eval_every = c.checkpoint_every = 2
     c.eval.num_prompts = 4
-    c.eval.num_samples = 2
+    c.eval.num_samples = 4
   elif arg not in (None, ""):
     raise ValueError(f"unknown config arg {arg!r}; valid: tiny")
   return c
