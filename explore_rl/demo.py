@@ -39,8 +39,8 @@ def main(argv=None):
     train_rl(load_config(name + variant, {"init_from": sft_dir}),
              os.path.join(args.workdir, name))
     wall[label] = time.perf_counter() - t0
-  sft = load_config("sft" + variant)
-  intro = (f"Task `{sft.task}` (difficulty {sft.difficulty}), preset `{args.preset}`, CPU. "
+  sft = load_config("sft" + variant, {} if args.smoke else {"model": args.preset})
+  intro = (f"Task `{sft.task}` (difficulty {sft.difficulty}), preset `{sft.model}`, CPU. "
            f"Held-out: {sft.eval.num_prompts} prompts x {sft.eval.num_samples} samples at "
            "temperature 1; `distinct` counts distinct correct strategies per prompt; entropy is "
            "the mean per-token policy entropy of those samples. RL runs start from the SFT prior.")
