@@ -148,10 +148,14 @@ def test_marginal_advantages_are_exactly_unbiased(name, num_samples, set_size):
   adv = _adv(jnp.asarray(OUTCOME_REWARDS[samples]),
              cluster_ids=jnp.asarray(OUTCOME_CLUSTERS[samples]), set_fn=name,
              set_size=set_size)  # [S, N]
-  pi = jax.nn.softmax(LOGITS)
-  score = jax.nn.one_hot(samples, outcomes) - pi  # ∇_θ log π(y) for softmax logits θ
-  estimate = jnp.einsum("s,sn,sno->o", _tuple_probs(LOGITS, samples), adv, score)
-  grad = jax.grad(_objective)(LOGITS, name, set_size)
+
+  @jax.jit
+  def expectation(logits):
+    score = jax.nn.one_hot(samples, outcomes) - jax.nn.softmax(logits)  # ∇_θ log π(y)
+    return jnp.einsum("s,sn,sno->o", _tuple_probs(logits, samples), adv, score)
+
+  estimate = expectation(LOGITS)
+  grad = jax.jit(jax.grad(_objective), static_argnums=(1, 2))(LOGITS, name, set_size)
   scale = math.comb(num_samples, set_size) - math.comb(num_samples - 1, set_size - 1)
   assert float(jnp.linalg.norm(grad)) > 1e-2  # the check is not vacuous
   np.testing.assert_allclose(estimate, scale * grad, atol=1e-5)
