@@ -10,8 +10,10 @@ and gives response i the marginal set advantage
 or the mean of A_j over the subsets holding i (mean form). With all subsets the sum
 form is an unbiased estimate of M·∇J_f, M = C(N, n) − C(N−1, n−1): the C(N, n) part
 is the score-function term of every subset, the C(N−1, n−1) part is what the
-subset-mean baseline (which depends on y_i) takes back. Â replaces the per-sample
-advantage in the PPO/GRPO loss.
+subset-mean baseline (which depends on y_i) takes back. With K < C = C(N, n)
+subsets drawn uniformly without replacement, the scale becomes
+M_K = (K−1)(C − C(N−1, n−1))/(C − 1) (still positive, M at K = C). Â replaces the
+per-sample advantage in the PPO/GRPO loss.
 
 Set functions take the rewards and cluster ids of every subset at once,
 `[..., K, n]`, and return `[..., K]`; register a new one in `SET_FUNCTIONS`:

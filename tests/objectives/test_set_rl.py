@@ -161,6 +161,24 @@ def test_marginal_advantages_are_exactly_unbiased(name, num_samples, set_size):
   np.testing.assert_allclose(estimate, scale * grad, atol=1e-5)
 
 
+def test_sampled_subsets_are_exactly_unbiased():
+  # K of the C = C(N,n) subsets, uniform without replacement: averaging Â over all C(C, K)
+  # choices gives E[Σ_i ∇log π(y_i) Â_i] = M_K ∇J_f, M_K = (K−1)(C − C(N−1,n−1))/(C − 1)
+  # (= M at K = C). N=4, n=2: C = 6, K = 3 -> M_K = 2·(6 − 3)/5 = 6/5.
+  num_samples, set_size, k = 4, 2, 3
+  outcomes = len(OUTCOME_REWARDS)
+  samples = np.array(list(itertools.product(range(outcomes), repeat=num_samples)))  # [S, N]
+  rewards, clusters = OUTCOME_REWARDS[samples], OUTCOME_CLUSTERS[samples]
+  adv_fn = jax.jit(lambda subsets: set_rl.marginal_set_advantages(
+      set_rl.polychromatic_scores(rewards, clusters, subsets), subsets, num_samples))
+  choices = list(itertools.combinations(set_rl.all_subsets(num_samples, set_size), k))
+  adv = sum(adv_fn(np.stack(c)) for c in choices) / len(choices)  # [S, N]
+  score = jax.nn.one_hot(samples, outcomes) - jax.nn.softmax(LOGITS)
+  estimate = jnp.einsum("s,sn,sno->o", _tuple_probs(LOGITS, samples), adv, score)
+  grad = jax.grad(_objective)(LOGITS, "polychromatic", set_size)
+  np.testing.assert_allclose(estimate, 6 / 5 * grad, atol=1e-6)
+
+
 # --- sampled subsets ------------------------------------------------------------------
 
 
