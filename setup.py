@@ -24,6 +24,7 @@ setup(
         "tqdm",
         "tokenizers",
         "safetensors",
+        "jinja2>=3.1.6",  # checkpoints' chat templates (hf_import), sandboxed as transformers
         "matplotlib",
     ],
     extras_require={
