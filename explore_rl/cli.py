@@ -29,6 +29,9 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval/sample: samples p
 _DIFFICULTY = flags.DEFINE_float("difficulty", None, "eval/sample: task difficulty.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "eval/sample: sampling temperature.")
 _SEED = flags.DEFINE_integer("seed", 12345, "eval/sample: seed of the held-out prompts.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU/TPU; the "
+    "coordinator comes from the cluster environment, e.g. TPU pod metadata or SLURM).")
 
 
 @TRAINERS.register("sft")
@@ -103,6 +106,9 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
   command = commands[0]
+  if _DISTRIBUTED.value:
+    import jax
+    jax.distributed.initialize()
   if command == "train":
     config = _CONFIG.value
     if config is None:
