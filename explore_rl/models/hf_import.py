@@ -366,6 +366,13 @@ class HFModel:
                     None if valid is None else jnp.asarray(valid, bool))
 
 
+def is_hf_checkpoint(path: str) -> bool:
+  """A Hugging Face checkpoint directory: config.json plus safetensors weights (a run's
+  workdir also has a config.json, but its weights are Orbax checkpoints)."""
+  return os.path.exists(os.path.join(path, "config.json")) and any(
+      os.path.exists(os.path.join(path, f)) for f in (SAFETENSORS, SAFETENSORS_INDEX))
+
+
 def read_hf_config(path: str, dtype=jnp.float32) -> ModelConfig:
   config_json = _read_json(os.path.join(path, "config.json"))
   if config_json is None:

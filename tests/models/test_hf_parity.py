@@ -182,6 +182,7 @@ def test_sharded_index_loads_each_tensor_onto_the_mesh(checkpoints, tmp_path):
   path = str(tmp_path / "hf")
   checkpoints("qwen2_gqa_tied_bias").hf.save_pretrained(path, max_shard_size="20KB")
   index = json.load(open(os.path.join(path, hf_import.SAFETENSORS_INDEX)))
+  assert hf_import.is_hf_checkpoint(path)
   assert len(set(index["weight_map"].values())) > 3
   model = hf_import.load_hf_model(path)
   mesh = sharding.make_mesh()                                      # fsdp over 8 devices
@@ -248,6 +249,8 @@ def test_config_rope_forms_and_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="sliding"):
     hf_import.config_from_hf({**base, "model_type": "qwen2", "use_sliding_window": True})
   (tmp_path / "pytorch_model.bin").write_bytes(b"")
+  (tmp_path / "config.json").write_text(json.dumps(base))  # as a run's workdir has one too
+  assert not hf_import.is_hf_checkpoint(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="pickle"):
     hf_import.load_hf_params(str(tmp_path), legacy)
 
