@@ -7,9 +7,10 @@ linear weights as [out, in]; the model's kernels are [in, out], so every
 permutation: the model uses HF's rotate-half convention.
 
 With a mesh, each tensor goes straight to its `param_shardings` placement via
-`jax.make_array_from_callback`: each device's block is read from the file
-(`safe_open(...).get_slice`) and cast on its own, so neither the host nor any
-device ever holds more than one tensor's shard at a time.
+`jax.make_array_from_callback`: each device's block is read from the (memory-
+mapped) file with `safe_open(...).get_slice` and cast on its own, so the host
+handles one device block at a time and no device ever holds a full copy of a
+sharded weight, let alone of the model.
 
     model = load_hf_model("Qwen2.5-0.5B-Instruct")          # fp32
     logits = model(tokens)                                   # int32 [B, T] -> fp32 [B, T, V]
@@ -179,7 +180,7 @@ def load_hf_params(path: str, model_config: ModelConfig, *, mesh=None, dtype=Non
   tensor is placed with `sharding.param_shardings`, one device block at a time.
   """
   from safetensors import safe_open
-  dtype = np.dtype(dtype or model_config.weight_dtype)
+  dtype = np.dtype(model_config.weight_dtype if dtype is None else dtype)
   _, abstract = transformer.abstract_init(model_config)
   shardings = sharding.param_shardings(abstract, mesh) if mesh is not None else None
   wanted = hf_param_map(model_config)
