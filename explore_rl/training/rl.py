@@ -106,18 +106,19 @@ def _answer_ids(task, rollout: ScoredRollout) -> np.ndarray:
   return out
 
 
-def _select_groups(rewards: np.ndarray, num_groups: int, dynamic: bool) -> np.ndarray:
-  """Indices of the groups to train on (static count).
+def _select_groups(rewards: np.ndarray, keep: np.ndarray, num_groups: int,
+                   dynamic: bool) -> np.ndarray:
+  """Indices of the `num_groups` groups to train on (a static count).
 
-  DAPO dynamic sampling (arXiv 2503.14476): from an oversampled prompt batch keep
-  groups whose rewards are not all equal (they carry no group-relative signal);
-  if too few remain, fill with the others (their advantages are 0 anyway).
+  Groups the curriculum keeps come first. With DAPO dynamic sampling (arXiv
+  2503.14476) the prompt batch is oversampled and groups whose rewards are all
+  equal (no group-relative signal) go last; if too few informative groups
+  remain, the others fill the batch (their GRPO advantages are 0 anyway).
   """
-  order = np.arange(rewards.shape[0])
+  priority = keep.astype(int)
   if dynamic:
-    informative = rewards.max(axis=1) > rewards.min(axis=1)
-    order = np.concatenate([order[informative], order[~informative]])
-  return order[:num_groups]
+    priority += 2 * (rewards.max(axis=1) > rewards.min(axis=1))
+  return np.argsort(-priority, kind="stable")[:num_groups]
 
 
 class RLTrainer:
@@ -148,6 +149,7 @@ class RLTrainer:
     write_run_files(workdir, c, model_config)
     self.optimizer = make_optimizer(**c.optim, total_steps=c.total_steps)
     self.state = sharding.place_on_mesh(init_state(params, self.optimizer, c.seed), self.mesh)
+    # The KL reference is the initial policy (also after a resume).
     self.ref_params = params if self.objective.loss_spec.kl_coef else None
     self.sampling = SamplingConfig(temperature=c.rollout.temperature, top_k=c.rollout.top_k,
                                    top_p=c.rollout.top_p, min_p=c.rollout.min_p,
@@ -176,8 +178,6 @@ class RLTrainer:
       self.start_step = meta["step"]
       self.counters = meta["counters"]
       self.curriculum.load_state_dict(meta["curriculum"])
-      if self.ref_params is not None:
-        self.ref_params = params  # the reference stays the initial policy
 
   # -- one step ------------------------------------------------------------------------------
   def _rollout(self, step: int, rng) -> tuple[ScoredRollout, np.ndarray, dict]:
@@ -189,8 +189,8 @@ class RLTrainer:
                               problems, num_samples=c.rollout.num_samples,
                               sampling=self.sampling, prompt_len=c.max_prompt_len, rng=rng)
     keep = self.curriculum.update(problems, scored.correct.mean(axis=1).tolist())
-    del keep  # the curriculum's own filter shapes future batches; groups are chosen below
-    groups = _select_groups(scored.rewards, num_groups, self.objective.dynamic_sampling)
+    groups = _select_groups(scored.rewards, np.asarray(keep), num_groups,
+                            self.objective.dynamic_sampling)
     return scored, groups, {"groups_informative": float(
         np.mean(scored.rewards.max(1) > scored.rewards.min(1)))}
 

@@ -85,3 +85,13 @@ def test_two_steps_on_eight_devices_equal_one_device(tmp_path):
   assert [r["reward_mean"] for r in rows[1]] == [r["reward_mean"] for r in rows[8]]
   for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[8])):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_select_groups_prefers_kept_then_informative():
+  from explore_rl.training.rl import _select_groups
+  rewards = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float32)
+  keep = np.array([True, True, False, False])
+  # dynamic: informative (groups 1, 3) first, kept before dropped within each
+  assert _select_groups(rewards, keep, 3, True).tolist() == [1, 3, 0]
+  assert _select_groups(rewards, keep, 2, False).tolist() == [0, 1]
+  assert _select_groups(rewards, np.ones(4, bool), 4, False).tolist() == [0, 1, 2, 3]
