@@ -87,7 +87,8 @@ def test_stops_early_when_every_row_emitted_eos(model, prompts):
   out = generate(graphdef, params, *prompts, jax.random.key(0), num_samples=2,
                  config=SamplingConfig(max_new_tokens=50), eos_id=EOS, pad_id=PAD)
   assert int(out.steps) == 1
-  assert (np.asarray(out.tokens[:, 0]) == EOS).all() and (np.asarray(out.tokens[:, 1:]) == PAD).all()
+  tokens = np.asarray(out.tokens)
+  assert (tokens[:, 0] == EOS).all() and (tokens[:, 1:] == PAD).all()
   assert np.asarray(out.lengths).tolist() == [1] * 6 and not np.asarray(out.truncated).any()
 
 
