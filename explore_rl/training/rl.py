@@ -34,7 +34,8 @@ from explore_rl.training.metrics import MetricsWriter
 from explore_rl.training.objective import LossSpec, Objective
 from explore_rl.training.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
-from explore_rl.training.workdir import checkpoint_dir, load_policy, write_run_files
+from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files,
+                                         load_initial_policy, write_run_files)
 
 
 class RLBatch(NamedTuple):
@@ -138,7 +139,9 @@ class RLTrainer:
     self.embedder = get_judge("embedding") if self.objective.needs_embeddings else None
     self.mesh = sharding.make_mesh(dict(c.mesh))
     if c.init_from:
-      self.tokenizer, model_config, self.graphdef, params = load_policy(c.init_from, self.mesh)
+      self.tokenizer, model_config, self.graphdef, params = load_initial_policy(
+          c.init_from, self.mesh, c.get("hf"))
+      copy_tokenizer_files(c.init_from, workdir)
     else:
       self.tokenizer = CharTokenizer()
       model_config = get_preset(c.model, vocab_size=self.tokenizer.vocab_size,

@@ -1,17 +1,21 @@
-"""What a run keeps in its workdir besides metrics: config.json, model.json, checkpoints/.
+"""What a run keeps in its workdir besides metrics: config.json, model.json, checkpoints/,
+and, for a run started from a Hugging Face checkpoint, that checkpoint's tokenizer files.
 
 `load_policy(workdir)` rebuilds the model of any run (SFT or RL) from its
 model.json and latest checkpoint; RL configs start from an SFT run this way.
+`load_initial_policy(path)` also accepts a Hugging Face checkpoint directory.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 
-from explore_rl.models import sharding, transformer
+from explore_rl.models import hf_import, sharding, transformer
+from explore_rl.models.hf_export import TOKENIZER_FILES
 from explore_rl.models.config import ModelConfig
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.training.checkpoint import Checkpointer
@@ -44,6 +48,30 @@ def state_target(graphdef_params, seed: int = 0):
   return jax.eval_shape(lambda p: init_state(p, make_optimizer(learning_rate=1.0), seed), params)
 
 
+def _tokenizer(workdir: str):
+  """A run's tokenizer: the checkpoint's own when the run copied one, else characters."""
+  if os.path.exists(os.path.join(workdir, "tokenizer.json")):
+    with open(os.path.join(workdir, "config.json")) as f:
+      chat_prompts = json.load(f).get("hf", {}).get("chat_prompts", False)
+    return hf_import.load_hf_tokenizer(workdir, chat_prompts=chat_prompts)
+  return CharTokenizer()
+
+
+def copy_tokenizer_files(src: str, workdir: str):
+  """Keep a non-character tokenizer with the run, so eval/sample/resume find it."""
+  for name in TOKENIZER_FILES:
+    if os.path.exists(os.path.join(src, name)):
+      os.makedirs(workdir, exist_ok=True)
+      shutil.copy(os.path.join(src, name), os.path.join(workdir, name))
+
+
+def load_initial_policy(path: str, mesh=None, hf_kwargs=None):
+  """Like `load_policy`, for a run's workdir or a Hugging Face checkpoint directory."""
+  if hf_import.is_hf_checkpoint(path):
+    return hf_import.load_hf_policy(path, mesh, **dict(hf_kwargs or {}))
+  return load_policy(path, mesh)
+
+
 def load_policy(workdir: str, mesh=None):
   """(tokenizer, model config, graphdef, params) from a run's latest checkpoint."""
   model_config = read_model_config(workdir)
@@ -57,4 +85,4 @@ def load_policy(workdir: str, mesh=None):
   ckpt = Checkpointer(checkpoint_dir(workdir))
   state, _ = ckpt.restore(target)
   ckpt.close()
-  return CharTokenizer(), model_config, graphdef, state.params
+  return _tokenizer(workdir), model_config, graphdef, state.params
