@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explore_rl.objectives import entropy_control, policy_loss
+from explore_rl.objectives import advantages as _advantages  # noqa: F401  (registers)
+from explore_rl.objectives import entropy_control, policy_loss  # noqa: F401  (registers)
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.registries import (ADVANTAGES, AGGREGATIONS, POLICY_LOSSES,
                                               REWARD_SHAPERS)
