@@ -29,7 +29,7 @@ def get_config(arg=None):
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
   c.eval_every = 200
   c.checkpoint_every = 200
-  c.eval = ml_collections.ConfigDict(dict(num_prompts=64, num_samples=8, temperature=1.0))
+  c.eval = ml_collections.ConfigDict(dict(num_prompts=128, num_samples=8, temperature=1.0))
   if arg == "tiny":
     c.model = "tiny"
     c.total_steps = 4

@@ -49,7 +49,7 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
       kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
       dynamic_sampling=False, oversample=1.0))
 
-  c.eval = ml_collections.ConfigDict(dict(num_prompts=64, num_samples=8, temperature=1.0))
+  c.eval = ml_collections.ConfigDict(dict(num_prompts=128, num_samples=8, temperature=1.0))
 
   if arg == "tiny":
     c.model = "tiny"
