@@ -33,9 +33,10 @@ setup(
         # TFDS 4.9.10 needs the importlib_resources backport to locate builders
         # defined in an installed package, but does not declare it.
         "tfds": ["tensorflow-datasets", "grain", "array-record", "importlib_resources"],
-        # Parity tests and side-by-side benchmarks against transformers/TRL.
+        # Parity tests and side-by-side benchmarks against transformers/TRL
+        # (TRL's GRPOTrainer takes a `datasets.Dataset`).
         # torch==2.13.0 is the CPU wheel; a plain `torch` pulls a CUDA build.
-        "hf": ["torch==2.13.0", "transformers", "trl"],
+        "hf": ["torch==2.13.0", "transformers", "trl", "datasets"],
         "notebooks": ["nbclient", "ipykernel", "jupytext", "nbformat"],
     },
     entry_points={"console_scripts": ["explore-rl=explore_rl.cli:run"]},

@@ -1,0 +1,94 @@
+"""Shared helpers for the benchmarks: timing, the measured matmul peak, memory, tables.
+
+Benchmarks are scripts, not tests: they print numbers and assert nothing about
+speed. Every timing here excludes compilation (a warm-up call runs first) and
+waits for the device (`jax.block_until_ready`), and keeps the best of several
+runs, because the machine may be shared with other jobs.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+def num_cores() -> int:
+  """CPU cores this process may run on (what torch.set_num_threads should get)."""
+  return len(os.sched_getaffinity(0))
+
+
+def load_average() -> str:
+  return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def best_time(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> float:
+  """Best wall time (s) of `fn()` over `repeats` runs, after `warmup` untimed runs.
+
+  The result is blocked on, so asynchronous dispatch is counted in full; the
+  warm-up run absorbs compilation.
+  """
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - t0)
+  return best
+
+
+def matmul_peak_flops(n: int = 2048, *, repeats: int = 5, dtype=jnp.float32) -> float:
+  """Measured peak FLOP/s: a jitted [n, n] @ [n, n] matmul (2 n^3 FLOPs), best of `repeats`."""
+  ka, kb = jax.random.split(jax.random.key(0))
+  a = jax.random.normal(ka, (n, n), dtype)
+  b = jax.random.normal(kb, (n, n), dtype)
+  matmul = jax.jit(jnp.matmul)
+  return 2.0 * n ** 3 / best_time(lambda: matmul(a, b), repeats=repeats)
+
+
+def peak_memory_bytes() -> tuple[int, str]:
+  """(peak bytes, what was measured).
+
+  On an accelerator, the allocator's peak of the first device; on CPU (whose
+  allocator keeps no statistics) the process's peak resident set size, which
+  also counts Python, the libraries and anything allocated earlier in the run.
+  """
+  device = jax.devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"]), f"{device.platform} peak_bytes_in_use"
+  # Linux reports ru_maxrss in KiB.
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+def planned_bytes(compiled: jax.stages.Compiled) -> int:
+  """Argument + output + temporary buffer bytes XLA plans for one call (aliased counted once)."""
+  m = compiled.memory_analysis()
+  if m is None:
+    return 0
+  return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+          - m.alias_size_in_bytes)
+
+
+def mib(n: float) -> str:
+  return f"{n / 2 ** 20:.1f} MiB"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]):
+  cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
+  widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+  line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))
+  print(line(cells[0]))
+  print("  ".join("-" * w for w in widths))
+  for r in cells[1:]:
+    print(line(r))
+
+
+def describe_machine() -> str:
+  device = jax.devices()[0]
+  return (f"jax {jax.__version__} on {device.platform} ({device.device_kind}), "
+          f"{jax.device_count()} device(s), {num_cores()} cores, load average {load_average()}")

@@ -1,0 +1,230 @@
+"""Decode speed of `explore_rl.sampling.generate`, side by side with Hugging Face `generate`.
+
+Prints, for each preset and batch (prompt 32, 128 new tokens, greedy, the full
+128 steps forced by an EOS id that cannot be sampled):
+  - tokens/s (new tokens over the wall time of one `generate` call, prefill included),
+  - the same for HF `LlamaForCausalLM.generate` on a randomly initialised model of
+    the same shape (when torch/transformers are installed: the `hf` extra), and the ratio;
+and, per preset, the time of one decode step at position 16 and at position 512
+(the sampler's cache holds prompt + new slots and every step attends to all of
+them, so a long prompt makes each step dearer: target ratio <= 1.5; position 512
+lies past the tiny preset's max_position_embeddings, harmless for a speed test),
+plus the memory XLA plans for each call and the process's peak memory.
+
+Targets (issue 2): step time at position 512 within 1.5x of position 16; at
+batch 16 on CPU at least 3x the tokens/s of HF `generate`.
+
+  python benchmarks/sampler.py                      # tiny, small (~3 min on 2 cores)
+  python benchmarks/sampler.py --presets tiny,small,base
+  python benchmarks/sampler.py --quick              # tiny, batch 1/16, k=16, one timed run
+  python benchmarks/sampler.py --no-hf              # JAX only
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import _common
+from explore_rl.models import transformer
+from explore_rl.models.config import ModelConfig, get_preset
+from explore_rl.sampling.generate import generate
+from explore_rl.sampling.processors import SamplingConfig
+
+_START = time.perf_counter()
+NO_EOS = -1  # greedy decoding never emits it, so every call runs max_new_tokens steps
+PAD = 0
+
+
+def random_prompts(config: ModelConfig, batch: int, length: int, seed: int = 0):
+  """Full-length prompts of random token ids (no padding): int32 [B, P]."""
+  rng = np.random.default_rng(seed)
+  return rng.integers(1, config.vocab_size, (batch, length)).astype(np.int32)
+
+
+class JaxDecoder:
+  """`generate` compiled once per (batch, prompt length, new tokens); timed without compiling."""
+
+  def __init__(self, config: ModelConfig):
+    self.config = config
+    self.graphdef, self.params = transformer.init(config, seed=0)
+    self.rng = jax.random.key(0)
+    self.compiled: dict = {}
+
+  def compile(self, batch: int, prompt_len: int, new_tokens: int):
+    key = batch, prompt_len, new_tokens
+    if key not in self.compiled:
+      prompts = jnp.asarray(random_prompts(self.config, batch, prompt_len))
+      valid = jnp.ones(prompts.shape, bool)
+      sampling = SamplingConfig(temperature=0.0, max_new_tokens=new_tokens)
+      compiled = generate.lower(self.graphdef, self.params, prompts, valid, self.rng,
+                                num_samples=1, config=sampling, eos_id=NO_EOS,
+                                pad_id=PAD).compile()
+      run = lambda: compiled(self.params, prompts, valid, self.rng)
+      steps = int(run().steps)  # also the warm-up run
+      if steps != new_tokens:
+        raise RuntimeError(f"generate ran {steps} steps, expected {new_tokens}")
+      self.compiled[key] = run, compiled
+    return self.compiled[key]
+
+  def time(self, batch: int, prompt_len: int, new_tokens: int, repeats: int):
+    """(best seconds per call, XLA-planned bytes of the call)."""
+    run, compiled = self.compile(batch, prompt_len, new_tokens)
+    return _common.best_time(run, repeats=repeats, warmup=0), _common.planned_bytes(compiled)
+
+
+def decode_step_time(decoder: JaxDecoder, batch: int, position: int, steps: int,
+                     repeats: int) -> float:
+  """Seconds per decode step around `position`: (T(P, 2k) - T(P, k)) / k with P = position.
+
+  The difference removes the prefill; both calls size the cache as the sampler
+  does (P + new tokens), so the steps pay for attending to ~P + 2k slots.
+  """
+  long, _ = decoder.time(batch, position, 2 * steps, repeats)
+  short, _ = decoder.time(batch, position, steps, repeats)
+  return (long - short) / steps
+
+
+def hf_model(config: ModelConfig):
+  """A randomly initialised `LlamaForCausalLM` with the preset's shape."""
+  import torch
+  import transformers
+  hf_config = transformers.LlamaConfig(
+      vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+      intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
+      num_attention_heads=config.num_attention_heads,
+      num_key_value_heads=config.num_key_value_heads, head_dim=config.head_size,
+      max_position_embeddings=max(config.max_position_embeddings, 1024),
+      rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings,
+      attention_bias=config.attention_bias, pad_token_id=PAD, bos_token_id=1, eos_token_id=2)
+  torch.manual_seed(0)
+  dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
+  return transformers.LlamaForCausalLM(hf_config).to(dtype).eval()
+
+
+def hf_time(model, config: ModelConfig, batch: int, prompt_len: int, new_tokens: int,
+            repeats: int) -> float:
+  """Best seconds of one greedy HF `generate` call forced to `new_tokens` steps."""
+  import torch
+  ids = torch.from_numpy(random_prompts(config, batch, prompt_len)).long()
+  # An explicit mask: without one HF infers it from pad_token_id (STACK-NOTES).
+  attention_mask = torch.ones_like(ids)
+
+  def run():
+    with torch.inference_mode():
+      out = model.generate(input_ids=ids, attention_mask=attention_mask, do_sample=False,
+                           max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                           pad_token_id=PAD, eos_token_id=2)
+    if out.shape[1] != prompt_len + new_tokens:
+      raise RuntimeError(f"HF generated {out.shape[1] - prompt_len} tokens, not {new_tokens}")
+
+  run()  # warm-up
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - t0)
+  return best
+
+
+def progress(line: str):
+  print(f"  [{time.perf_counter() - _START:5.0f} s] {line}", flush=True)
+
+
+def hf_available() -> bool:
+  try:
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+  except ImportError:
+    return False
+  return True
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--presets", default="tiny,small", help="comma-separated preset names")
+  parser.add_argument("--batches", default="1,16,64")
+  parser.add_argument("--prompt-len", type=int, default=32)
+  parser.add_argument("--new-tokens", type=int, default=128)
+  parser.add_argument("--positions", default="16,512", help="two prompt lengths to compare")
+  parser.add_argument("--position-batch", type=int, default=16)
+  parser.add_argument("--position-steps", type=int, default=32,
+                      help="k: a step's time is (T(2k) - T(k)) / k")
+  parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
+  parser.add_argument("--hf-repeats", type=int, default=2, help="timed HF runs (slow)")
+  parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face generate")
+  parser.add_argument("--quick", action="store_true",
+                      help="tiny only, batches 1/16, k=16, one timed run")
+  args = parser.parse_args()
+  if args.quick:
+    args.presets, args.batches, args.position_steps = "tiny", "1,16", 16
+    args.repeats = args.hf_repeats = 1
+  presets = args.presets.split(",")
+  batches = [int(b) for b in args.batches.split(",")]
+  positions = [int(p) for p in args.positions.split(",")]
+  use_hf = not args.no_hf and hf_available()
+
+  print(_common.describe_machine())
+  peak = _common.matmul_peak_flops()
+  print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s")
+  print(f"decode: prompt {args.prompt_len}, {args.new_tokens} new tokens, greedy; best of "
+        f"{args.repeats} (JAX) / {args.hf_repeats} (HF) timed runs after a warm-up")
+
+  speed_rows, position_rows, jax_times, decoders = [], [], {}, {}
+  for name in presets:
+    config = get_preset(name)
+    decoder = decoders[name] = JaxDecoder(config)
+    for b in batches:
+      t, planned = decoder.time(b, args.prompt_len, args.new_tokens, args.repeats)
+      jax_times[name, b] = t
+      progress(f"{name} batch {b}: jax {t * 1e3:.0f} ms")
+      speed_rows.append([name, f"{config.num_params() / 1e6:.2f}M", b, f"{t * 1e3:.0f}",
+                         f"{b * args.new_tokens / t:,.0f}", _common.mib(planned)])
+    step = []
+    for p in positions:
+      step.append(decode_step_time(decoder, args.position_batch, p, args.position_steps,
+                                   args.repeats))
+      progress(f"{name} decode step at position {p}: {step[-1] * 1e3:.2f} ms")
+    position_rows.append([name, args.position_batch] + [f"{s * 1e3:.2f}" for s in step]
+                         + [f"{s / args.position_batch * 1e6:.0f}" for s in step]
+                         + [f"{step[1] / step[0]:.2f}"])
+  jax_peak, what = _common.peak_memory_bytes()
+
+  if use_hf:
+    import torch
+    torch.set_num_threads(_common.num_cores())
+    models = {name: hf_model(get_preset(name)) for name in presets}
+    for row in speed_rows:
+      name, b = row[0], row[2]
+      config = get_preset(name)
+      t = hf_time(models[name], config, b, args.prompt_len, args.new_tokens,
+                  args.hf_repeats)
+      # JAX again right after HF, so both sides of the ratio saw the same machine load.
+      jax_t = min(jax_times[name, b],
+                  decoders[name].time(b, args.prompt_len, args.new_tokens, args.repeats)[0])
+      progress(f"{name} batch {b}: hf {t * 1e3:.0f} ms, jax {jax_t * 1e3:.0f} ms")
+      row[3:5] = [f"{jax_t * 1e3:.0f}", f"{b * args.new_tokens / jax_t:,.0f}"]
+      row += [f"{t * 1e3:.0f}", f"{b * args.new_tokens / t:,.0f}", f"{t / jax_t:.2f}x"]
+    hf_peak, _ = _common.peak_memory_bytes()
+
+  print()
+  headers = ["preset", "params", "batch", "jax ms", "jax tok/s", "XLA bytes"]
+  if use_hf:
+    headers += ["hf ms", "hf tok/s", "jax/hf"]
+  _common.print_table(headers, speed_rows)
+  print(f"\ndecode step time at a position (k = {args.position_steps}; target ratio <= 1.5):")
+  _common.print_table(["preset", "batch"] + [f"pos {p} ms/step" for p in positions]
+                      + [f"pos {p} us/token" for p in positions]
+                      + [f"{positions[1]}/{positions[0]}"], position_rows)
+  print(f"\npeak memory ({what}): {_common.mib(jax_peak)} after the JAX runs"
+        + (f", {_common.mib(hf_peak)} after HF" if use_hf else ""))
+  if not use_hf:
+    print("(HF generate skipped: install the `hf` extra for the side-by-side numbers)")
+  print(f"load average at the end: {_common.load_average()}")
+
+
+if __name__ == "__main__":
+  main()
