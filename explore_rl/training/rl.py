@@ -18,6 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from explore_rl.eval.evaluate import evaluate
 from explore_rl.models import sharding, transformer
@@ -56,7 +57,10 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   """One optimizer update on a mini-batch, accumulated exactly over micro-batches.
 
   The loss is Σ_k num_k / max(Σ_k den_k, 1): the denominators depend only on the
-  masks, so the global one is known before the first micro-batch.
+  masks, so the global one is known before the first micro-batch. Token-level
+  statistics inside a loss (Clip-Cov / KL-Cov covariance and selection counts)
+  are taken over one micro-batch, i.e. over the whole (sharded) mini-batch when
+  `micro_batches` is 1, as in the configs.
   """
   zeros = jnp.zeros(batch.response_mask.shape, jnp.float32)
   _, denominator = aggregate(zeros, batch.response_mask, mode=loss_spec.aggregation,
@@ -89,8 +93,7 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   loss = losses.sum()
   new_state, finite = apply_if_finite(state, grads, loss, optimizer)
   metrics = jax.tree.map(jnp.mean, metrics)
-  metrics.update(loss=loss, grad_norm=jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads))),
-                 update_skipped=~finite)
+  metrics.update(loss=loss, grad_norm=optax.global_norm(grads), update_skipped=~finite)
   return new_state, metrics
 
 
