@@ -22,7 +22,7 @@ prints the ratio of RL-step throughputs.
 Targets (issue 6): at least 3x TRL's RL-step throughput on CPU; the update at
 >= 50% of the measured matmul peak for the `small` preset.
 
-  python benchmarks/rl_step.py                 # small, 3 timed steps, TRL (~3 min on 2 cores)
+  python benchmarks/rl_step.py                 # small, 3 timed steps, TRL (~1-3 min on 2 cores)
   python benchmarks/rl_step.py --quick         # tiny, 1 timed step
   python benchmarks/rl_step.py --profile       # + the update's most expensive XLA ops
   python benchmarks/rl_step.py --no-trl
@@ -122,7 +122,7 @@ def profile_ops(run, top: int = 15):
   for e in events:
     name = e.get("name", "")
     # XLA CPU thunks are named after their HLO instruction; skip runtime/Python spans.
-    if e.get("ph") == "X" and not re.search(r"[ :$]|^(while|call|conditional)", name):
+    if e.get("ph") == "X" and not re.search(r"[ :$()]|^(while|call|conditional)", name):
       totals[name] += e.get("dur", 0)
       counts[name] += 1
   everything = sum(totals.values())
@@ -246,15 +246,17 @@ def trl_available() -> bool:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", default="grpo", help="a config name in configs/")
-  parser.add_argument("--preset", default="small")
+  parser.add_argument("--preset", help="model preset (default small; tiny with --quick)")
   parser.add_argument("--steps", type=int, default=3, help="timed RL steps (the best is kept)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps (compilation)")
   parser.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer")
   parser.add_argument("--profile", action="store_true", help="print the update's top XLA ops")
-  parser.add_argument("--quick", action="store_true", help="tiny preset, one timed step")
+  parser.add_argument("--quick", action="store_true",
+                      help="one timed step; the tiny preset unless --preset is given")
   args = parser.parse_args()
   if args.quick:
-    args.preset, args.steps = "tiny", 1
+    args.steps = 1
+  args.preset = args.preset or ("tiny" if args.quick else "small")
   use_trl = not args.no_trl and trl_available()
 
   print(_common.describe_machine())

@@ -5,18 +5,18 @@ Prints, for each preset and batch (prompt 32, 128 new tokens, greedy, the full
   - tokens/s (new tokens over the wall time of one `generate` call, prefill included),
   - the same for HF `LlamaForCausalLM.generate` on a randomly initialised model of
     the same shape (when torch/transformers are installed: the `hf` extra), and the ratio;
-and, per preset, the time of one decode step at position 16 and at position 512
-(the sampler's cache holds prompt + new slots and every step attends to all of
-them, so a long prompt makes each step dearer: target ratio <= 1.5; position 512
-lies past the tiny preset's max_position_embeddings, harmless for a speed test),
-plus the memory XLA plans for each call and the process's peak memory.
+and, per preset, the time of one decode step after a prompt of 16 and of 512
+tokens (`decode_step_time`: the sampler's cache holds prompt + new slots and
+every step attends to all of them, so a long prompt makes each step dearer;
+position 512 lies past the tiny preset's max_position_embeddings, harmless for a
+speed test), plus the memory XLA plans for each call and the process's peak memory.
 
 Targets (issue 2): step time at position 512 within 1.5x of position 16; at
 batch 16 on CPU at least 3x the tokens/s of HF `generate`.
 
-  python benchmarks/sampler.py                      # tiny, small (~3 min on 2 cores)
+  python benchmarks/sampler.py                      # tiny, small (~1-6 min on 2 cores, by load)
   python benchmarks/sampler.py --presets tiny,small,base
-  python benchmarks/sampler.py --quick              # tiny, batch 1/16, k=16, one timed run
+  python benchmarks/sampler.py --quick              # tiny, batch 1/16, one timed run
   python benchmarks/sampler.py --no-hf              # JAX only
 """
 from __future__ import annotations
@@ -39,14 +39,18 @@ NO_EOS = -1  # greedy decoding never emits it, so every call runs max_new_tokens
 PAD = 0
 
 
-def random_prompts(config: ModelConfig, batch: int, length: int, seed: int = 0):
-  """Full-length prompts of random token ids (no padding): int32 [B, P]."""
-  rng = np.random.default_rng(seed)
-  return rng.integers(1, config.vocab_size, (batch, length)).astype(np.int32)
+def random_prompts(config: ModelConfig, batch: int, length: int, *, same: bool = False):
+  """Full-length prompts of random token ids (no padding): int32 [B, P].
+
+  `same`: one prompt repeated, so greedy decoding gives every row the same tokens.
+  """
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(1, config.vocab_size, (1 if same else batch, length)).astype(np.int32)
+  return np.repeat(tokens, batch, axis=0) if same else tokens
 
 
 class JaxDecoder:
-  """`generate` compiled once per (batch, prompt length, new tokens); timed without compiling."""
+  """`generate` compiled once per shape and EOS id; timed without compiling."""
 
   def __init__(self, config: ModelConfig):
     self.config = config
@@ -54,38 +58,48 @@ class JaxDecoder:
     self.rng = jax.random.key(0)
     self.compiled: dict = {}
 
-  def compile(self, batch: int, prompt_len: int, new_tokens: int):
-    key = batch, prompt_len, new_tokens
+  def compile(self, batch: int, prompt_len: int, new_tokens: int, *, eos_id: int = NO_EOS,
+              same_prompt: bool = False):
+    """(run, compiled, rollout of the warm-up run)."""
+    key = batch, prompt_len, new_tokens, eos_id, same_prompt
     if key not in self.compiled:
-      prompts = jnp.asarray(random_prompts(self.config, batch, prompt_len))
+      prompts = jnp.asarray(random_prompts(self.config, batch, prompt_len, same=same_prompt))
       valid = jnp.ones(prompts.shape, bool)
       sampling = SamplingConfig(temperature=0.0, max_new_tokens=new_tokens)
       compiled = generate.lower(self.graphdef, self.params, prompts, valid, self.rng,
-                                num_samples=1, config=sampling, eos_id=NO_EOS,
+                                num_samples=1, config=sampling, eos_id=eos_id,
                                 pad_id=PAD).compile()
       run = lambda: compiled(self.params, prompts, valid, self.rng)
-      steps = int(run().steps)  # also the warm-up run
-      if steps != new_tokens:
-        raise RuntimeError(f"generate ran {steps} steps, expected {new_tokens}")
-      self.compiled[key] = run, compiled
+      self.compiled[key] = run, compiled, run()  # the call is also the warm-up
     return self.compiled[key]
 
   def time(self, batch: int, prompt_len: int, new_tokens: int, repeats: int):
-    """(best seconds per call, XLA-planned bytes of the call)."""
-    run, compiled = self.compile(batch, prompt_len, new_tokens)
+    """(best seconds of a call running all `new_tokens` steps, XLA-planned bytes of the call)."""
+    run, compiled, out = self.compile(batch, prompt_len, new_tokens)
+    if int(out.steps) != new_tokens:
+      raise RuntimeError(f"generate ran {int(out.steps)} steps, expected {new_tokens}")
     return _common.best_time(run, repeats=repeats, warmup=0), _common.planned_bytes(compiled)
 
 
-def decode_step_time(decoder: JaxDecoder, batch: int, position: int, steps: int,
+def decode_step_time(decoder: JaxDecoder, batch: int, position: int, new_tokens: int,
                      repeats: int) -> float:
-  """Seconds per decode step around `position`: (T(P, 2k) - T(P, k)) / k with P = position.
+  """Seconds per decode step after a prompt of `position` tokens, prefill excluded.
 
-  The difference removes the prefill; both calls size the cache as the sampler
-  does (P + new tokens), so the steps pay for attending to ~P + 2k slots.
+  Every row gets the same prompt, so greedy decoding gives every row the same
+  first token t1. Two calls with the same shapes, hence the same prefill and the
+  same cache size (the sampler's P + new tokens): one with no reachable EOS runs
+  all M steps, one with EOS = t1 stops after the first. Their difference is
+  M - 1 decode steps; a difference of lengths M and M/2 would also change the
+  cache size, hence the prefill's cost.
   """
-  long, _ = decoder.time(batch, position, 2 * steps, repeats)
-  short, _ = decoder.time(batch, position, steps, repeats)
-  return (long - short) / steps
+  full, _, out = decoder.compile(batch, position, new_tokens, same_prompt=True)
+  first = int(out.tokens[0, 0])
+  stop, _, out = decoder.compile(batch, position, new_tokens, eos_id=first, same_prompt=True)
+  if int(out.steps) != 1:
+    raise RuntimeError(f"the EOS = first token run took {int(out.steps)} steps, not 1")
+  t_full = _common.best_time(full, repeats=repeats, warmup=0)
+  t_stop = _common.best_time(stop, repeats=repeats, warmup=0)
+  return (t_full - t_stop) / (new_tokens - 1)
 
 
 def hf_model(config: ModelConfig):
@@ -113,19 +127,19 @@ def hf_time(model, config: ModelConfig, batch: int, prompt_len: int, new_tokens:
   # An explicit mask: without one HF infers it from pad_token_id (STACK-NOTES).
   attention_mask = torch.ones_like(ids)
 
-  def run():
+  def run(steps: int):
     with torch.inference_mode():
       out = model.generate(input_ids=ids, attention_mask=attention_mask, do_sample=False,
-                           max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                           max_new_tokens=steps, min_new_tokens=steps,
                            pad_token_id=PAD, eos_token_id=2)
-    if out.shape[1] != prompt_len + new_tokens:
-      raise RuntimeError(f"HF generated {out.shape[1] - prompt_len} tokens, not {new_tokens}")
+    if out.shape[1] != prompt_len + steps:
+      raise RuntimeError(f"HF generated {out.shape[1] - prompt_len} tokens, not {steps}")
 
-  run()  # warm-up
+  run(min(8, new_tokens))  # warm-up: PyTorch's lazy set-up needs only a few steps
   best = float("inf")
   for _ in range(repeats):
     t0 = time.perf_counter()
-    run()
+    run(new_tokens)
     best = min(best, time.perf_counter() - t0)
   return best
 
@@ -145,23 +159,22 @@ def hf_available() -> bool:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--presets", default="tiny,small", help="comma-separated preset names")
-  parser.add_argument("--batches", default="1,16,64")
+  parser.add_argument("--presets", help="comma-separated preset names (default tiny,small)")
+  parser.add_argument("--batches", help="comma-separated batch sizes (default 1,16,64)")
   parser.add_argument("--prompt-len", type=int, default=32)
   parser.add_argument("--new-tokens", type=int, default=128)
   parser.add_argument("--positions", default="16,512", help="two prompt lengths to compare")
   parser.add_argument("--position-batch", type=int, default=16)
-  parser.add_argument("--position-steps", type=int, default=32,
-                      help="k: a step's time is (T(2k) - T(k)) / k")
   parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
   parser.add_argument("--hf-repeats", type=int, default=2, help="timed HF runs (slow)")
   parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face generate")
   parser.add_argument("--quick", action="store_true",
-                      help="tiny only, batches 1/16, k=16, one timed run")
+                      help="one timed run; unless given, presets tiny and batches 1/16")
   args = parser.parse_args()
   if args.quick:
-    args.presets, args.batches, args.position_steps = "tiny", "1,16", 16
     args.repeats = args.hf_repeats = 1
+  args.presets = args.presets or ("tiny" if args.quick else "tiny,small")
+  args.batches = args.batches or ("1,16" if args.quick else "1,16,64")
   presets = args.presets.split(",")
   batches = [int(b) for b in args.batches.split(",")]
   positions = [int(p) for p in args.positions.split(",")]
@@ -185,8 +198,10 @@ def main():
                          f"{b * args.new_tokens / t:,.0f}", _common.mib(planned)])
     step = []
     for p in positions:
-      step.append(decode_step_time(decoder, args.position_batch, p, args.position_steps,
-                                   args.repeats))
+      # A difference of two timings that both include the prefill: at least 5 runs
+      # each, or the prefill's noise (at P = 512 it dominates the call) swamps it.
+      step.append(decode_step_time(decoder, args.position_batch, p, args.new_tokens,
+                                   max(args.repeats, 5)))
       progress(f"{name} decode step at position {p}: {step[-1] * 1e3:.2f} ms")
     position_rows.append([name, args.position_batch] + [f"{s * 1e3:.2f}" for s in step]
                          + [f"{s / args.position_batch * 1e6:.0f}" for s in step]
@@ -215,7 +230,8 @@ def main():
   if use_hf:
     headers += ["hf ms", "hf tok/s", "jax/hf"]
   _common.print_table(headers, speed_rows)
-  print(f"\ndecode step time at a position (k = {args.position_steps}; target ratio <= 1.5):")
+  print(f"\ndecode step time after a prompt of P tokens ({args.new_tokens} steps, cache "
+        f"P + {args.new_tokens}; target ratio <= 1.5):")
   _common.print_table(["preset", "batch"] + [f"pos {p} ms/step" for p in positions]
                       + [f"pos {p} us/token" for p in positions]
                       + [f"{positions[1]}/{positions[0]}"], position_rows)
