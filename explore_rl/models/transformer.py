@@ -23,19 +23,24 @@ from explore_rl.models.config import ModelConfig
 
 
 class KVCache(NamedTuple):
-  """Preallocated keys/values, one [B, S, kv_heads, head_dim] array per layer."""
+  """Preallocated keys/values, one [B, kv_heads, S, head_dim] array per layer.
+
+  Heads before slots is the layout both attention dots consume as they are
+  (contracting head_dim, then slots), so a decode step copies nothing but the
+  new token's keys and values.
+  """
   k: tuple[jax.Array, ...]
   v: tuple[jax.Array, ...]
 
   @classmethod
   def zeros(cls, config: ModelConfig, batch: int, length: int) -> "KVCache":
-    shape = (batch, length, config.num_key_value_heads, config.head_size)
+    shape = (batch, config.num_key_value_heads, length, config.head_size)
     z = tuple(jnp.zeros(shape, config.compute_dtype) for _ in range(config.num_hidden_layers))
     return cls(z, z)
 
   @property
   def length(self) -> int:
-    return self.k[0].shape[1]
+    return self.k[0].shape[2]
 
 
 def rope_frequencies(config: ModelConfig) -> jax.Array:
@@ -98,18 +103,36 @@ class Attention(nnx.Module):
     self.shape = (nq, nkv, h)
 
   def __call__(self, x, positions, inv_freq, mask, kv, cache_index):
-    """x [B, T, D]; mask [B, T, S] bool; kv: (k, v) cache slices [B, S, K, H] or None."""
-    b, t, _ = x.shape
+    """x [B, T, D]; mask [B, T, S] bool; kv: (k, v) cache arrays [B, K, S, H] or None."""
+    b, t, d = x.shape
     nq, nkv, h = self.shape
-    q = apply_rope(self.q_proj(x).reshape(b, t, nq, h), positions, inv_freq)
-    k = apply_rope(self.k_proj(x).reshape(b, t, nkv, h), positions, inv_freq)
-    v = self.v_proj(x).reshape(b, t, nkv, h)
-    if kv is not None:  # write this chunk at [cache_index, cache_index + T), attend to all S
-      k = jax.lax.dynamic_update_slice_in_dim(kv[0], k.astype(kv[0].dtype), cache_index, 1)
-      v = jax.lax.dynamic_update_slice_in_dim(kv[1], v.astype(kv[1].dtype), cache_index, 1)
-    out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype),
-                                       mask=mask[:, None, :, :])  # [B, T, Nq, H]
-    return self.o_proj(out.reshape(b, t, nq * h)), (k, v)
+    x2 = x.reshape(b * t, d)  # 2-D projections: XLA:CPU's backward then needs no transposes
+    q = apply_rope(self.q_proj(x2).reshape(b, t, nq, h), positions, inv_freq)
+    k = apply_rope(self.k_proj(x2).reshape(b, t, nkv, h), positions, inv_freq)
+    v = self.v_proj(x2).reshape(b, t, nkv, h)
+    if kv is None:  # full forward (training, scoring): the fused kernel where there is one
+      out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])  # [B, T, Nq, H]
+      new_kv = (k, v)
+    else:  # write this chunk at slots [cache_index, cache_index + T), attend to all S
+      new_kv = tuple(
+          jax.lax.dynamic_update_slice_in_dim(c, a.transpose(0, 2, 1, 3).astype(c.dtype),
+                                              cache_index, 2) for c, a in zip(kv, (k, v)))
+      out = cached_attention(q, *new_kv, mask)
+    return self.o_proj(out.reshape(b * t, nq * h)).reshape(b, t, d), new_kv
+
+
+def cached_attention(q, k, v, mask):
+  """softmax(q kᵀ / √H) v over cache slots, grouped-query: q [B, T, Nq, H],
+  k/v [B, K, S, H], mask [B, T, S] -> [B, T, Nq, H]. Scores and softmax in fp32."""
+  b, t, nq, h = q.shape
+  nkv = k.shape[1]
+  q = q.reshape(b, t, nkv, nq // nkv, h)
+  scores = jnp.einsum("btkgh,bksh->bkgts", q, k.astype(q.dtype),
+                      preferred_element_type=jnp.float32) / math.sqrt(h)
+  scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+  out = jnp.einsum("bkgts,bksh->btkgh", probs, v.astype(q.dtype))
+  return out.reshape(b, t, nq, h)
 
 
 class MLP(nnx.Module):
@@ -119,7 +142,8 @@ class MLP(nnx.Module):
     self.down_proj = _linear(cfg, cfg.intermediate_size, cfg.hidden_size, rngs)
 
   def __call__(self, x):
-    return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+    x2 = x.reshape(-1, x.shape[-1])  # 2-D matmuls (see Attention)
+    return self.down_proj(jax.nn.silu(self.gate_proj(x2)) * self.up_proj(x2)).reshape(x.shape)
 
 
 class Block(nnx.Module):
