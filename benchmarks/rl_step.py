@@ -45,6 +45,7 @@ import numpy as np
 
 import _common
 from explore_rl.config_files import load_config
+from explore_rl.models import sharding
 from explore_rl.tasks import sample_problems
 from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
 
@@ -81,7 +82,6 @@ class JaxRL:
 
   def minibatch(self) -> RLBatch:
     """The first mini-batch of the last step, as `_update` builds it (on the mesh)."""
-    from explore_rl.models import sharding
     scored, groups, adv = self.last
     n, t = scored.num_samples, self.trainer
     rows = (groups[:, None] * n + np.arange(n)).reshape(-1)
@@ -285,9 +285,9 @@ def main():
     sample_tokens = np.mean([r["sample_tokens"] for r in runs])
     print(f"\nJAX RL step (best of {args.steps} after {args.warmup} warm-up):")
     _common.print_table(["phase", "s", "note"], [
-        ["sample", f"{best['sample']:.3f}", f"{resp:.0f} response tokens, "
+        ["sample", f"{best['sample']:.3f}", f"generate + verifier: {resp:.0f} response tokens, "
          f"{resp / best['sample']:,.0f} tok/s"],
-        ["score", f"{best['score']:.3f}", "verifier, judge, advantages (host)"],
+        ["score", f"{best['score']:.3f}", "judge clusters, reward shaping, advantages (host)"],
         ["update", f"{best['update']:.3f}", f"{tokens} tokens processed, {mini} optimizer steps"],
         ["rl_update alone", f"{update_alone * mini:.3f}",
          f"{mini} x {update_alone * 1e3:.0f} ms (no host batching)"],
