@@ -92,3 +92,9 @@ def describe_machine() -> str:
   device = jax.devices()[0]
   return (f"jax {jax.__version__} on {device.platform} ({device.device_kind}), "
           f"{jax.device_count()} device(s), {num_cores()} cores, load average {load_average()}")
+
+
+def available(*modules: str) -> bool:
+  """Whether every named module can be imported (the optional side-by-side baselines)."""
+  import importlib.util
+  return all(importlib.util.find_spec(m) is not None for m in modules)

@@ -232,17 +232,6 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
           for t, g, r in zip(steps_s, phases["sample"], phases["rollout"])][warmup:]
 
 
-def trl_available() -> bool:
-  try:
-    import datasets  # noqa: F401
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-    import trl  # noqa: F401
-  except ImportError:
-    return False
-  return True
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", default="grpo", help="a config name in configs/")
@@ -257,7 +246,7 @@ def main():
   if args.quick:
     args.steps = 1
   args.preset = args.preset or ("tiny" if args.quick else "small")
-  use_trl = not args.no_trl and trl_available()
+  use_trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()

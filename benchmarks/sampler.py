@@ -148,15 +148,6 @@ def progress(line: str):
   print(f"  [{time.perf_counter() - _START:5.0f} s] {line}", flush=True)
 
 
-def hf_available() -> bool:
-  try:
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-  except ImportError:
-    return False
-  return True
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--presets", help="comma-separated preset names (default tiny,small)")
@@ -178,7 +169,7 @@ def main():
   presets = args.presets.split(",")
   batches = [int(b) for b in args.batches.split(",")]
   positions = [int(p) for p in args.positions.split(",")]
-  use_hf = not args.no_hf and hf_available()
+  use_hf = not args.no_hf and _common.available("torch", "transformers")
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()
