@@ -1,9 +1,10 @@
 """SFT warm start on the partition task's multi-strategy demonstrations.
 
 Command:  explore-rl train --config configs/sft.py --workdir runs/sft
-Hardware: 2 CPU cores. Runtime: about 3 minutes (small preset, 400 steps).
-Expected: pass@1 ~0.6-0.8 and pass@8 > 0.9 on held-out problems, with several
-distinct correct strategies per problem (see runs/sft/metrics.jsonl).
+Hardware: 2 CPU cores. Runtime: 3.5 minutes (small preset, 400 steps, quiet machine).
+Expected (measured): held-out pass@1 0.40, pass@8 0.96, 2.25 distinct correct
+strategies per prompt among 8 samples, entropy 0.28 nats/token: real but
+imperfect coverage of the ~5.5 strategies a problem has on average.
 `configs/sft.py:tiny` is the smoke-test variant (tiny preset, a few steps).
 """
 import ml_collections
