@@ -83,6 +83,12 @@ class FakeChatServer:
           content = reply.content(body) if callable(reply.content) else reply.content
           data = reply.raw if reply.raw is not None else json.dumps(
               {"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+        finally:
+          # Leave the count before the client can see the reply: once it has it, the
+          # client may send its next request before this thread runs again.
+          with fake._lock:
+            fake.in_flight[model] -= 1
+        try:
           self.send_response(reply.status)
           self.send_header("Content-Type", "application/json")
           self.send_header("Content-Length", str(len(data)))
@@ -90,9 +96,6 @@ class FakeChatServer:
           self.wfile.write(data)
         except OSError:  # The client timed out and hung up.
           pass
-        finally:
-          with fake._lock:
-            fake.in_flight[model] -= 1
 
     return Handler
 
