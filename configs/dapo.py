@@ -3,9 +3,9 @@ overlong shaping.
 
 Command:  explore-rl train --config configs/dapo.py --workdir runs/dapo
 Hardware: 2 CPU cores. Runtime: 120 s (60 steps, prompts oversampled 1.5x, from runs/demo/sft).
-Expected: (measured, one run) entropy 0.205, distinct 1.73, pass@8 0.938,
-pass@1 0.421, the highest of the methods (GRPO: entropy 0.16-0.17, distinct 1.3-1.4, pass@8 0.90-0.91);
-every trained group informative (`groups_informative`).
+Expected: (measured, one run) entropy 0.205, distinct 1.73, pass@8 0.938, pass@1 0.421,
+the highest of the methods (GRPO: entropy 0.16-0.17, distinct 1.3-1.4, pass@8
+0.90-0.91); every trained group informative (`groups_informative`).
 """
 from explore_rl.training.rl_config import rl_config
 

@@ -1,9 +1,9 @@
 """Dr. GRPO (arXiv 2503.20783): no std normalisation, constant length normaliser.
 
 Command:  explore-rl train --config configs/dr_grpo.py --workdir runs/dr_grpo
-Hardware: 2 CPU cores. Runtime: 101 s (60 steps, from runs/demo/sft; experiments/compare_methods.py).
-Expected: (measured, one run) entropy 0.225, distinct 1.68, pass@8 0.891,
-pass@1 0.395 (GRPO: entropy 0.16-0.17, distinct 1.3-1.4, pass@8 0.90-0.91).
+Hardware: 2 CPU cores. Runtime: 101 s (60 steps, from runs/demo/sft).
+Expected: (measured, one run) entropy 0.225, distinct 1.68, pass@8 0.891, pass@1 0.395
+(GRPO: entropy 0.16-0.17, distinct 1.3-1.4, pass@8 0.90-0.91).
 """
 from explore_rl.training.rl_config import rl_config
 

@@ -2,11 +2,11 @@
 (label-free: the verifier's reward is replaced by the shaped one).
 
 Command:  explore-rl train --config configs/evol.py --workdir runs/evol
-Hardware: 2 CPU cores. Runtime: 138 s (60 steps, embeds every response with MiniLM, from runs/demo/sft).
-Expected: (measured, one run) label-free training fails on `partition`: the
-pseudo-label is the majority final sum, which cannot tell allowed parts from
-disallowed ones, and held-out pass@1 falls 0.40 -> 0.24 (pass@8 0.96 -> 0.53).
-Use it where majority answers carry the signal (jsonl, arithmetic).
+Hardware: 2 CPU cores. Runtime: 138 s (60 steps, MiniLM embeds every response).
+Expected: (measured, one run) label-free training fails on `partition`: the pseudo-label
+is the majority final sum, which cannot tell allowed parts from disallowed ones, and
+held-out pass@1 falls 0.40 -> 0.24 (pass@8 0.96 -> 0.53). Use it where majority answers
+carry the signal (jsonl, arithmetic).
 """
 from explore_rl.training.rl_config import rl_config
 

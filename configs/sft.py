@@ -2,10 +2,10 @@
 
 Command:  explore-rl train --config configs/sft.py --workdir runs/sft
 Hardware: 2 CPU cores. Runtime: 3.5 minutes (small preset, 400 steps, quiet machine).
-Expected: (measured) held-out pass@1 0.40, pass@8 0.96, 2.25 distinct correct
-strategies per prompt among 8 samples, entropy 0.28 nats/token: real but
-imperfect coverage of the ~5.5 strategies a problem has on average.
-`configs/sft.py:tiny` is the smoke-test variant (tiny preset, a few steps).
+Expected: (measured) held-out pass@1 0.40, pass@8 0.96, 2.25 distinct correct strategies
+per prompt among 8 samples, entropy 0.28 nats/token: real but imperfect coverage of the
+~5.5 strategies a problem has on average. `configs/sft.py:tiny` is the smoke-test
+variant (tiny preset, a few steps).
 """
 import ml_collections
 

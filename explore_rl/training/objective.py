@@ -14,7 +14,6 @@ valid ones) and adapts their call forms:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 from typing import Any, Mapping
 
@@ -106,8 +105,8 @@ class Objective:
   def shape_rewards(self, rewards: np.ndarray, **context) -> np.ndarray:
     if self.shaper_fn is None:
       return rewards
-    fn = functools.partial(_call_with_context, self.shaper_fn, kwargs=self.shaper_kwargs)
-    return np.asarray(fn(jnp.asarray(rewards), context=context), np.float32)
+    shaped = _call_with_context(self.shaper_fn, jnp.asarray(rewards), self.shaper_kwargs, context)
+    return np.asarray(shaped, np.float32)
 
   def advantages(self, rewards: np.ndarray, **context: Any) -> np.ndarray:
     """rewards fp32 [B, N] -> advantages fp32 [B, N]; NaN/Inf rewards count as 0."""

@@ -21,10 +21,8 @@ import numpy as np
 import optax
 
 from explore_rl.eval.evaluate import evaluate
-from explore_rl.models import sharding, transformer
+from explore_rl.models import sharding
 from explore_rl.objectives.aggregation import aggregate
-from explore_rl.models.config import get_preset
-from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.rewards import cluster_groups, get_judge
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.tasks import get_task, sample_problems
@@ -35,7 +33,7 @@ from explore_rl.training.metrics import MetricsWriter
 from explore_rl.training.objective import LossSpec, Objective
 from explore_rl.training.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
-from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files,
+from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files, fresh_policy,
                                          load_initial_policy, write_run_files)
 
 
@@ -146,11 +144,7 @@ class RLTrainer:
           c.init_from, self.mesh, c.get("hf"))
       copy_tokenizer_files(c.init_from, workdir)
     else:
-      self.tokenizer = CharTokenizer()
-      model_config = get_preset(c.model, vocab_size=self.tokenizer.vocab_size,
-                                **c.model_overrides)
-      self.graphdef, params = transformer.init(model_config, seed=c.seed)
-      params = sharding.shard_params(params, self.mesh)
+      self.tokenizer, model_config, self.graphdef, params = fresh_policy(c, self.mesh)
     self.model_config = model_config
     write_run_files(workdir, c, model_config)
     self.optimizer = make_optimizer(**c.optim, total_steps=c.total_steps)

@@ -16,9 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from explore_rl.eval.evaluate import evaluate
-from explore_rl.models import sharding, transformer
-from explore_rl.models.config import get_preset
-from explore_rl.models.tokenizer import CharTokenizer
+from explore_rl.models import sharding
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.tasks import get_task, sample_problems
 from explore_rl.training import batches
@@ -26,7 +24,7 @@ from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.learner import response_logprobs
 from explore_rl.training.metrics import MetricsWriter
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
-from explore_rl.training.workdir import checkpoint_dir, write_run_files
+from explore_rl.training.workdir import checkpoint_dir, fresh_policy, write_run_files
 
 
 def sft_batch(task, tokenizer, config, step: int) -> batches.TokenBatch:
@@ -58,14 +56,10 @@ def sft_step(graphdef, optimizer, state: TrainState, batch: batches.TokenBatch):
 
 def train_sft(config, workdir: str, *, progress: bool = True):
   """Runs (or resumes) SFT; returns (graphdef, final TrainState, last eval metrics)."""
-  tokenizer = CharTokenizer()
   task = get_task(config.task, **config.task_kwargs)
-  model_config = get_preset(config.model, vocab_size=tokenizer.vocab_size,
-                            **config.model_overrides)
-  write_run_files(workdir, config, model_config)
   mesh = sharding.make_mesh(dict(config.mesh))
-  graphdef, params = transformer.init(model_config, seed=config.seed)
-  params = sharding.shard_params(params, mesh)
+  tokenizer, model_config, graphdef, params = fresh_policy(config, mesh)
+  write_run_files(workdir, config, model_config)
   optimizer = make_optimizer(**config.optim, total_steps=config.total_steps)
   state = sharding.place_on_mesh(init_state(params, optimizer, config.seed), mesh)
 

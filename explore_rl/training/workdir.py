@@ -16,7 +16,7 @@ import jax
 
 from explore_rl.models import hf_import, sharding, transformer
 from explore_rl.models.hf_export import TOKENIZER_FILES
-from explore_rl.models.config import ModelConfig
+from explore_rl.models.config import ModelConfig, get_preset
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.state import init_state, make_optimizer
@@ -42,9 +42,18 @@ def read_model_config(workdir: str) -> ModelConfig:
     return ModelConfig(**json.load(f))
 
 
-def state_target(graphdef_params, seed: int = 0):
+def fresh_policy(config, mesh):
+  """(tokenizer, model config, graphdef, params sharded on `mesh`) of a new char-level
+  model: preset `config.model` with `config.model_overrides`, seeded by `config.seed`."""
+  tokenizer = CharTokenizer()
+  model_config = get_preset(config.model, vocab_size=tokenizer.vocab_size,
+                            **config.model_overrides)
+  graphdef, params = transformer.init(model_config, seed=config.seed)
+  return tokenizer, model_config, graphdef, sharding.shard_params(params, mesh)
+
+
+def state_target(params, seed: int = 0):
   """A TrainState-shaped target (abstract optimizer state included) for restoring."""
-  params = graphdef_params
   return jax.eval_shape(lambda p: init_state(p, make_optimizer(learning_rate=1.0), seed), params)
 
 

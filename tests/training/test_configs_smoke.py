@@ -19,7 +19,6 @@ def test_all_method_configs_exist():
 def test_config_smoke(name, tmp_path):
   from explore_rl.cli import TRAINERS
   config = load_config(f"{name}:tiny")
-  assert config.__doc__ is None or True
   TRAINERS.get(config.get("trainer", "rl"))(config, str(tmp_path))
   rows = read_metrics(str(tmp_path))
   assert [r["step"] for r in rows] == list(range(1, config.total_steps + 1))
