@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from explore_rl.training.metrics import read_metrics
+from explore_rl.metrics_log import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Subprocesses share the suite's persistent compilation cache (see conftest.py).

@@ -19,7 +19,6 @@ exactly from Python integers and are constants of the jitted graph).
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -27,7 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explore_rl.objectives.set_rl import all_subsets, gather_subsets, sample_subsets
+from explore_rl.objectives.combinatorics import (all_subsets, array_namespace, check_k, float_dtype,
+                                                gather_subsets, order_statistic_weights,
+                                                pass_at_k, sample_subsets)
 
 __all__ = [
     "Curve",
@@ -42,59 +43,10 @@ __all__ = [
 ]
 
 
-def _xp(*arrays):
-  """jax.numpy when any input is a JAX array or tracer, else NumPy."""
-  return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
-
-
-def _float_dtype(xp):
-  return np.float64 if xp is np else jnp.zeros(()).dtype
-
-
-def _check_k(k: int) -> None:
-  if not isinstance(k, (int, np.integer)) or k < 0:
-    raise ValueError(f"k must be a non-negative Python int (static), got {k!r}")
-
-
-def pass_at_k(n, c, k: int):
-  """Unbiased pass@k for n samples with c correct; n and c broadcast, k a Python int.
-
-  Sum of k log-terms, −expm1(Σ_j log1p(−c/(n−j))), so tiny and near-1 values keep
-  their relative precision; exactly 1 when n − c < k (every k-subset holds a correct
-  sample), exactly 0 when c = 0 ≤ n − k.
-  """
-  _check_k(k)
-  xp = _xp(n, c)
-  dtype = _float_dtype(xp)
-  n = xp.asarray(n, dtype)[..., None]  # [..., 1]
-  c = xp.asarray(c, dtype)[..., None]
-  j = xp.arange(k, dtype=dtype)  # [k]
-  valid = j < n - c  # the factor (n−c−j)/(n−j) is positive
-  ratio = xp.where(valid, c, 0.0) / xp.where(valid, n - j, 1.0)  # [..., k]
-  log_fail = xp.sum(xp.log1p(-ratio), axis=-1)  # log C(n−c,k)/C(n,k) where defined
-  return xp.where(n[..., 0] - c[..., 0] < k, 1.0, -xp.expm1(log_fail))
-
-
-@functools.lru_cache(maxsize=256)
-def _order_statistic_weights(n: int, k: int) -> tuple[float, ...]:
-  total = math.comb(n, k)
-  # int / int is correctly rounded in Python, however large the binomials.
-  return tuple(math.comb(i - 1, k - 1) / total for i in range(1, n + 1))
-
-
-def order_statistic_weights(n: int, k: int) -> np.ndarray:
-  """w_i = C(i−1, k−1)/C(n, k), i = 1..n: float64[n], the chance that the i-th smallest
-  of n values is the maximum of a uniform k-subset (Σ_i w_i = 1 for 1 ≤ k ≤ n)."""
-  _check_k(k)
-  if not 1 <= k <= n:
-    raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-  return np.array(_order_statistic_weights(n, k))
-
-
 def max_at_k(rewards, k: int):
   """Unbiased max@k per row of rewards[..., n]: Σ_i C(i−1,k−1)/C(n,k) · sort(r)_i -> [...]."""
-  xp = _xp(rewards)
-  dtype = _float_dtype(xp)
+  xp = array_namespace(rewards)
+  dtype = float_dtype(xp)
   rewards = xp.asarray(rewards)
   weights = order_statistic_weights(rewards.shape[-1], k).astype(dtype)  # [n]
   return xp.sum(xp.sort(rewards.astype(dtype), axis=-1) * weights, axis=-1)
@@ -110,8 +62,8 @@ def maj_at_k(answer_ids, is_correct, k: int, *, num_subsets: int | None = None, 
   num_subsets=None, or at least C(n, k)) or over `num_subsets` distinct subsets per row
   drawn with `rng` (unbiased Monte Carlo, JAX arrays out).
   """
-  _check_k(k)
-  xp = _xp(answer_ids, is_correct)
+  check_k(k)
+  xp = array_namespace(answer_ids, is_correct)
   n = np.shape(answer_ids)[-1]
   if num_subsets is None or num_subsets >= math.comb(n, k):
     subsets = all_subsets(n, k)  # [K, k]
@@ -127,7 +79,7 @@ def maj_at_k(answer_ids, is_correct, k: int, *, num_subsets: int | None = None, 
     ids, correct = (np.take(np.asarray(x), subsets, axis=-1) for x in (answer_ids, is_correct))
   else:
     ids, correct = (gather_subsets(jnp.asarray(x), subsets) for x in (answer_ids, is_correct))
-  dtype = _float_dtype(xp)
+  dtype = float_dtype(xp)
   voted = ids >= 0  # [..., K, k]
   votes = xp.sum((ids[..., :, None] == ids[..., None, :]) & voted[..., None, :], axis=-1)
   votes = xp.where(voted, votes, 0).astype(dtype)  # [..., K, k]: votes for member's answer
@@ -165,7 +117,7 @@ def k_values(n: int) -> tuple[int, ...]:
 
 def _curve(per_prompt: list, ks: tuple[int, ...]) -> Curve:
   """per_prompt[j]: values[P] for ks[j] -> Curve over the P prompts."""
-  xp = _xp(*per_prompt)
+  xp = array_namespace(*per_prompt)
   values = xp.stack(per_prompt)  # [len(ks), P]
   num_prompts = values.shape[-1]
   std = xp.std(values, axis=-1, ddof=1) if num_prompts > 1 else xp.zeros(len(ks))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from explore_rl.training.metrics import read_metrics
+from explore_rl.metrics_log import read_metrics
 
 
 def last_eval(rows: list[dict]) -> dict:

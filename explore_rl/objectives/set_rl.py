@@ -27,15 +27,13 @@ with the rewards' leading dims (one draw per prompt).
 """
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from explore_rl.objectives.combinatorics import all_subsets, gather_subsets, sample_subsets
 from explore_rl.objectives.registries import ADVANTAGES, SET_FUNCTIONS
 
 __all__ = [
@@ -53,67 +51,6 @@ __all__ = [
 ]
 
 REDUCTIONS = ("sum", "mean")
-
-
-def _check_sizes(num_samples: int, set_size: int) -> None:
-  if not 1 <= set_size <= num_samples:
-    raise ValueError(f"need 1 <= set_size <= num_samples, got {set_size} and {num_samples}")
-
-
-@functools.lru_cache(maxsize=64)
-def _all_subsets(num_samples: int, set_size: int) -> np.ndarray:
-  subsets = np.array(list(itertools.combinations(range(num_samples), set_size)), np.int32)
-  subsets.setflags(write=False)  # cached: callers must not mutate the shared copy
-  return subsets
-
-
-def all_subsets(num_samples: int, set_size: int) -> np.ndarray:
-  """All C(N, n) subsets of range(N) of size n, lexicographic: read-only int32[K, n]."""
-  _check_sizes(num_samples, set_size)
-  return _all_subsets(num_samples, set_size)
-
-
-def sample_subsets(rng: jax.Array, num_samples: int, set_size: int,
-                   num_subsets: int) -> jax.Array:
-  """K distinct size-n subsets of range(N), uniform without replacement: int32[K, n].
-
-  Rejection sampling in a `lax.while_loop`: draw a uniform subset, keep it if no
-  earlier row equals it. Accepting the first K distinct draws of i.i.d. uniform
-  subsets gives a uniform random K-set of subsets, without ever enumerating the
-  C(N, n) candidates (which may not fit in int32, let alone memory). The expected
-  number of draws is Σ_{j<K} C/(C−j): cheap for K ≪ C; when K is close to
-  C = C(N, n), use `all_subsets`. Rows are sorted, rows are in draw order.
-  Jittable and vmappable over `rng` (N, n, K static).
-  """
-  _check_sizes(num_samples, set_size)
-  total = math.comb(num_samples, set_size)
-  if not 1 <= num_subsets <= total:
-    raise ValueError(f"num_subsets must be in [1, C({num_samples}, {set_size}) = {total}], "
-                     f"got {num_subsets}")
-  rows = jnp.arange(num_subsets)
-
-  def draw(state):
-    key, subsets, count = state
-    key, sub = jax.random.split(key)
-    # The n largest of N i.i.d. uniforms sit at a uniform random n-subset (and top_k
-    # compiles far faster than random.choice without replacement).
-    _, subset = jax.lax.top_k(jax.random.uniform(sub, (num_samples,)), set_size)
-    subset = jnp.sort(subset).astype(jnp.int32)  # [n]
-    seen = jnp.any(jnp.all(subsets == subset, axis=-1) & (rows < count))
-    subsets = jnp.where(seen, subsets, subsets.at[count].set(subset))
-    return key, subsets, count + jnp.where(seen, 0, 1)
-
-  init = (rng, jnp.zeros((num_subsets, set_size), jnp.int32), jnp.int32(0))
-  _, subsets, _ = jax.lax.while_loop(lambda s: s[2] < num_subsets, draw, init)
-  return subsets
-
-
-def gather_subsets(x: jax.Array, subsets: jax.Array) -> jax.Array:
-  """x[..., N] -> x of every subset's members, [..., K, n]."""
-  subsets = jnp.asarray(subsets)
-  if subsets.ndim == 2:  # shared by all prompts
-    return jnp.take(x, subsets, axis=-1)
-  return jnp.take_along_axis(x[..., None, :], subsets, axis=-1)
 
 
 def _float(x: jax.Array) -> jax.Array:

@@ -28,8 +28,8 @@ from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.tasks import get_task, sample_problems
 from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training.checkpoint import Checkpointer
-from explore_rl.training.learner import response_logprobs
-from explore_rl.training.metrics import MetricsWriter
+from explore_rl.models.logprobs import response_logprobs
+from explore_rl.metrics_log import MetricsWriter
 from explore_rl.training.objective import LossSpec, Objective
 from explore_rl.training.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer

@@ -21,8 +21,8 @@ from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.tasks import get_task, sample_problems
 from explore_rl.training import batches
 from explore_rl.training.checkpoint import Checkpointer
-from explore_rl.training.learner import response_logprobs
-from explore_rl.training.metrics import MetricsWriter
+from explore_rl.models.logprobs import response_logprobs
+from explore_rl.metrics_log import MetricsWriter
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
 from explore_rl.training.workdir import checkpoint_dir, fresh_policy, write_run_files
 

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from explore_rl.config_files import config_names, load_config
-from explore_rl.training.metrics import read_metrics
+from explore_rl.metrics_log import read_metrics
 
 ALL_CONFIGS = config_names()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from explore_rl.config_files import load_config
-from explore_rl.training.metrics import read_metrics
+from explore_rl.metrics_log import read_metrics
 from explore_rl.training.rl import RLTrainer, train_rl
 
 # Timing and throughput differ run to run; everything else must match exactly.

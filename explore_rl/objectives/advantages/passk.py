@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from explore_rl.eval.passk import order_statistic_weights, pass_at_k
+from explore_rl.objectives.combinatorics import order_statistic_weights, pass_at_k
 from explore_rl.objectives.advantages.group import rloo
 from explore_rl.objectives.registries import ADVANTAGES
 

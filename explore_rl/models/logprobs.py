@@ -1,4 +1,4 @@
-"""The learner's forward pass: per-token log-probs and entropies of responses, in fp32.
+"""Teacher-forced scoring: per-token log-probs and entropies of responses, in fp32.
 
 Sequences are laid out as [left-padded prompt (P) | response (M)], the layout
 the sampler produces, so the logits at slot P-1+t score response token t.
