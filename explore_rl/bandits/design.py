@@ -16,8 +16,12 @@ arm at a time, each step evaluating every candidate c at once through
 
   ‖y‖²_{(W+ccᵀ)⁻¹} = ‖y‖²_{W⁻¹} − (yᵀW⁻¹c)² / (1 + cᵀW⁻¹c)      (a [P, K] array),
 
-then updates W⁻¹ by the same rank-one formula; an optional swap pass (remove one chosen arm by
-the Sherman–Morrison downdate, re-insert the best candidate) refines the greedy multiset.
+then updates W⁻¹ by the same rank-one formula. Greedy steps on a max are myopic, so by default
+one chain starts from each possible first arm (all chains advance together as a batch) and the
+best is refined by swap passes (remove one chosen arm by the Sherman–Morrison downdate
+(W − ccᵀ)⁻¹ = W⁻¹ + W⁻¹ccᵀW⁻¹/(1 − cᵀW⁻¹c), re-insert the best candidate). Tested against
+brute force (tests/bandits/test_design.py): equal on almost all random small instances, never
+worse than a factor 1.1.
 Ties in the max are broken by the weighted sum Σ_p w_p ‖y_p‖², so a step that cannot lower the
 maximum still lowers the rest. `brute_force_design` is the exact reference for small instances.
 """
@@ -59,52 +63,84 @@ def brute_force_design(gram, candidates, n, directions, weights, *, replace=True
   return np.asarray(best, dtype=int), best_value
 
 
-def _pick(norms: np.ndarray, weights: np.ndarray, allowed: np.ndarray) -> tuple[int, float]:
-  """argmin over candidates of max_p w_p·norms[p, c] (ties: smallest Σ_p), among `allowed`.
+def _pick(norms: np.ndarray, weights: np.ndarray, allowed: np.ndarray):
+  """Per chain r: argmin_c max_p w_p·norms[r, p, c] (ties: smallest Σ_p) among allowed[r].
 
-  norms [P, K], weights [P], allowed bool [K]. Returns (candidate index, its max value).
+  norms [R, P, K], weights [P], allowed bool [R, K]. Returns (indices int[R], max values [R]).
   """
-  scaled = weights[:, None] * norms  # [P, K]
-  worst = np.where(allowed, scaled.max(axis=0), np.inf)  # [K]
-  total = np.where(allowed, scaled.sum(axis=0), np.inf)  # [K]
-  best = worst.min()
-  ties = worst <= best + 1e-12 * max(abs(best), 1e-300)
-  c = int(np.argmin(np.where(ties, total, np.inf)))
-  return c, float(worst[c])
+  scaled = weights[None, :, None] * norms  # [R, P, K]
+  worst = np.where(allowed, scaled.max(axis=1), np.inf)  # [R, K]
+  total = np.where(allowed, scaled.sum(axis=1), np.inf)  # [R, K]
+  best = worst.min(axis=1, keepdims=True)  # [R, 1]
+  ties = worst <= best + 1e-12 * np.maximum(np.abs(best), 1e-300)
+  c = np.argmin(np.where(ties, total, np.inf), axis=1)  # [R]
+  return c, worst[np.arange(len(c)), c]
+
+
+def _batched_norms(directions, candidates, inv):
+  """‖y‖²_{(W_r + ccᵀ)⁻¹} for chains r: inv [R, d, d] → [R, P, K] (Sherman–Morrison)."""
+  dinv = directions @ inv  # [R, P, d]: yᵀW⁻¹
+  cross = dinv @ candidates.T  # [R, P, K]: yᵀW⁻¹c
+  base = np.sum(dinv * directions, axis=-1)  # [R, P]: ‖y‖²_{W⁻¹}
+  lev = np.sum((candidates @ inv) * candidates, axis=-1)  # [R, K]: cᵀW⁻¹c
+  return base[:, :, None] - cross**2 / (1.0 + lev)[:, None, :]
+
+
+def _batched_update(inv, a):
+  """Sherman–Morrison per chain: inv [R, d, d], a [R, d] → (W_r + a_r a_rᵀ)⁻¹."""
+  u = np.einsum("rij,rj->ri", inv, a)  # [R, d]
+  return inv - u[:, :, None] * u[:, None, :] / (1.0 + np.einsum("ri,ri->r", a, u))[:, None, None]
 
 
 def greedy_design(gram_inv: np.ndarray, candidates: np.ndarray, n: int, directions: np.ndarray,
-                  weights: np.ndarray, *, replace: bool = True, swap_passes: int = 2,
-                  exclude: np.ndarray | None = None) -> np.ndarray:
-  """Greedy (+ swap refinement) minimiser of f(A) = max_p w_p ‖y_p‖²_{(V + V(A))⁻¹}.
+                  weights: np.ndarray, *, replace: bool = True, restarts: bool = True,
+                  swap_passes: int = 2, exclude: np.ndarray | None = None) -> np.ndarray:
+  """Greedy (+ restarts, + swap refinement) minimiser of f(A) = max_p w_p ‖y_p‖²_{(V+V(A))⁻¹}.
 
   gram_inv V⁻¹ [d, d], candidates [K, d], directions [P, d], weights [P]; replace=False picks n
   distinct candidates; `exclude` bool [K] marks candidates never to pick. Returns int[n].
-  Each greedy step costs one [P, K] Sherman–Morrison evaluation; each swap pass revisits the n
-  chosen arms once (downdate, best re-insertion, keep if strictly better).
+
+  restarts=True runs one greedy chain per allowed first arm, all chains at once (a batch of
+  inverses [R, d, d]; each step is one [R, P, K] Sherman–Morrison evaluation), and keeps the
+  best; restarts=False is the single greedy chain. Each swap pass then revisits the n chosen arms
+  (downdate, best re-insertion, kept if strictly better).
   """
   k = len(candidates)
   allowed = np.ones(k, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
   if allowed.sum() < (1 if replace else n):
     raise ValueError(f"cannot choose {n} arms from {int(allowed.sum())} allowed candidates")
-  inv = np.array(gram_inv, dtype=np.float64)
-  chosen: list[int] = []
-  for _ in range(n):
-    mask = allowed if replace else allowed & ~np.isin(np.arange(k), chosen)
-    c, _ = _pick(updated_sq_norms(directions, candidates, inv), weights, mask)
-    chosen.append(c)
-    inv = sherman_morrison_update(inv, candidates[c])
-  value = float(np.max(weights * sq_norms(directions, inv)))
+  gram_inv = np.asarray(gram_inv, dtype=np.float64)
+  if restarts:
+    first = np.flatnonzero(allowed)  # [R]
+    inv = _batched_update(np.broadcast_to(gram_inv, (len(first),) + gram_inv.shape),
+                          candidates[first])
+    chains = [first]
+  else:
+    inv, chains = gram_inv[None], []
+  rows = np.arange(len(inv))
+  while len(chains) < n:
+    mask = np.broadcast_to(allowed, (len(inv), k)).copy()
+    if not replace:
+      for chosen in chains:
+        mask[rows, chosen] = False
+    c, _ = _pick(_batched_norms(directions, candidates, inv), weights, mask)
+    chains.append(c)
+    inv = _batched_update(inv, candidates[c])
+  values = np.max(weights * np.sum((directions @ inv) * directions, axis=-1), axis=1)  # [R]
+  r = int(np.argmin(values))
+  chosen, inv, value = [int(ch[r]) for ch in chains], inv[r], float(values[r])
   for _ in range(swap_passes):
     improved = False
     for i in range(n):
       removed = sherman_morrison_downdate(inv, candidates[chosen[i]])
-      others = chosen[:i] + chosen[i + 1:]
-      mask = allowed if replace else allowed & ~np.isin(np.arange(k), others)
-      c, new_value = _pick(updated_sq_norms(directions, candidates, removed), weights, mask)
-      if new_value < value * (1 - 1e-9):
-        chosen[i], value, improved = c, new_value, True
-        inv = sherman_morrison_update(removed, candidates[c])
+      mask = allowed.copy()
+      if not replace:
+        mask[chosen[:i] + chosen[i + 1:]] = False
+      c, new_value = _pick(updated_sq_norms(directions, candidates, removed)[None], weights,
+                           mask[None])
+      if new_value[0] < value * (1 - 1e-9):
+        chosen[i], value, improved = int(c[0]), float(new_value[0]), True
+        inv = sherman_morrison_update(removed, candidates[chosen[i]])
     if not improved:
       break
   return np.asarray(chosen, dtype=int)
