@@ -212,7 +212,12 @@ def token_divergence(student_logits: jax.Array, target_logprobs: jax.Array, *, k
   if not 0.0 < beta < 1.0:
     raise ValueError(f"jsd needs 0 <= beta <= 1, got {beta}")
   # log M = logsumexp(log β + log p*, log(1 − β) + log p_s); M > 0 wherever either is.
-  log_m = jnp.logaddexp(lp + math.log(beta), ls + math.log1p(-beta))
+  # Where both are zero, M is zero too; computed on placeholders so that logaddexp's
+  # gradient at (−inf, −inf) (NaN) never forms.
+  either = jnp.isfinite(lp) | jnp.isfinite(ls)
+  log_m = jnp.logaddexp(jnp.where(either, lp, 0.0) + math.log(beta),
+                        jnp.where(either, ls, 0.0) + math.log1p(-beta))
+  log_m = jnp.where(either, log_m, -jnp.inf)
   return beta * kl_divergence(lp, log_m) + (1.0 - beta) * kl_divergence(ls, log_m)
 
 

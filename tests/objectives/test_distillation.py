@@ -161,8 +161,9 @@ def test_jsd_limits():
 
 
 def test_divergences_handle_a_target_with_zeros():
-  zs, zt = _logits(16), _logits(17)
-  target = dl.aggregate_logits(zs.at[..., :2].set(-jnp.inf), zt, method="poe")
+  # a student that excludes tokens (e.g. a masked vocabulary): poe's target excludes them too
+  zs, zt = _logits(16).at[..., :2].set(-jnp.inf), _logits(17)
+  target = dl.aggregate_logits(zs, zt, method="poe")
   for kind in dl.DIVERGENCES:
     d = dl.token_divergence(zs, target, kind=kind)
     g = jax.grad(lambda z: dl.token_divergence(z, target, kind=kind).sum())(zs)
@@ -194,7 +195,7 @@ def test_gradient_reaches_only_the_student(method, divergence):
   assert (np.asarray(g_t) == 0).all()
   assert np.isfinite(g_s).all()
   assert (np.asarray(g_s)[~np.asarray(mask)] == 0).all()
-  assert np.abs(np.asarray(g_s)[np.asarray(mask)]).max() > 0 or method == "trust_region"
+  assert np.abs(np.asarray(g_s)[np.asarray(mask)]).max() > 1e-4
   loss, metrics = dl.distillation_loss(zs_garbage, zt_garbage, tokens, mask, method=method,
                                        divergence=divergence)
   assert (np.asarray(loss)[~np.asarray(mask)] == 0).all()
