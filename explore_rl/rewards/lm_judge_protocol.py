@@ -7,6 +7,8 @@ approach and micro key steps) and replies with JSON
 where cluster_id -1 is reserved for degenerate responses. `parse_reply`
 tolerates code fences and surrounding prose, and raises `ReplyError` with
 kind "malformed" (no usable JSON, bad ids) or "partial" (responses missing).
+It reads any text in linear time and never raises `RecursionError`: the reply
+comes from a server, so hostile input must only ever cost a fallback.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ Reply with only a JSON object holding one entry per response, keyed by the respo
 {responses}"""
 
 _INTEGER = re.compile(r"-?\d+")
+# Where a JSON object can start: a brace, then a key or the closing brace. Skips
+# the braces of prose and LaTeX (\frac{a}{b}) without a decode attempt.
+_OBJECT_START = re.compile(r'\{[ \t\n\r]*["}]')
+_ATTEMPT_COST = 64  # Characters charged per attempt at least: an attempt has a fixed cost.
 
 
 class ReplyError(ValueError):
@@ -66,23 +72,82 @@ def build_messages(prompt: str, numbered: Sequence[tuple[int, str]], *,
   return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def extract_json_object(text: str, keys: Sequence[str] = ()) -> dict[str, Any] | None:
+def _first_dict_naming(obj: Any, keys: Sequence[str]) -> dict[str, Any] | None:
+  """The first dict (in document order) inside `obj` that names one of `keys`, or None.
+
+  Iterative, so a decoded object's depth cannot overflow the stack.
+  """
+  wanted, stack = frozenset(keys), [obj]
+  while stack:
+    node = stack.pop()
+    if isinstance(node, dict):
+      if not wanted.isdisjoint(node):  # Iterates the dict: linear in the tree overall.
+        return node
+      stack.extend(reversed(list(node.values())))
+    elif isinstance(node, list):
+      stack.extend(reversed(node))
+  return None
+
+
+def _decode_at(decoder: json.JSONDecoder, text: str, start: int,
+               budget: int) -> tuple[Any, int, int]:
+  """(object or None, end, characters read) of decoding the JSON value at text[start].
+
+  Decodes a window text[start:start + size], growing 4x while the failure may be
+  the window's end (an unterminated string, an error near the end). Windows
+  matter: a `JSONDecodeError` counts the lines of the whole string before its
+  position, so decoding `text` in place costs O(start) per failed attempt, and
+  a reply with many stray braces costs O(n²) (a 240 KB reply: seconds).
+  """
+  size, read = 256, 0
+  while read <= budget:
+    window = text[start:start + size]
+    whole = start + size >= len(text)
+    try:
+      obj, end = decoder.raw_decode(window)
+      return obj, start + end, read + end
+    except json.JSONDecodeError as e:
+      if whole or (e.pos < len(window) - 64 and not e.msg.startswith("Unterminated string")):
+        return None, start + 1, read + e.pos + 1
+      read += len(window)
+    except RecursionError:  # Nested deeper than the decoder's limit within the window.
+      return None, start + 1, read + len(window)
+    size *= 4
+  return None, start + 1, read
+
+
+def extract_json_object(text: str, keys: Sequence[str] = (),
+                        *, work_factor: int = 8) -> dict[str, Any] | None:
   """The first JSON object in `text` that names one of `keys` (else the first one), or None.
 
   Skips code fences, prose and JSON echoed before the answer (e.g. in a
-  reasoning model's thoughts).
+  reasoning model's thoughts), and finds an answer nested in a wrapper object
+  ({"clusters": {"1": ...}}).
+
+  Runs in time linear in len(text), whatever the text: each attempt decodes a
+  window from its brace (see `_decode_at`), a decoded object is searched as a
+  Python tree and then skipped instead of decoded again from each inner brace,
+  and the characters read by all attempts (at least 64 per attempt) are capped
+  at `work_factor` · len(text) + 64 KiB; when that budget runs out the search
+  returns what it has found. Nesting deeper than the decoder's recursion limit is a failed attempt,
+  never a `RecursionError`.
   """
   decoder = json.JSONDecoder()
-  first = None
-  for start in (i for i, ch in enumerate(text) if ch == "{"):
-    try:
-      obj, _ = decoder.raw_decode(text, start)
-    except json.JSONDecodeError:
+  budget = work_factor * len(text) + 65536
+  first, pos = None, 0
+  while budget > 0:
+    match = _OBJECT_START.search(text, pos)
+    if match is None:
+      break
+    obj, pos, read = _decode_at(decoder, text, match.start(), budget)
+    budget -= max(read, _ATTEMPT_COST)
+    if obj is None:
       continue
-    if isinstance(obj, dict):
-      if any(k in obj for k in keys):
-        return obj
-      first = obj if first is None else first
+    found = _first_dict_naming(obj, keys) if keys else None
+    if found is not None:
+      return found
+    if first is None and isinstance(obj, dict):
+      first = obj
   return first
 
 

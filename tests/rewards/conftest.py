@@ -27,6 +27,7 @@ class Reply:
   status: int = 200
   delay_s: float = 0.0
   raw: bytes | None = None  # Sent verbatim instead of a chat-completion body.
+  drip_s: float = 0.0  # > 0: the whole response, status line included, one byte per drip_s.
 
 
 def cluster_by_text(request: dict) -> str:
@@ -88,6 +89,9 @@ class FakeChatServer:
           # client may send its next request before this thread runs again.
           with fake._lock:
             fake.in_flight[model] -= 1
+        if reply.drip_s > 0:
+          self._drip(reply, data)
+          return
         try:
           self.send_response(reply.status)
           self.send_header("Content-Type", "application/json")
@@ -95,6 +99,19 @@ class FakeChatServer:
           self.end_headers()
           self.wfile.write(data)
         except OSError:  # The client timed out and hung up.
+          pass
+
+      def _drip(self, reply, data):
+        """A server that never lets a socket read time out, and takes ages to finish."""
+        self.close_connection = True
+        head = (f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        try:
+          for i in range(len(head) + len(data)):
+            self.wfile.write((head + data)[i:i + 1])
+            self.wfile.flush()
+            time.sleep(reply.drip_s)
+        except OSError:  # The client gave up.
           pass
 
     return Handler
