@@ -1,13 +1,19 @@
 """Worlds: procedural task families with safe verifiers and strategy signatures.
 
-`get_task(name, **kwargs)` builds a family registered in `TASKS`;
-`sample_problems(task, seed, num, difficulty)` draws a deterministic problem list.
+`get_task(name, **kwargs)` builds a family registered in `TASKS` ("name" or
+"name:variant", e.g. "reasoning_gym:countdown"); `sample_problems(task, seed, num,
+difficulty)` draws a deterministic problem list. Every `Problem` carries its family:
+`task_of(problem, default_task)` is the Task that scores it and `score_batch` scores a
+batch that mixes worlds (third-party scorers run in the sandbox, explore_rl/sandbox).
 """
-from explore_rl.tasks import arithmetic, countdown, grid_paths, jsonl, partition  # noqa: F401
+from explore_rl.tasks import (  # noqa: F401
+    arithmetic, countdown, grid_paths, jsonl, partition, reasoning_gym)
 from explore_rl.tasks.base import DEGENERATE, DEGENERATE_ID, Problem, Score, Task
-from explore_rl.tasks.registry import TASKS, get_task, sample_problems
+from explore_rl.tasks.registry import (
+    TASKS, family_counts, get_task, register_family, sample_problems, score_batch, scoring_pool,
+    task_of)
 
 __all__ = [
-    "DEGENERATE", "DEGENERATE_ID", "Problem", "Score", "Task", "TASKS", "get_task",
-    "sample_problems",
+    "DEGENERATE", "DEGENERATE_ID", "Problem", "Score", "Task", "TASKS", "family_counts",
+    "get_task", "register_family", "sample_problems", "score_batch", "scoring_pool", "task_of",
 ]

@@ -1,19 +1,20 @@
-"""Final-answer extraction and equivalence for GSM8K / MATH-style free-form answers.
+"""Final-answer extraction and a fast normaliser for GSM8K / MATH-style answers.
 
-Checker choice: a small own normaliser, not `math-verify` or `sympy.parsing.latex`.
-Reasons: (1) verifier calls must stay under 50 ms on arbitrary model output, and
-sympy-based parsing of adversarial LaTeX can take seconds; math-verify bounds it
-with `signal.alarm`, which only works in the main thread (our verifiers also run in
-worker threads); (2) it pulls sympy + a pinned antlr4 runtime for a parse we only
-need for a narrow answer language. GSM8K answers are numbers and MATH answers are
-mostly numbers, fractions, simple radicals, tuples and short expressions, which a
-normaliser in the spirit of the MATH paper's `is_equiv` (Hendrycks et al., arXiv
-2103.03874) covers, with exact `Fraction` comparison of numeric atoms on top:
-"0.5", "1/2", "\\frac12", "\\dfrac{1}{2}" and "$\\frac{1}{2}$." are equal. What it
-does not do is symbolic algebra: "2\\sqrt{2}" and "\\sqrt{8}" differ.
+Rewards of the `jsonl` family come from math-verify, run in the sandboxed pool with a
+deadline (see jsonl.py): it does symbolic algebra ("2\\sqrt{2}" equals "\\sqrt{8}"),
+but sympy-based parsing of adversarial LaTeX can take seconds and math-verify bounds
+it with `signal.alarm`, which only works in a main thread, so it never runs in the
+trainer's process. This module is what stays in-process, fast and bounded:
 
-Extraction, in order: the last `\\boxed{...}` (balanced braces), the text after
-the last `####` (GSM8K), else the last number in the text.
+- Extraction, in order: the last `\\boxed{...}` (balanced braces), the text after
+  the last `####` (GSM8K), else the last number in the text.
+- `normalize`: a canonical string in the spirit of the MATH paper's `is_equiv`
+  (Hendrycks et al., arXiv 2103.03874) with exact `Fraction` comparison of numeric
+  atoms: "0.5", "1/2", "\\frac12", "\\dfrac{1}{2}" and "$\\frac{1}{2}$." normalise
+  alike. It gives strategy signatures and majority-vote answers (which need a
+  canonical key, not a pairwise check) and the loader's quick check that a solution
+  states its record's answer (math-verify decides the cases it does not match). It
+  does no symbolic algebra: "2\\sqrt{2}" and "\\sqrt{8}" normalise differently.
 """
 from __future__ import annotations
 

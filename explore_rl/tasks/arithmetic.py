@@ -123,6 +123,7 @@ class ArithmeticTask(Task):
         solution=",".join(next(iter(orders.values()))),
         difficulty=d,
         meta={"numbers": numbers, "ops": ops},
+        family=self.family,
     )
 
   def correct_responses(self, problem: Problem, rng: np.random.Generator, num: int) -> list[str]:

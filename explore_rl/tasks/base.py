@@ -28,7 +28,9 @@ import numpy as np
 DEGENERATE = "degenerate"
 DEGENERATE_ID = -1
 
-STATUSES = ("ok", "wrong", "malformed", "truncated")
+# "timeout" / "error": a sandboxed third-party scorer overran its deadline or failed
+# (explore_rl/sandbox); such responses score 0.
+STATUSES = ("ok", "wrong", "malformed", "truncated", "timeout", "error")
 # Longer responses are malformed without being parsed: keeps every verifier call
 # bounded in time whatever the model emits.
 MAX_RESPONSE_CHARS = 4096
@@ -43,12 +45,16 @@ class Problem:
   solution: a reference response, a complete correct text the model could emit.
   difficulty: the knob in [0, 1] it was sampled at (datasets: their own level).
   meta: family-specific, JSON-serialisable data the verifier needs.
+  family: the family that made it, as `get_task` spells it ("countdown",
+    "reasoning_gym:countdown"); `explore_rl.tasks.task_of` finds the Task that scores
+    it, so one batch can mix worlds. "" (the default) means the run's configured task.
   """
   prompt: str
   answer: str
   solution: str
   difficulty: float
   meta: Mapping
+  family: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,12 @@ class Task(abc.ABC):
 
   name: str
   default_difficulty: float = 0.5
+
+  @property
+  def family(self) -> str:
+    """The family name its problems carry (`Problem.family`): `name` unless a family
+    takes a variant (e.g. reasoning_gym's dataset)."""
+    return self.name
 
   # --- generation -------------------------------------------------------------
 

@@ -89,6 +89,7 @@ class CountdownTask(Task):
         solution=text,
         difficulty=d,
         meta={"target": target, "numbers": numbers},
+        family=self.family,
     )
 
   def correct_responses(self, problem: Problem, rng: np.random.Generator, num: int) -> list[str]:

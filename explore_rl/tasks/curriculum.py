@@ -14,17 +14,21 @@ drawn from `problem_rng(seed, n)`, so a resumed run sees the same data stream.
   whose own pass rate is outside the band carry no group-relative signal and are
   dropped (keep = False), as in DAPO's dynamic sampling (arXiv 2503.14476).
 - `mixture`:  several families with weights, each served by its own inner curriculum.
+  Its keys are family specs ("countdown", "reasoning_gym:countdown"); every problem it
+  serves carries its key as `Problem.family`, and `explore_rl.tasks.task_of` returns
+  the mixture's own task instance for it.
 """
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from explore_rl.registry import Registry
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import get_task, problem_rng
+from explore_rl.tasks.registry import get_task, problem_rng, register_family
 
 CURRICULA = Registry("curriculum")
 _MAX_OWNED = 10_000  # recently served prompts a mixture remembers, to route feedback
@@ -139,9 +143,11 @@ class AdaptiveCurriculum(UniformCurriculum):
 class MixtureCurriculum(Curriculum):
   """Each problem comes from family f with probability weights[f] / sum(weights).
 
-  tasks: {family name: weight}; each family is served by an `inner` curriculum
-  (uniform or adaptive, built with `inner_kwargs`) with its own derived seed.
-  `update` routes feedback back to the family that served each prompt.
+  tasks: {family spec: weight}; each family is served by an `inner` curriculum
+  (uniform or adaptive, built with `inner_kwargs`) with its own derived seed and
+  `task_kwargs[family]`. Served problems carry their family; `update` routes feedback
+  back to the family that served each prompt. `tasks_by_family` maps each family to
+  the Task that scores it (also registered for `explore_rl.tasks.task_of`).
   """
 
   def __init__(self, tasks: Mapping[str, float], *, seed: int, inner: str = "uniform",
@@ -160,6 +166,9 @@ class MixtureCurriculum(Curriculum):
                         seed=int(np.random.SeedSequence([self.seed, i]).generate_state(1)[0]),
                         **(inner_kwargs or {}))
         for i, name in enumerate(self.names)]
+    self.tasks_by_family = {name: child.task for name, child in zip(self.names, self.children)}
+    for name, task in self.tasks_by_family.items():
+      register_family(task, name)
     self.owner: dict[str, int] = {}  # prompt -> child, the last _MAX_OWNED served
 
   def next_batch(self, num: int) -> list[Problem]:
@@ -169,6 +178,8 @@ class MixtureCurriculum(Curriculum):
     self.num_generated += num
     served = {c: iter(child.next_batch(picks.count(c))) for c, child in enumerate(self.children)}
     batch = [next(served[c]) for c in picks]
+    batch = [p if p.family == self.names[c] else dataclasses.replace(p, family=self.names[c])
+             for c, p in zip(picks, batch)]
     for c, p in zip(picks, batch):
       self.owner.pop(p.prompt, None)  # re-insert: the dict's order is the serving order
       self.owner[p.prompt] = c

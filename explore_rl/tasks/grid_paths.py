@@ -79,6 +79,7 @@ class GridPathsTask(Task):
         solution=_uniform_path(rows, ways, rng),
         difficulty=d,
         meta={"rows": rows},
+        family=self.family,
     )
 
   def num_strategies(self, problem: Problem) -> int:

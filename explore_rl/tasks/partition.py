@@ -69,6 +69,7 @@ class PartitionTask(Task):
         solution=solution,
         difficulty=d,
         meta={"target": target, "parts": parts},
+        family=self.family,
     )
 
   @staticmethod

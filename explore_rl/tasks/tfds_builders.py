@@ -47,14 +47,16 @@ def record_to_problem(record) -> Problem:
   text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v)
   return Problem(prompt=text(record["prompt"]), answer=text(record["answer"]),
                  solution=text(record["solution"]), difficulty=float(record["difficulty"]),
-                 meta=json.loads(text(record["meta"])))
+                 meta=json.loads(text(record["meta"])),
+                 family=text(record["family"]) if "family" in record else "")
 
 
 class _TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """The builder of family `family`; subclasses (one per family) are registered."""
 
   family: str
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "Records carry their family (Problem.family)."}
   BUILDER_CONFIGS = [TaskConfig(name="default")]
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -65,6 +67,7 @@ class _TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             "index": np.int64, "prompt": tfds.features.Text(),
             "answer": tfds.features.Text(), "solution": tfds.features.Text(),
             "difficulty": np.float32, "meta": tfds.features.Text(),
+            "family": tfds.features.Text(),
         }),
     )
 
@@ -78,7 +81,8 @@ class _TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     seed = config.seed * len(SPLIT_SEEDS) + SPLIT_SEEDS[split]
     for i, p in enumerate(sample_problems(get_task(self.family), seed, num, config.difficulty)):
       yield i, {"index": i, "prompt": p.prompt, "answer": p.answer, "solution": p.solution,
-                "difficulty": p.difficulty, "meta": json.dumps(dict(p.meta))}
+                "difficulty": p.difficulty, "meta": json.dumps(dict(p.meta)),
+                "family": p.family}
 
 
 # TFDS registers each under its class name in snake_case: "explore_rl_partition", ...

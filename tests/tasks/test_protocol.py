@@ -5,7 +5,8 @@ import string
 import numpy as np
 import pytest
 
-from explore_rl.tasks import DEGENERATE, TASKS, Problem, get_task, sample_problems
+from explore_rl.tasks import (
+    DEGENERATE, TASKS, Problem, get_task, register_family, sample_problems, task_of)
 
 PRINTABLE = set(string.printable) - set("\t\r\x0b\x0c")
 
@@ -75,4 +76,14 @@ def test_teacher_prompt_holds_problem_and_solution(task):
 
 def test_every_family_is_covered():
   # Guards the parametrisation: a family registered later is tested too.
-  assert set(TASKS.names()) == {"arithmetic", "countdown", "grid_paths", "jsonl", "partition"}
+  assert set(TASKS.names()) == {"arithmetic", "countdown", "grid_paths", "jsonl", "partition",
+                                "reasoning_gym"}
+
+
+def test_problems_carry_their_family(task):
+  # Mixtures of worlds score each problem with the task that made it.
+  register_family(task)
+  for p in sample_problems(task, seed=7, num=3):
+    assert p.family == task.family
+    assert task_of(p, task) is task
+    assert task_of(p) is task  # the registered instance of its family

@@ -1,0 +1,324 @@
+"""`SandboxPool`: score untrusted (response, problem) pairs with third-party code, contained.
+
+Third-party scorers evaluate parts of model output: reasoning-gym's countdown scorer
+hands the answer to sympy's `parse_expr`, which runs `__import__('os').system(...)`
+and hangs on `9**9**9`. Such scorers run here, never in the trainer's process. The
+pool starts one fork server (`server.py`), which imports the scorer libraries once
+and forks a fresh, confined child per call, so a call that patches a library (say
+`numpy.isclose = lambda *a: True`) changes only its own, discarded, copy.
+
+Isolation, from outside in (each layer is reported in `isolation` and `metrics()`):
+- `unshare --net --mount --pid --fork --kill-child` (util-linux): no network but a
+  downed loopback, private tmpfs over every world-writable directory, a fresh /proc
+  without host processes, and everything killed when the server exits. When the
+  platform refuses the namespaces the pool runs without them and logs why.
+- per call: an unprivileged uid (root only), an empty scratch directory, limits on
+  CPU time, address space, file size, open files and processes, a wall deadline
+  after which the child's whole process group is killed.
+
+A call returns a `Result` with status `ok` (the scorer's JSON value), `timeout`
+(wall deadline or CPU limit) or `error` (crash, kill, exception, oversized or
+unreadable result); callers turn the last two into reward 0. Results come back as
+JSON: nothing from a child is unpickled. Calls run concurrently (`max_workers`
+children at a time), so a batch costs about its slowest call plus the fork
+overhead (`benchmarks/sandbox_pool.py`).
+
+What the sandbox cannot do: a call that runs code can forge its *own* result (it
+owns the process that reports it). It cannot change any other call's result, the
+trainer, or the host. Where a scorer's input grammar is known, callers should still
+validate answers before sending them (docs/design.md, "verifiers never eval").
+"""
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import dataclasses
+import functools
+import itertools
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Mapping, Sequence
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "timeout", "error")
+_NAMESPACES = ("--net", "--mount", "--pid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """The outcome of one sandboxed call."""
+  status: str  # one of STATUSES
+  value: Any = None  # the scorer's JSON value when status == "ok"
+  reason: str = ""  # why a call failed
+  seconds: float = 0.0  # the child's wall time
+
+
+@functools.lru_cache(maxsize=None)
+def probe_namespaces() -> tuple[tuple[str, ...], str]:
+  """(the `unshare` flags this platform permits, why others were refused)."""
+  unshare = shutil.which("unshare")
+  if unshare is None:
+    return (), "util-linux `unshare` is not installed"
+  reasons = []
+  user = () if os.geteuid() == 0 else ("--user", "--map-root-user")
+  for flags in (_NAMESPACES, ("--net",)):
+    cmd = [unshare, *user, *flags, "--fork", "--kill-child", "--", "true"]
+    try:
+      r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+      reasons.append(f"{' '.join(flags)}: {e}")
+      continue
+    if r.returncode == 0:
+      return (*user, *flags), "; ".join(reasons)
+    reasons.append(f"{' '.join(user + flags)}: {r.stderr.strip() or f'exit {r.returncode}'}")
+  return (), "; ".join(reasons)
+
+
+class SandboxPool:
+  """A fork server of confined scorer children; thread-safe.
+
+  preload: modules the server imports once (the scorer libraries).
+  max_workers: children alive at once (default: 2 x CPU count, at least 4).
+  deadline_s / cpu_s / memory_mb / fsize_mb: per-call defaults: the wall deadline,
+    the CPU-time limit, the address space a call may add to the server's, and the
+    largest file it may write in its scratch directory.
+  uid: run every child as this uid (e.g. 65534, nobody); None gives each concurrency
+    slot its own unprivileged uid (`uid_base + slot`, owned by no account) so a child
+    cannot signal or trace another. Only applies when the pool runs as root.
+  namespaces: False runs without `unshare` (for platforms where it misbehaves).
+  """
+
+  def __init__(self, *, preload: Sequence[str] = (), max_workers: int | None = None,
+               deadline_s: float = 5.0, cpu_s: float = 3.0, memory_mb: int = 1024,
+               fsize_mb: int = 8, uid: int | None = None, uid_base: int = 2_000_000_000,
+               namespaces: bool = True, python: str = sys.executable):
+    self.preload = tuple(preload)
+    self.max_workers = int(max_workers or max(4, 2 * (os.cpu_count() or 1)))
+    self.defaults = {"deadline_s": float(deadline_s), "cpu_s": float(cpu_s),
+                     "memory_mb": int(memory_mb), "fsize_mb": int(fsize_mb)}
+    self.uid, self.uid_base, self.python = uid, int(uid_base), python
+    self.use_namespaces = namespaces
+    self._lock = threading.Lock()  # futures, counters, the server handle
+    self._write_lock = threading.Lock()  # (re)starting the server and writing requests
+    self._ids = itertools.count()
+    self._futures: dict[int, concurrent.futures.Future] = {}
+    self._proc: subprocess.Popen | None = None
+    self._pid = None  # the process that owns the server (a fork must start its own)
+    self.isolation: dict = {}
+    self._counts = dict.fromkeys(("calls", "ok", "timeout", "error", "server_starts"), 0)
+    self._seconds = {"total": 0.0, "max": 0.0}
+    self._warm: list[tuple[str, str]] = []  # (fn, kwargs json) replayed after a restart
+
+  # -- the server ----------------------------------------------------------------------------
+  def _start(self) -> None:
+    flags, refused = probe_namespaces() if self.use_namespaces else ((), "disabled by caller")
+    root = os.geteuid() == 0 and "--user" not in flags
+    config = {"max_workers": self.max_workers, "preload": list(self.preload),
+              "uid": self.uid, "uid_base": self.uid_base, "drop_privileges": root,
+              "mount_namespace": "--mount" in flags}
+    cmd = [self.python, "-m", "explore_rl.sandbox.server", json.dumps(config)]
+    if flags:
+      cmd = [shutil.which("unshare"), *flags, "--fork", "--kill-child", "--", *cmd]
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package_root,
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "NUMEXPR_NUM_THREADS": "1", "HOME": "/nonexistent"}
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                            cwd="/", text=True, bufsize=1)
+    hello_line = proc.stdout.readline()
+    try:
+      hello = json.loads(hello_line)["hello"]
+    except (ValueError, KeyError, TypeError):
+      proc.kill()
+      proc.wait()
+      raise RuntimeError(f"sandbox server failed to start: {hello_line!r}") from None
+    network = "--net" in flags and not hello.get("interfaces")
+    self.isolation = {
+        "network": network, "mount": bool(hello.get("mounted")), "pid": "--pid" in flags,
+        "unprivileged": root or "--user" in flags, "namespaces": list(flags),
+        "refused": refused, "mounted": hello.get("mounted", []),
+        "mount_failed": hello.get("mount_failed", {}),
+        "preload_failed": hello.get("preload_failed", {})}
+    missing = [k for k in ("network", "mount", "unprivileged") if not self.isolation[k]]
+    if missing:
+      log.warning("sandbox pool runs without %s isolation (%s)", ", ".join(missing),
+                  refused or ("not root: children keep the caller's uid"
+                              if "unprivileged" in missing else "see isolation"))
+    if hello.get("preload_failed"):
+      log.warning("sandbox pool could not preload %s", hello["preload_failed"])
+    self._proc, self._pid = proc, os.getpid()
+    self._counts["server_starts"] += 1
+    threading.Thread(target=self._reader, args=(proc,), daemon=True,
+                     name="sandbox-pool-reader").start()
+    for fn, kwargs in self._warm:  # replies to these ids find no future and are dropped
+      with self._lock:
+        req_id = next(self._ids)
+      proc.stdin.write(json.dumps({"id": req_id, "warm": fn, "kwargs": json.loads(kwargs)}) + "\n")
+    proc.stdin.flush()
+
+  def _ensure(self) -> None:
+    """Start the server if it is not running (caller holds the write lock)."""
+    if self._proc is None or self._pid != os.getpid() or self._proc.poll() is not None:
+      self._proc = None
+      self._start()
+
+  def _reader(self, proc: subprocess.Popen) -> None:
+    for line in proc.stdout:
+      try:
+        msg = json.loads(line)
+        result = Result(msg["status"], msg.get("value"), msg.get("reason", ""),
+                        float(msg.get("seconds", 0.0)))
+        req_id = int(msg["id"])
+      except (ValueError, KeyError, TypeError):
+        log.warning("sandbox pool: unreadable server line %r", line[:200])
+        continue
+      with self._lock:
+        future = self._futures.pop(req_id, None)
+      if future is not None:
+        future.set_result(result)
+    proc.wait()
+    self._fail_all(proc, f"sandbox server exited with code {proc.returncode}")
+
+  def _fail_all(self, proc: subprocess.Popen, reason: str) -> None:
+    with self._lock:
+      if self._proc is not proc:
+        return
+      futures, self._futures = self._futures, {}
+      self._proc = None
+    for future in futures.values():
+      if not future.done():
+        future.set_result(Result("error", reason=reason))
+
+  def _send(self, fn: str, kwargs: Mapping, *, warm: bool = False,
+            **limits) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    # Writes hold only the write lock: the reader thread must always be able to drain
+    # replies, or a server blocked on a full stdout pipe would stop reading requests.
+    with self._write_lock:
+      self._ensure()
+      proc = self._proc
+      msg = {"kwargs": dict(kwargs)}
+      msg.update({"warm": fn} if warm else {"fn": fn, **self.defaults, **limits})
+      with self._lock:
+        msg["id"] = req_id = next(self._ids)
+        self._futures[req_id] = future
+      try:
+        proc.stdin.write(json.dumps(msg) + "\n")
+        proc.stdin.flush()
+      except (BrokenPipeError, OSError, ValueError):
+        with self._lock:
+          self._futures.pop(req_id, None)
+        future.set_result(Result("error", reason="sandbox server is gone"))
+    return future
+
+  # -- public API ----------------------------------------------------------------------------
+  def warm(self, fn: str, **kwargs) -> Result:
+    """Run the *trusted* `fn(**kwargs)` inside the server itself (e.g. fill a cache the
+    children inherit); once per pool (a repeat returns at once), replayed whenever the
+    server restarts. Never pass model output."""
+    entry = (fn, json.dumps(kwargs, sort_keys=True))
+    with self._lock:
+      if entry in self._warm:
+        return Result("ok")
+    result = self._send(fn, kwargs, warm=True).result(timeout=120)
+    if result.status == "ok" and entry not in self._warm:
+      self._warm.append(entry)
+    return result
+
+  def map(self, fn: str, kwargs_list: Sequence[Mapping], **limits) -> list[Result]:
+    """`fn(**kwargs)` for each kwargs, each in its own confined child, concurrently.
+
+    fn: "module:function", a trusted scorer that returns a JSON value.
+    limits: per-call overrides of deadline_s, cpu_s, memory_mb, fsize_mb.
+    """
+    futures = [self._send(fn, kwargs, **limits) for kwargs in kwargs_list]
+    deadline = {**self.defaults, **limits}["deadline_s"]
+    # Calls wait for a free slot: bound the whole batch, then give up on the server.
+    budget = (len(futures) / self.max_workers + 2) * (deadline + 1.0) + 30.0
+    end = time.monotonic() + budget
+    results = []
+    for future in futures:
+      try:
+        results.append(future.result(timeout=max(0.0, end - time.monotonic())))
+      except concurrent.futures.TimeoutError:
+        log.warning("sandbox pool: no reply within %.0f s; restarting the server", budget)
+        self._restart()
+        results.append(future.result(timeout=5.0) if future.done()
+                       else Result("error", reason="no reply from the sandbox server"))
+    with self._lock:
+      for r in results:
+        self._counts["calls"] += 1
+        self._counts[r.status if r.status in STATUSES else "error"] += 1
+        self._seconds["total"] += r.seconds
+        self._seconds["max"] = max(self._seconds["max"], r.seconds)
+    return results
+
+  def call(self, fn: str, **kwargs) -> Result:
+    """One call of `fn(**kwargs)` (see `map`)."""
+    return self.map(fn, [kwargs])[0]
+
+  def metrics(self) -> dict:
+    """Counts of calls by status, server (re)starts, mean / max call seconds, isolation."""
+    with self._lock:
+      out = {f"sandbox_{k}": v for k, v in self._counts.items()}
+      calls = max(self._counts["calls"], 1)
+      out["sandbox_seconds_mean"] = self._seconds["total"] / calls
+      out["sandbox_seconds_max"] = self._seconds["max"]
+      for key in ("network", "mount", "pid", "unprivileged"):
+        out[f"sandbox_isolated_{key}"] = bool(self.isolation.get(key, False))
+    return out
+
+  def _restart(self) -> None:
+    with self._lock:
+      proc = self._proc
+    if proc is not None:
+      proc.kill()
+      proc.wait()
+      self._fail_all(proc, "sandbox server restarted")
+
+  def close(self) -> None:
+    """Stop the server: closing its stdin makes it kill its children and exit."""
+    with self._lock:
+      proc, self._proc = self._proc, None
+    if proc is None or self._pid != os.getpid():
+      return
+    try:
+      proc.stdin.close()
+      proc.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+      proc.kill()
+      proc.wait()
+
+  def __enter__(self) -> "SandboxPool":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+_SHARED: dict[tuple, SandboxPool] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_pool(preload: Sequence[str] = (), **kwargs) -> SandboxPool:
+  """The process-wide pool for these settings (started on first use, closed at exit)."""
+  key = (tuple(sorted(preload)), tuple(sorted(kwargs.items())))
+  with _SHARED_LOCK:
+    pool = _SHARED.get(key)
+    if pool is None:
+      pool = _SHARED[key] = SandboxPool(preload=preload, **kwargs)
+    return pool
+
+
+@atexit.register
+def _close_shared() -> None:
+  for pool in list(_SHARED.values()):
+    pool.close()
