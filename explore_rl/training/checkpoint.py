@@ -1,48 +1,203 @@
-"""Orbax checkpoints behind one small interface: arrays + a JSON side state.
+"""Orbax checkpoints behind one small interface: arrays + a JSON side state, verified.
 
 A checkpoint holds the train state (params, optimizer state, step, PRNG key
 data) and a JSON-serialisable dict (loop step, curriculum/data state, skipped-
 update counters). Restoring into a target built from `jax.eval_shape` keeps
 optax's state types and puts arrays on the target's shardings. Nothing here
 unpickles: Orbax writes tensors + JSON only.
+
+Integrity. Orbax/TensorStore do not checksum the array chunks, so flipped bytes
+in a data file load as silently wrong weights. After each save, the SHA-256 of
+every file of the step directory goes into `<step>/SHA256SUMS.json` (written
+last, atomically). `restore()` checks a step's files against it before reading
+them and, when the newest step is corrupt (changed, truncated or missing files,
+a deleted `_METADATA`, a garbled meta file) or Orbax cannot read it, falls back
+to the newest step that verifies and restores, with one warning naming the step
+used and why the newer ones were skipped. When none is usable it raises
+`UserError` with one line. A step without a checksum file (saved before this
+existed, or a crash between Orbax's commit and the checksum write) is restored
+unverified, with a warning. A corrupt step that a later save would overwrite is
+moved to `<directory>/corrupt/` first (kept for inspection, ignored by Orbax).
+The directory is a local (or mounted) path: the checksums are computed with `os`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import time
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from explore_rl.errors import UserError
+
+CHECKSUM_FILE = "SHA256SUMS.json"
+CORRUPT_DIR = "corrupt"
+_CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while chunk := f.read(_CHUNK):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def step_checksums(step_dir: str) -> dict[str, str]:
+  """{path relative to step_dir: SHA-256} of every file under `step_dir` but the sums."""
+  sums = {}
+  for root, dirs, files in os.walk(step_dir):
+    dirs.sort()
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, step_dir)
+      if rel != CHECKSUM_FILE:
+        sums[rel] = _sha256(path)
+  return sums
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0] if text else ''}"[:200]
+
 
 class Checkpointer:
+  """`Checkpointer(directory, keep=3)`: save / verify / restore with fallback / close."""
+
   def __init__(self, directory: str, *, keep: int = 3):
     self.directory = os.path.abspath(directory)
     self._mgr = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "meta"))
+    self._pending: list[int] = []  # Saved without waiting: checksums written once finished.
+
+  def _step_dir(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
 
   def latest_step(self) -> int | None:
+    """The newest step on disk (restore() may fall back to an older one if it is corrupt)."""
     return self._mgr.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return sorted(self._mgr.all_steps())
+
   def save(self, step: int, state: Any, meta: dict, *, wait: bool = True):
+    self._finish_pending()
+    if step in self._mgr.all_steps():  # Only after a fallback past a corrupt newer step.
+      self._quarantine(step, "a new save of the same step")
     self._mgr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self._pending.append(step)
     if wait:
-      self._mgr.wait_until_finished()
+      self._finish_pending()
 
-  def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
-    """(state, meta) of `step` (default latest); `target` gives structure and shardings."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+  def _finish_pending(self):
+    """Waits for async saves, then writes each finished step's checksum file."""
+    if not self._pending:
+      return
+    self._mgr.wait_until_finished()
+    if jax.process_index() == 0:
+      for step in self._pending:
+        step_dir = self._step_dir(step)
+        if os.path.isdir(step_dir):  # Not already removed by max_to_keep.
+          sums = {"algorithm": "sha256", "files": step_checksums(step_dir)}
+          tmp = os.path.join(step_dir, CHECKSUM_FILE + ".tmp")
+          with open(tmp, "w") as f:
+            json.dump(sums, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+          os.replace(tmp, os.path.join(step_dir, CHECKSUM_FILE))
+    self._pending = []
+
+  def _quarantine(self, step: int, why: str):
+    """Moves step's directory to corrupt/<step>-<time> (never deletes a checkpoint)."""
+    if jax.process_index() == 0:
+      os.makedirs(os.path.join(self.directory, CORRUPT_DIR), exist_ok=True)
+      dest = os.path.join(self.directory, CORRUPT_DIR, f"{step}-{time.strftime('%Y%m%dT%H%M%S')}")
+      os.replace(self._step_dir(step), dest)
+      log.warning("checkpoint: moved step %d to %s to make room for %s", step, dest, why)
+    self._mgr.reload()
+
+  def verify(self, step: int) -> str | None:
+    """Why `step` fails its checksums (one line), "unverified" without any, or None if it
+    matches."""
+    step_dir = self._step_dir(step)
+    sums_path = os.path.join(step_dir, CHECKSUM_FILE)
+    if not os.path.isdir(step_dir):
+      return f"directory {step_dir} is missing"
+    if not os.path.exists(sums_path):
+      return "unverified"
+    try:
+      with open(sums_path) as f:
+        expected = json.load(f)["files"]
+      if not isinstance(expected, dict):
+        raise TypeError("files is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      return f"unreadable {CHECKSUM_FILE} ({_first_line(e)})"
+    for rel, digest in sorted(expected.items()):
+      path = os.path.join(step_dir, rel)
+      if not os.path.isfile(path):
+        return f"missing file {rel}"
+      if _sha256(path) != digest:
+        return f"checksum mismatch in {rel}"
+    return None
+
+  def _restore_step(self, target: Any, step: int) -> tuple[Any, dict]:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
         target)
     out = self._mgr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    if not isinstance(out.meta, dict):
+      raise ValueError(f"meta is a {type(out.meta).__name__}, not a JSON object")
     return out.state, out.meta
 
+  def _try_step(self, target: Any, step: int) -> tuple[Any, str | None]:
+    """((state, meta), None) or (None, why the step is unusable)."""
+    problem = self.verify(step)
+    if problem not in (None, "unverified"):
+      return None, problem
+    try:
+      restored = self._restore_step(target, step)
+    except Exception as e:  # noqa: BLE001  Orbax/TensorStore raise many types on bad files.
+      return None, f"unreadable ({_first_line(e)})"
+    if problem == "unverified":
+      log.warning("checkpoint: step %d in %s has no %s (saved by an older version or "
+                  "interrupted); restored it unverified", step, self.directory, CHECKSUM_FILE)
+    return restored, None
+
+  def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
+    """(state, meta) of `step`, or of the newest usable step; `target` gives structure and
+    shardings. A named `step` that is corrupt raises `UserError`; without one, corrupt
+    newer steps are skipped with a warning. No checkpoint at all: FileNotFoundError."""
+    self._finish_pending()
+    if step is not None:
+      restored, problem = self._try_step(target, step)
+      if problem:
+        raise UserError(f"checkpoint step {step} in {self.directory} is unusable: {problem}")
+      return restored
+    steps = sorted(self._mgr.all_steps(), reverse=True)
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    skipped = []
+    for candidate in steps:
+      restored, problem = self._try_step(target, candidate)
+      if problem is None:
+        if skipped:
+          log.warning("checkpoint: restored step %d from %s, skipping newer %s",
+                      candidate, self.directory, "; ".join(skipped))
+        return restored
+      skipped.append(f"step {candidate} ({problem})")
+    raise UserError(f"no usable checkpoint in {self.directory}: {'; '.join(skipped)}; "
+                    f"restore a backup, or start over in a new --workdir")
+
   def close(self):
+    self._finish_pending()
     self._mgr.wait_until_finished()
     self._mgr.close()
