@@ -146,12 +146,16 @@ class SandboxPool:
         "unprivileged": root or "--user" in flags, "namespaces": list(flags),
         "refused": refused, "mounted": hello.get("mounted", []),
         "mount_failed": hello.get("mount_failed", {}),
-        "preload_failed": hello.get("preload_failed", {})}
+        "preload_failed": hello.get("preload_failed", {}),
+        "python_unreadable": hello.get("python_unreadable", "")}
     missing = [k for k in ("network", "mount", "unprivileged") if not self.isolation[k]]
     if missing:
       log.warning("sandbox pool runs without %s isolation (%s)", ", ".join(missing),
                   refused or ("not root: children keep the caller's uid"
                               if "unprivileged" in missing else "see isolation"))
+    if hello.get("python_unreadable"):
+      log.warning("sandbox pool: %s; a scorer that imports a module the server did not "
+                  "preload fails in the child", hello["python_unreadable"])
     if hello.get("preload_failed"):
       log.warning("sandbox pool could not preload %s", hello["preload_failed"])
     self._proc, self._pid = proc, os.getpid()

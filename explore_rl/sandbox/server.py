@@ -82,7 +82,7 @@ def _mount_private_dirs() -> dict:
   (done.append("/proc") if r.returncode == 0 else failed.__setitem__("/proc", r.stderr.strip()))
   if "/tmp" in done:
     exposed, not_exposed = _expose_python()
-    done += [f"{p} (python, read-only view)" for p in exposed]
+    done += [f"{p} (python installation, bound back)" for p in exposed]
     failed.update(not_exposed)
   return {"mounted": done, "mount_failed": failed}
 
@@ -455,6 +455,11 @@ def main(argv: list[str]) -> None:
     except Exception as e:  # noqa: BLE001 - reported in the hello; calls then fail clearly
       hello.setdefault("preload_failed", {})[module] = repr(e)[:200]
   hello["interfaces"] = _network_interfaces_up()
+  if config.get("drop_privileges"):
+    stdlib = os.path.dirname(os.__file__)
+    hidden = _blocked_ancestor(os.path.realpath(stdlib))
+    if hidden and not any(m.startswith(os.path.join(*hidden)) for m in hello.get("mounted", [])):
+      hello["python_unreadable"] = f"{hidden[0]} hides {stdlib} from the children's uid"
   gc.collect()
   gc.freeze()  # fewer copy-on-write page faults in the children
   server = Server(config)

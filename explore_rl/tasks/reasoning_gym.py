@@ -232,7 +232,9 @@ class ReasoningGymTask(Task):
         self._datasets.popitem(last=False)
     return ds
 
-  def _entry(self, meta: Mapping) -> dict:
+  def record(self, problem_or_meta: Problem | Mapping) -> dict:
+    """The reasoning-gym record (question, answer, metadata) of a problem (or its meta)."""
+    meta = problem_or_meta.meta if isinstance(problem_or_meta, Problem) else problem_or_meta
     key = (json.dumps(meta["levels"], sort_keys=True), meta["seed"], meta["index"])
     with self._lock:
       if key in self._entries:
@@ -249,19 +251,26 @@ class ReasoningGymTask(Task):
     text = f"{question.rstrip()}\n{ANSWER_FORMAT}"
     return to_ascii(text) if self.ascii_prompts else text
 
+  def score_in_process_unsafe(self, problem: Problem, answer: str) -> float:
+    """The dataset's raw score of `answer`, computed in *this* process, unconfined.
+
+    Only for trusted answers (the dataset's own reference answers), and for tests that
+    show what the sandbox prevents: never call it on model output.
+    """
+    scorer = self._dataset(problem.meta["levels"], problem.meta["seed"])
+    return float(scorer.score_answer(answer, self.record(problem)))
+
   def _check_references(self, num: int) -> None:
     """Refuse datasets whose reference answers do not score 1 through the answer format
     (trusted inputs: the dataset's own answers, scored in-process)."""
     rng = np.random.default_rng(12345)
     for _ in range(num):
       problem = self.sample(rng)
-      entry = self._entry(problem.meta)
       answer = extract_answer_text(problem.solution)
-      scorer = self._dataset(problem.meta["levels"], problem.meta["seed"])
-      if answer is None or scorer.score_answer(answer, entry) < 1.0:
+      if answer is None or self.score_in_process_unsafe(problem, answer) < 1.0:
         raise ValueError(f"reasoning-gym dataset {self.dataset!r}: its reference answer "
-                         f"{entry.get('answer')!r} does not score 1 as an <answer> tag; it "
-                         "cannot serve as a world with demonstrations")
+                         f"{self.record(problem).get('answer')!r} does not score 1 as an "
+                         "<answer> tag; it cannot serve as a world with demonstrations")
 
   # -- generation ----------------------------------------------------------------------------
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
@@ -274,7 +283,7 @@ class ReasoningGymTask(Task):
       seed = (self.seed * 1_000_003 + chunk) % 2**32
       meta = {"dataset": self.dataset, "levels": levels, "seed": seed, "index": index}
       try:
-        entry = self._entry(meta)
+        entry = self.record(meta)
       except Exception as e:  # noqa: BLE001 - some generators give up on unlucky seeds
         failure = f"generation failed: {e!r}"
         continue
@@ -347,7 +356,7 @@ class ReasoningGymTask(Task):
     meta = problem.meta
     config = codec.encode(self._config(meta["levels"]))
     try:
-      entry, regen = codec.encode(self._entry(meta)), None
+      entry, regen = codec.encode(self.record(meta)), None
     except TypeError:  # a record holding objects: the child rebuilds it
       entry, regen = None, {"seed": meta["seed"], "size": self.size, "index": meta["index"]}
     return {"dataset": self.dataset, "config": config, "answer": answer, "entry": entry,
