@@ -125,3 +125,82 @@ def test_mistakes_change_the_final_answer():
   for p in sample_problems(task, seed=2, num=30):
     wrong = task.mistake(p, rng, p.solution)
     assert task.score(p, wrong).status == "wrong", (p.solution, wrong)
+
+
+# -- math-verify rewards (in the sandboxed pool) ------------------------------------------------
+
+def _one_record_task(tmp_path, answer):
+  path = tmp_path / "one.jsonl"
+  path.write_text(json.dumps({"question": "q?", "answer": answer}) + "\n")
+  task = get_task("jsonl", path=str(path))
+  return task, sample_problems(task, seed=0, num=1)[0]
+
+
+@pytest.mark.parametrize("gold,response,status", [
+    ("0.5", "so \\boxed{\\frac{1}{2}}", "ok"),
+    ("\\frac{1}{2}", "#### 0.5", "ok"),
+    ("42", "\\boxed{42}", "ok"),
+    ("\\sqrt{8}", "\\boxed{2\\sqrt{2}}", "ok"),  # symbolic: beyond the normaliser
+    ("42", "\\boxed{41}", "wrong"),
+    ("\\frac{1}{2}", "\\boxed{\\frac{1}{3}}", "wrong"),
+])
+def test_math_verify_decides_the_reward(tmp_path, gold, response, status):
+  task, problem = _one_record_task(tmp_path, gold)
+  assert task.score(problem, response).status == status
+
+
+def test_score_many_matches_score(tmp_path):
+  task, problem = _one_record_task(tmp_path, "42")
+  responses = ["\\boxed{42}", "\\boxed{41}", "no answer here", "#### 42.0", "9**9**9"]
+  assert task.score_many([problem] * 5, responses) == [task.score(problem, r) for r in responses]
+
+
+def test_long_response_is_scored_by_its_final_answer(tmp_path):
+  task, problem = _one_record_task(tmp_path, "42")
+  derivation = "We expand the product step by step. " * 150  # > MAX_RESPONSE_CHARS
+  assert len(derivation) > 4096
+  assert task.score(problem, derivation + "\\boxed{42}").status == "ok"
+  assert task.score(problem, derivation + "\\boxed{41}").status == "wrong"
+  assert task.extract_answer(problem, derivation + "\\boxed{42}") == "42"
+
+
+# -- hostile dataset files: every bad line is a file:line error ---------------------------------
+
+def _errors(tmp_path, data: bytes):
+  path = tmp_path / "bad.jsonl"
+  path.write_bytes(b'{"question": "fine", "answer": "1"}\n' + data + b"\n")
+  with pytest.raises(JsonlFormatError) as info:
+    load_jsonl(path)
+  [error] = info.value.errors
+  assert error.startswith(f"{path}:2: "), error
+  return error
+
+
+def test_invalid_utf8_is_a_line_error(tmp_path):
+  assert "invalid UTF-8" in _errors(tmp_path, b'{"question": "caf\xe9?", "answer": "1"}')
+
+
+@pytest.mark.parametrize("digits", [600, 5000, 100_000])
+def test_huge_integers_are_line_errors(tmp_path, digits):
+  line = b'{"question": "q", "answer": ' + b"7" * digits + b"}"
+  assert "digits" in _errors(tmp_path, line)
+
+
+def test_deep_nesting_is_a_line_error(tmp_path):
+  line = b'{"question": "q", "answer": "1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+  assert "nested too deeply" in _errors(tmp_path, line)
+
+
+@pytest.mark.parametrize("answer", [b"NaN", b"Infinity", b"-Infinity", b"1e999", b'"nan"',
+                                    b'"inf"', b'"-Infinity"'])
+def test_non_finite_answers_are_rejected(tmp_path, answer):
+  error = _errors(tmp_path, b'{"question": "q", "answer": ' + answer + b"}")
+  assert "finite" in error or "NaN" in error
+
+
+def test_record_whose_solution_matches_only_symbolically_loads(tmp_path):
+  path = tmp_path / "sym.jsonl"
+  path.write_text(json.dumps({"question": "Simplify sqrt(8).", "answer": "2\\sqrt{2}",
+                              "solution": "so \\boxed{\\sqrt{8}}"}) + "\n")
+  [record] = load_jsonl(path)  # the normaliser differs, math-verify agrees
+  assert record["answer"] == "2\\sqrt{2}"
