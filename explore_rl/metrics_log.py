@@ -1,13 +1,83 @@
-"""Metrics sinks: JSONL in the workdir (for notebooks), TensorBoard events, a progress bar."""
+"""Metrics sinks: JSONL in the workdir (for notebooks), TensorBoard events, a progress bar.
+
+A crash mid-write can leave metrics.jsonl with a torn last line (no newline, or
+bytes that do not parse, such as the NULs a filesystem leaves after a power
+loss). Appending to it would glue the next row onto the fragment, so
+`MetricsWriter` repairs the file when it opens it: a last line that parses gets
+its newline, one that does not is cut off, with a warning. `read_metrics`
+names each bad line as `file:line`.
+"""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from typing import Mapping
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from explore_rl.errors import UserError
+
+log = logging.getLogger(__name__)
+_BLOCK = 65536
+
+
+def _parse_row(line: bytes | str) -> dict | None:
+  """The row a metrics line holds (a JSON object with an integer step), else None."""
+  try:
+    row = json.loads(line)
+  except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError.
+    return None
+  if isinstance(row, dict) and isinstance(row.get("step"), int):
+    return row
+  return None
+
+
+def repair_torn_last_line(path: str) -> str | None:
+  """Makes `path` end in a complete row; returns what was done (for a warning) or None.
+
+  Reads only the file's tail when it is intact: opening a long run's metrics costs
+  no full read (a repair also counts lines, to name the one it cut).
+  """
+  if not os.path.exists(path):
+    return None
+  with open(path, "r+b") as f:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+      return None
+    # The start of the last line: after the last newline before the file's final byte.
+    end, start = size - 1, None
+    while start is None and end > 0:
+      begin = max(0, end - _BLOCK)
+      f.seek(begin)
+      cut = f.read(end - begin).rfind(b"\n")
+      if cut >= 0:
+        start = begin + cut + 1
+      end = begin
+    start = 0 if start is None else start
+    f.seek(start)
+    last = f.read()
+    if last.endswith(b"\n") and _parse_row(last) is not None:
+      return None
+    if not last.endswith(b"\n") and _parse_row(last) is not None:
+      f.write(b"\n")
+      return f"{path}:{_line_number(f, start)}: added the missing newline of the last row"
+    f.truncate(start)
+    return (f"{path}:{_line_number(f, start)}: removed a torn last line ({len(last)} bytes, "
+            f"{last[:60]!r}) left by an interrupted write")
+
+
+def _line_number(f, offset: int) -> int:
+  """1-based number of the line starting at byte `offset`."""
+  f.seek(0)
+  count, read = 1, 0
+  while read < offset:
+    block = f.read(min(_BLOCK, offset - read))
+    count += block.count(b"\n")
+    read += len(block)
+  return count
 
 
 def _plain(v):
@@ -25,6 +95,9 @@ class MetricsWriter:
                initial_step: int = 0, desc: str = "train", progress: bool = True):
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
+    repaired = repair_torn_last_line(self.path)
+    if repaired:
+      log.warning("metrics: %s", repaired)
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
@@ -52,12 +125,29 @@ class MetricsWriter:
       self._tb.close()
 
 
-def read_metrics(workdir: str) -> list[dict]:
-  """All rows of DIR/metrics.jsonl (the last row per step wins after a resume)."""
+def read_metrics(workdir: str, *, strict: bool = True) -> list[dict]:
+  """All rows of DIR/metrics.jsonl (the last row per step wins after a resume).
+
+  A line that is not a JSON object with an integer "step" raises `UserError`
+  naming `file:line`; with `strict=False` it is skipped with a warning instead
+  (for reading what a damaged run left). A last line without its newline is a
+  write still in progress (a notebook reading a live run) and is skipped quietly.
+  """
   path = os.path.join(workdir, "metrics.jsonl")
   rows: dict[int, dict] = {}
-  with open(path) as f:
-    for line in f:
-      row = json.loads(line)
+  with open(path, "rb") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      row = _parse_row(line)
+      if row is None:
+        if not line.endswith(b"\n"):
+          break
+        message = f"{path}:{number}: not a metrics row (a JSON object with an integer step): " \
+                  f"{line[:80]!r}"
+        if strict:
+          raise UserError(message)
+        log.warning("metrics: skipped %s", message)
+        continue
       rows[row["step"]] = row
   return [rows[s] for s in sorted(rows)]
