@@ -8,9 +8,9 @@ and answers ``select(state) -> int[n]``, the multiset of arms to pull this round
 docs/algorithms.md (multiset design).
 
 * ``uniform``: round-robin over the K arms (n consecutive arms of the cycle per round).
-* ``thompson``: independent Thompson sampling, n posterior draws θ̃_j = θ̂ + σ L z_j
-  (L Lᵀ = V_t⁻¹, z_j ~ N(0, I)), each playing argmax_a aᵀθ̃_j (Thompson 1933; Russo 2016,
-  arXiv 1602.08448 for its use in best-arm identification).
+* ``thompson``: independent Thompson sampling, n draws θ̃_j = θ̂ + C_t L z_j (L Lᵀ = V_t⁻¹,
+  z_j ~ N(0, I)), each playing argmax_a aᵀθ̃_j: the linear TS posterior inflated to the
+  confidence radius (Agrawal & Goyal 2013, arXiv 1209.3352); `inflate=False` gives v = σ.
 * ``design``: the plug-in multiset design
   A_t = argmin_{|A|=n} max_{a≠â*} ‖a − â*‖²_{(V_t+V(A))⁻¹} / Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)),
   greedy with Sherman–Morrison updates and a swap pass (`explore_rl.bandits.design`).
@@ -81,12 +81,24 @@ class Uniform(Strategy):
 
 @STRATEGIES.register("thompson")
 class Thompson(Strategy):
-  """n independent posterior draws θ̃ ~ N(θ̂, σ² V⁻¹), each playing argmax_a aᵀθ̃."""
+  """n independent draws θ̃ ~ N(θ̂, v² V⁻¹), each playing argmax_a aᵀθ̃.
+
+  inflate=True (default) uses v = C_t, the confidence radius of the stopping rule, as linear
+  Thompson sampling inflates its posterior (Agrawal & Goyal 2013, arXiv 1209.3352:
+  v ∝ σ√(d log(1/δ))): a suboptimal a is then drawn with probability ≈ Φ(−Δ̂(a)/(C_t‖â* − a‖_{V⁻¹})),
+  about Φ(−1) at the stopping boundary. inflate=False uses the plain posterior, v = σ; it pulls
+  the arms needed to certify the best one ever more rarely and in practice does not stop.
+  """
+
+  def __init__(self, arms, *, inflate: bool = True, **kwargs):
+    super().__init__(arms, **kwargs)
+    self.inflate = inflate
 
   def select(self, state: State) -> np.ndarray:
     chol = np.linalg.cholesky(state.gram_inv)  # [d, d]
     z = self.rng.standard_normal((self.n, len(state.theta_hat)))  # [n, d]
-    draws = state.theta_hat[None, :] + self.noise * z @ chol.T  # [n, d]
+    scale = state.radius if self.inflate else self.noise
+    draws = state.theta_hat[None, :] + scale * z @ chol.T  # [n, d]
     return np.argmax(draws @ self.arms.T, axis=1)  # [n]
 
 
