@@ -99,7 +99,7 @@ def test_parsing_a_240kb_reply_is_fast(name):
     parse_reply(text, [1, 2])
   except ReplyError:
     pass
-  assert time.perf_counter() - start < 0.5  # Was 18 s for "stray-braces" (quadratic).
+  assert time.perf_counter() - start < 1.0  # Was 18 s for "stray-braces" (quadratic).
 
 
 def test_parse_time_grows_linearly():
