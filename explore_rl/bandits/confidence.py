@@ -1,4 +1,4 @@
-"""Anytime confidence ellipsoid, the stopping rule and elimination for linear best-arm identification.
+"""Anytime confidence ellipsoid, stopping rule and elimination for linear best-arm identification.
 
 Least squares on all pulls so far: V_t = Σ_s x_s x_sᵀ (including a deterministic burn-in that
 spans R^d, with Gram V_0), θ̂_t = V_t⁻¹ Σ_s x_s r_s, rewards r = xᵀθ + η with σ-sub-Gaussian η.
