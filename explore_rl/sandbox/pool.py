@@ -143,16 +143,18 @@ class SandboxPool:
     network = "--net" in flags and not hello.get("interfaces")
     self.isolation = {
         "network": network, "mount": bool(hello.get("mounted")), "pid": "--pid" in flags,
-        "unprivileged": root or "--user" in flags, "namespaces": list(flags),
+        "unprivileged": root, "namespaces": list(flags),
         "refused": refused, "mounted": hello.get("mounted", []),
         "mount_failed": hello.get("mount_failed", {}),
         "preload_failed": hello.get("preload_failed", {}),
         "python_unreadable": hello.get("python_unreadable", "")}
     missing = [k for k in ("network", "mount", "unprivileged") if not self.isolation[k]]
     if missing:
+      why = [refused] if refused else []
+      if not root:
+        why.append("not root: children keep the caller's uid and can write the caller's files")
       log.warning("sandbox pool runs without %s isolation (%s)", ", ".join(missing),
-                  refused or ("not root: children keep the caller's uid"
-                              if "unprivileged" in missing else "see isolation"))
+                  "; ".join(why) or "see SandboxPool.isolation")
     if hello.get("python_unreadable"):
       log.warning("sandbox pool: %s; a scorer that imports a module the server did not "
                   "preload fails in the child", hello["python_unreadable"])

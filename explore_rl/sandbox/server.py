@@ -58,6 +58,11 @@ MAX_REQUEST_BYTES = 1 << 24
 # Directories any user may write to; a private tmpfs hides each one in the mount namespace.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
 _PR_SET_NO_NEW_PRIVS = 38
+try:  # loaded once here, not in every child
+  _LIBC = ctypes.CDLL(None, use_errno=True)
+  _LIBC.prctl  # noqa: B018 - fails where there is no prctl
+except (OSError, AttributeError):
+  _LIBC = None
 
 
 def resolve(path: str):
@@ -277,10 +282,8 @@ class Server:
       os.setuid(uid)
       if os.getuid() != uid or os.geteuid() != uid:
         raise PermissionError("uid did not change")
-    try:
-      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-      pass
+    if _LIBC is not None:
+      _LIBC.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     cpu = max(1, int(math.ceil(float(req["cpu_s"]))))
     fsize = int(req["fsize_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

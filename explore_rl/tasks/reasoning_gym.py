@@ -115,35 +115,59 @@ def _rg():
   return factory
 
 
-def _config_fields(obj) -> dict:
-  return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+def dataset_config(dataset: str, levels: Mapping[str, int], user_config: Mapping) -> dict:
+  """The config fields (without seed and size) of `dataset` at curriculum `levels`, the
+  explicit `user_config` fields on top. Built the same way in the trainer and in the
+  sandbox, so only the (JSON) levels and user config travel to a child."""
+  factory = _rg()
+  user_config = codec.decode(user_config)
+  if levels:
+    curriculum = factory.create_curriculum(dataset)
+    for name, level in levels.items():
+      curriculum.set_attr_level(name, level)
+    obj = curriculum.generate_configuration(defaults=dict(user_config))
+    obj = dataclasses.replace(obj, **user_config)
+  else:
+    obj = factory.DATASETS[dataset][1](**user_config)
+  fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+  for k in ("seed", "size"):
+    fields.pop(k, None)
+  return fields
 
 
 # -- inside the sandbox -----------------------------------------------------------------------
 
-_SCORERS: dict[tuple[str, str], Any] = {}
+_SCORERS: dict[str, Any] = {}
 
 
-def _scorer(dataset: str, config: Mapping) -> Any:
-  """A dataset instance of `config` (its `score_answer` is the scorer), cached."""
-  key = (dataset, json.dumps(config, sort_keys=True))
+def _scorer(dataset: str, levels: Mapping, user_config: Mapping) -> Any:
+  """A dataset instance of that config (its `score_answer` is the scorer), cached."""
+  key = json.dumps([dataset, levels, user_config], sort_keys=True)
   if key not in _SCORERS:
-    _SCORERS[key] = _rg().create_dataset(dataset, **codec.decode(config))
+    _SCORERS[key] = _rg().create_dataset(dataset, **dataset_config(dataset, levels, user_config))
   return _SCORERS[key]
 
 
-def warm_scorer(dataset: str, config: Mapping) -> None:
-  """Build the scorer in the fork server itself (trusted config), for children to inherit."""
-  _scorer(dataset, config)
+def warm_scorer(dataset: str, levels: Mapping, user_config: Mapping) -> None:
+  """Build the scorer in the fork server itself (trusted config) and score one of its own
+  reference answers, so children inherit the scorer and its lazily built state (sympy's
+  caches, compiled patterns) instead of building them on every call."""
+  scorer = _scorer(dataset, levels, user_config)
+  try:
+    entry = scorer[0]
+    if isinstance(entry.get("answer"), str):
+      scorer.score_answer(entry["answer"], entry)
+  except Exception:  # noqa: BLE001 - warming is an optimisation; scoring reports failures
+    pass
 
 
-def sandbox_score(dataset: str, config: Mapping, answer: str, entry: Any = None,
-                  regen: Mapping | None = None) -> float:
+def sandbox_score(dataset: str, levels: Mapping, user_config: Mapping, answer: str,
+                  entry: Any = None, regen: Mapping | None = None) -> float:
   """reasoning-gym's score of `answer` for the record (runs in a confined child)."""
-  scorer = _scorer(dataset, config)
+  scorer = _scorer(dataset, levels, user_config)
   if entry is None:
-    record = _rg().create_dataset(dataset, **codec.decode(config), seed=regen["seed"],
-                                  size=regen["size"])[regen["index"]]
+    record = _rg().create_dataset(dataset, **dataset_config(dataset, levels, user_config),
+                                  seed=regen["seed"], size=regen["size"])[regen["index"]]
   else:
     record = codec.decode(entry)
   return float(scorer.score_answer(answer, record))
@@ -174,6 +198,7 @@ class ReasoningGymTask(Task):
     self.size = int(config.pop("size", 500))
     config.pop("seed", None)  # problems are seeded per chunk (module docstring)
     self.user_config = config
+    self._user_config_json = codec.encode(config)  # what travels to the sandbox
     self.seed, self.partial_credit = int(seed), bool(partial_credit)
     self.ascii_prompts, self.max_prompt_chars = bool(ascii_prompts), max_prompt_chars
     self.num_problems = int(num_problems)
@@ -203,18 +228,7 @@ class ReasoningGymTask(Task):
     with self._lock:
       if key in self._configs:
         return self._configs[key]
-    factory = _rg()
-    if levels:
-      curriculum = factory.create_curriculum(self.dataset)
-      for n, level in levels.items():
-        curriculum.set_attr_level(n, level)
-      obj = curriculum.generate_configuration(defaults=dict(self.user_config))
-      obj = dataclasses.replace(obj, **self.user_config)
-    else:
-      obj = factory.DATASETS[self.dataset][1](**self.user_config)
-    fields = _config_fields(obj)
-    for k in ("seed", "size"):
-      fields.pop(k, None)
+    fields = dataset_config(self.dataset, levels, self._user_config_json)
     with self._lock:
       self._configs[key] = fields
     return fields
@@ -354,12 +368,12 @@ class ReasoningGymTask(Task):
 
   def _call_kwargs(self, problem: Problem, answer: str) -> dict:
     meta = problem.meta
-    config = codec.encode(self._config(meta["levels"]))
     try:
       entry, regen = codec.encode(self.record(meta)), None
     except TypeError:  # a record holding objects: the child rebuilds it
       entry, regen = None, {"seed": meta["seed"], "size": self.size, "index": meta["index"]}
-    return {"dataset": self.dataset, "config": config, "answer": answer, "entry": entry,
+    return {"dataset": self.dataset, "levels": dict(meta["levels"]),
+            "user_config": self._user_config_json, "answer": answer, "entry": entry,
             "regen": regen}
 
   def _sandbox_scores(self, problems: Sequence[Problem], answers: Sequence[str]) -> list[Score]:
@@ -367,6 +381,7 @@ class ReasoningGymTask(Task):
       return []
     pool = scoring_pool()
     calls = [self._call_kwargs(p, a) for p, a in zip(problems, answers)]
-    for config in {json.dumps(c["config"], sort_keys=True) for c in calls}:
-      pool.warm(WARM_FN, dataset=self.dataset, config=json.loads(config))
+    for levels in {json.dumps(c["levels"], sort_keys=True) for c in calls}:
+      pool.warm(WARM_FN, dataset=self.dataset, levels=json.loads(levels),
+                user_config=self._user_config_json)
     return sandbox_scores(SANDBOX_FN, calls, partial_credit=self.partial_credit, **self.limits)
