@@ -17,6 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from explore_rl.errors import UserError
 from explore_rl.registry import Registry
 
 TRAINERS: Registry = Registry("trainer")
@@ -28,52 +29,67 @@ _NUM_PROMPTS = flags.DEFINE_integer("num_prompts", None, "eval/sample: held-out 
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval/sample: samples per prompt.")
 _DIFFICULTY = flags.DEFINE_float("difficulty", None, "eval/sample: task difficulty.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "eval/sample: sampling temperature.")
-_SEED = flags.DEFINE_integer("seed", 12345, "eval/sample: seed of the held-out prompts.")
+_SEED = flags.DEFINE_integer("seed", None, "eval/sample: seed of the held-out prompts "
+                             "(default: the run's, i.e. the problems its trainer evaluates on).")
+_ALLOW_METHOD_CHANGE = flags.DEFINE_bool(
+    "allow_method_change", False, "train: resume a run directory with another method "
+    "(objective, rollout, optimizer); by default a resume must keep the stored config.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU/TPU; the "
     "coordinator comes from the cluster environment, e.g. TPU pod metadata or SLURM).")
 
 
 @TRAINERS.register("sft")
-def _train_sft(config, workdir):
+def _train_sft(config, workdir, **kwargs):
   from explore_rl.training.sft import train_sft
-  return train_sft(config, workdir)
+  return train_sft(config, workdir, **kwargs)
 
 
 @TRAINERS.register("rl")
-def _train_rl(config, workdir):
+def _train_rl(config, workdir, **kwargs):
   from explore_rl.training.rl import train_rl
-  return train_rl(config, workdir)
+  return train_rl(config, workdir, **kwargs)
 
 
 def _run_config(workdir: str) -> dict:
-  with open(os.path.join(workdir, "config.json")) as f:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"{workdir!r} is not a run directory (no config.json)")
+  with open(path) as f:
     return json.load(f)
 
 
 def _held_out(workdir: str):
-  """(task, run config, tokenizer, graphdef, params, problems) for eval/sample."""
+  """(task, run config, policy, problems) for eval/sample: the run's own held-out set
+  (`eval.held_out_problems`, as the trainer evaluates) unless --seed/--difficulty differ."""
   import jax  # noqa: F401  (initialise before loading)
-  from explore_rl.tasks import get_task, sample_problems
+  from explore_rl.eval.evaluate import held_out_problems
+  from explore_rl.tasks import get_task
   from explore_rl.training.workdir import load_policy
+  for flag in (_NUM_PROMPTS, _NUM_SAMPLES):
+    if flag.value is not None and flag.value < 1:
+      raise UserError(f"--{flag.name} must be >= 1, got {flag.value}")
+  if not _TEMPERATURE.value >= 0:
+    raise UserError(f"--temperature must be >= 0 (0 is greedy), got {_TEMPERATURE.value}")
   run = _run_config(workdir)
   task = get_task(run["task"], **run.get("task_kwargs", {}))
-  tokenizer, _, graphdef, params = load_policy(workdir)
+  policy = load_policy(workdir)
   difficulty = run["difficulty"] if _DIFFICULTY.value is None else _DIFFICULTY.value
-  problems = sample_problems(task, _SEED.value, _NUM_PROMPTS.value or 128, difficulty)
-  return task, run, tokenizer, graphdef, params, problems
+  num_prompts = _NUM_PROMPTS.value or run.get("eval", {}).get("num_prompts", 128)
+  seed = run.get("seed", 0) if _SEED.value is None else _SEED.value
+  problems = held_out_problems(task, seed=seed, num_prompts=num_prompts, difficulty=difficulty)
+  return task, run, policy, problems
 
 
 def _eval(workdir: str):
   import jax
   from explore_rl.eval.evaluate import evaluate
   from explore_rl.sampling.processors import SamplingConfig
-  task, run, tokenizer, graphdef, params, problems = _held_out(workdir)
-  metrics = evaluate(graphdef, params, task, tokenizer, problems,
-                     num_samples=_NUM_SAMPLES.value or 16,
+  task, run, policy, problems = _held_out(workdir)
+  metrics = evaluate(policy, task, problems, num_samples=_NUM_SAMPLES.value or 16,
                      sampling=SamplingConfig(temperature=_TEMPERATURE.value,
                                              max_new_tokens=run["max_response_len"]),
-                     prompt_len=run["max_prompt_len"], rng=jax.random.key(_SEED.value))
+                     prompt_len=run["max_prompt_len"], rng=jax.random.key(run.get("seed", 0)))
   print(json.dumps(metrics, indent=2))
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(metrics, f, indent=2)
@@ -81,15 +97,17 @@ def _eval(workdir: str):
 
 def _sample(workdir: str):
   import jax
+  from explore_rl.sampling import Policies
   from explore_rl.sampling.processors import SamplingConfig
-  from explore_rl.training.rollout import sample_and_score
-  task, run, tokenizer, graphdef, params, problems = _held_out(workdir)
+  from explore_rl.sampling.rollout import sample_and_score
+  from explore_rl.sampling.samplers import IndependentSampler
+  task, run, policy, problems = _held_out(workdir)
   n = _NUM_SAMPLES.value or 4
-  out = sample_and_score(graphdef, params, task, tokenizer, problems[:_NUM_PROMPTS.value or 4],
-                         num_samples=n, sampling=SamplingConfig(
-                             temperature=_TEMPERATURE.value,
-                             max_new_tokens=run["max_response_len"]),
-                         prompt_len=run["max_prompt_len"], rng=jax.random.key(_SEED.value))
+  sampler = IndependentSampler(sampling=SamplingConfig(temperature=_TEMPERATURE.value,
+                                                       max_new_tokens=run["max_response_len"]),
+                               prompt_len=run["max_prompt_len"])
+  out = sample_and_score(sampler, Policies(policy), task, problems[:_NUM_PROMPTS.value or 4],
+                         num_samples=n, rng=jax.random.key(run.get("seed", 0)))
   for b, problem in enumerate(out.problems):
     print(f"\n{problem.prompt}")
     for j in range(n):
@@ -113,15 +131,43 @@ def main(argv):
     config = _CONFIG.value
     if config is None:
       raise app.UsageError("train needs --config configs/<name>.py[:arg]")
-    TRAINERS.get(config.get("trainer", "rl"))(config, _WORKDIR.value)
+    try:
+      trainer = config.get("trainer", "rl")
+    except OSError as e:  # config_flags defers a load failure to the first access
+      from explore_rl.config_files import config_names
+      detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+      raise UserError(f"cannot load the --config file: {detail}; the configs in configs/: "
+                      f"{', '.join(config_names())}") from None
+    TRAINERS.get(trainer)(config, _WORKDIR.value,
+                                              allow_method_change=_ALLOW_METHOD_CHANGE.value)
   elif command == "eval":
     _eval(_WORKDIR.value)
   else:
     _sample(_WORKDIR.value)
 
 
+def _parse_flags(argv):
+  """absl's parsing, with every mistake in the command line as a one-line UserError:
+  a bad flag value or --config override type, an unknown --config key, a config file
+  that does not exist or does not load."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    raise UserError(str(e).strip().splitlines()[0]) from None
+  except AttributeError as e:   # ml_collections: an override of a key the config lacks
+    raise UserError(f"unknown config key {str(e).strip(chr(34))} in the --config.* overrides; "
+                    "see the config file for its keys") from None
+  except (OSError, ImportError, SyntaxError, KeyError, TypeError, ValueError) as e:
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    raise UserError(f"--config: {lines[-1] if lines else type(e).__name__}") from None
+
+
 def run():
-  app.run(main, argv=sys.argv)
+  try:
+    app.run(main, argv=sys.argv, flags_parser=_parse_flags)
+  except UserError as e:
+    print(f"explore-rl: error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,23 @@ class Registry(Generic[T]):
   def __init__(self, kind: str):
     self.kind = kind
     self._table: dict[str, T] = {}
+    self._info: dict[str, dict] = {}
 
-  def register(self, name: str) -> Callable[[T], T]:
+  def register(self, name: str, **info) -> Callable[[T], T]:
+    """Decorator adding `name`; `info` is what callers need to know about it
+    (e.g. the context fields an advantage estimator takes: `needs=(...)`)."""
     def add(obj: T) -> T:
       if name in self._table:
         raise ValueError(f"{self.kind} {name!r} is registered twice")
       self._table[name] = obj
+      self._info[name] = dict(info)
       return obj
     return add
+
+  def info(self, name: str) -> dict:
+    """What `register(name, **info)` declared (an unknown name lists the valid ones)."""
+    self.get(name)
+    return self._info[name]
 
   def get(self, name: str) -> T:
     try:

@@ -42,7 +42,7 @@ def test_train_applies_overrides_and_writes_run_files(trained):
 def test_override_with_wrong_type_is_rejected(tmp_path):
   out = cli("train", "--config", "configs/grpo.py:tiny", "--workdir", str(tmp_path),
             "--config.total_steps=many")
-  assert out.returncode != 0 and "total_steps" in out.stderr
+  assert out.returncode == 2 and "total_steps" in out.stderr
 
 
 def test_unknown_command_and_missing_workdir():
@@ -73,7 +73,7 @@ def test_sigint_saves_and_the_same_command_resumes(tmp_path):
   proc.send_signal(signal.SIGINT)
   stdout, stderr = proc.communicate(timeout=300)
   assert proc.returncode == 0, stderr[-3000:]
-  assert "interrupted: saved step" in stdout
+  assert "SIGINT: saved step" in stdout
   saved = int(stdout.split("saved step ")[1].split()[0])
   assert 2 <= saved < 400
   assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())[-1] == saved
@@ -82,3 +82,28 @@ def test_sigint_saves_and_the_same_command_resumes(tmp_path):
             "--config.checkpoint_every=1000")
   assert out.returncode == 0, out.stderr[-3000:]
   assert [r["step"] for r in read_metrics(str(tmp_path))][-2:] == [saved, saved + 1]
+
+
+@pytest.mark.parametrize("args,needle", [
+    # the RL config before its SFT prior exists
+    (("train", "--config", "configs/grpo.py", "--config.init_from=/nonexistent/sft"),
+     "explore-rl train --config configs/sft.py"),
+    (("train", "--config", "configs/nope.py"), "the configs in configs/"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.total_steps=many"), "total_steps"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.no_such_key=1"),
+     "unknown config key"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.rollout.temperature=-1"),
+     "temperature"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.objective.advantage=gpro"),
+     "valid names"),
+    (("eval", "--num_prompts", "-3"), "num_prompts"),
+    (("sample", "--num_prompts", "0"), "num_prompts"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, args, needle):
+  workdir = tmp_path / "run"
+  out = cli(*args, "--workdir", str(workdir))
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert "Traceback" not in out.stderr
+  errors = [line for line in out.stderr.splitlines() if line.startswith("explore-rl: error:")]
+  assert len(errors) == 1 and needle in errors[0], out.stderr[-2000:]
+  assert not workdir.exists()          # nothing written for a command that failed to start

@@ -1,4 +1,8 @@
-"""Evaluate a policy on held-out problems: pass@k curve, strategy diversity, entropy."""
+"""Evaluate a policy on held-out problems: pass@k curve, strategy diversity, entropy.
+
+`held_out_problems` is the one definition of a run's evaluation set, shared by
+the trainers' periodic eval and `explore-rl eval`.
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,31 +11,43 @@ import jax
 import numpy as np
 
 from explore_rl.eval.passk import pass_at_k_curve
+from explore_rl.models.policy import Policy
 from explore_rl.sampling.processors import SamplingConfig
-from explore_rl.tasks.base import Problem
-from explore_rl.training.rollout import sample_and_score
+from explore_rl.sampling.rollout import sample_and_score
+from explore_rl.sampling.samplers import IndependentSampler, Policies
+from explore_rl.tasks.base import Problem, Task
+from explore_rl.tasks.registry import sample_problems
+
+# Held-out problems come from their own seed stream, disjoint from training's.
+HELD_OUT_SEED_OFFSET = 7_777_777
 
 
-def evaluate(graphdef, params, task, tokenizer, problems: Sequence[Problem], *,
+def held_out_problems(task: Task, *, seed: int, num_prompts: int,
+                      difficulty: float | None) -> list[Problem]:
+  """The evaluation problems of a run with `seed` (the same for train and `explore-rl eval`)."""
+  return sample_problems(task, seed + HELD_OUT_SEED_OFFSET, num_prompts, difficulty)
+
+
+def evaluate(policy: Policy, task: Task, problems: Sequence[Problem], *,
              num_samples: int, sampling: SamplingConfig, prompt_len: int, rng: jax.Array,
              chunk: int = 64) -> dict:
-  """Metrics over `problems` with `num_samples` samples each.
+  """Metrics over `problems` with `num_samples` independent samples each.
 
   Keys: pass@k (and its standard error across prompts) for k = 1, 2, 4, ..., n;
   `distinct_strategies` (mean over prompts of distinct correct strategies among
   the n samples), `eval_entropy` (mean per-token policy entropy of the samples),
   `eval_response_len`, `eval_truncated_frac`, `eval_malformed_frac`.
   """
+  sampler = IndependentSampler(sampling=sampling, prompt_len=prompt_len)
   num_correct, distinct, entropy, length, statuses = [], [], [], [], []
   for start in range(0, len(problems), chunk):
     rng, key = jax.random.split(rng)
-    part = sample_and_score(graphdef, params, task, tokenizer, problems[start:start + chunk],
-                            num_samples=num_samples, sampling=sampling, prompt_len=prompt_len,
-                            rng=key)
+    part = sample_and_score(sampler, Policies(policy), task, problems[start:start + chunk],
+                            num_samples=num_samples, rng=key)
     num_correct.append(part.correct.sum(axis=1))
     distinct.append(part.distinct_successful_strategies())
-    mask = np.asarray(part.rollout.mask)
-    entropy.append((np.asarray(part.rollout.entropy) * mask).sum())
+    mask = part.host.mask
+    entropy.append((part.host.entropy * mask).sum())
     length.append(mask.sum(axis=1))
     statuses += part.statuses
   curve = pass_at_k_curve(np.concatenate(num_correct), num_samples)

@@ -31,6 +31,7 @@ import numpy as np
 
 from explore_rl.models import sharding, transformer
 from explore_rl.models.config import ModelConfig
+from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import HFTokenizer
 
 MODEL_TYPES = ("llama", "qwen2")
@@ -389,8 +390,9 @@ def load_hf_model(path: str, dtype=jnp.float32, *, mesh=None) -> HFModel:
   return HFModel(graphdef, params, config, load_hf_tokenizer(path))
 
 
-def load_hf_policy(path: str, mesh=None, *, dtype=jnp.float32, chat_prompts: bool = False):
-  """(tokenizer, model config, graphdef, params) as `training.workdir.load_policy` returns,
+def load_hf_policy(path: str, mesh=None, *, dtype=jnp.float32,
+                   chat_prompts: bool = False) -> Policy:
+  """The checkpoint as a `Policy` (as `training.workdir.load_policy` returns for a run),
   so the trainer can start from an imported checkpoint."""
   config = read_hf_config(path, dtype)
   tokenizer = load_hf_tokenizer(path, chat_prompts=chat_prompts)
@@ -401,4 +403,4 @@ def load_hf_policy(path: str, mesh=None, *, dtype=jnp.float32, chat_prompts: boo
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model only "
                      f"{config.vocab_size} embeddings")
   graphdef, _ = transformer.abstract_init(config)
-  return tokenizer, config, graphdef, load_hf_params(path, config, mesh=mesh)
+  return Policy(tokenizer, config, graphdef, load_hf_params(path, config, mesh=mesh))

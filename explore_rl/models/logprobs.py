@@ -5,6 +5,8 @@ the sampler produces, so the logits at slot P-1+t score response token t.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -16,7 +18,7 @@ def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_to
   """(log pi(y_t | x, y_<t) fp32 [B, M], entropy H_t fp32 [B, M]), zero where masked.
 
   prompt_tokens/valid: [B, P]; response_tokens/mask: [B, M]. `temperature`
-  rescales logits as the sampler did, when old log-probs must match it.
+  rescales logits as the sampler did (the policy a run trains is softmax(z / T)).
   """
   p = prompt_tokens.shape[1]
   tokens = jnp.concatenate([prompt_tokens, response_tokens], axis=1)
@@ -27,3 +29,15 @@ def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_to
   logp = jnp.take_along_axis(logp_all, response_tokens[..., None], axis=-1)[..., 0]
   entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
   return jnp.where(response_mask, logp, 0.0), jnp.where(response_mask, entropy, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "temperature"))
+def score_responses(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
+                    response_mask, *, temperature: float = 1.0):
+  """`response_logprobs` as one jitted call, no gradient: (log-probs [B, M], entropy [B, M]).
+
+  Used where a policy scores tokens another context drew: a recomputed π_old, the
+  trained policy's log-probs of a dependent sampler's tokens, a teacher's scores.
+  """
+  return response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
+                           response_mask, temperature=temperature)

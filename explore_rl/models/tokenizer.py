@@ -87,3 +87,17 @@ def pad_left(seqs: Sequence[Sequence[int]], pad_id: int, length: int | None = No
       tokens[i, length - len(s):] = s
       valid[i, length - len(s):] = True
   return tokens, valid
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], length: int):
+  """Prompts with BOS, left-padded to `length`: (int32 [B, P], bool valid [B, P]).
+
+  Left padding puts every prompt's last token at slot P-1, the layout the sampler
+  and the learner share (`explore_rl.sampling.generate`).
+  """
+  ids = [tokenizer.encode(p, bos=True) for p in prompts]
+  too_long = [p for p, i in zip(prompts, ids) if len(i) > length]
+  if too_long:
+    raise ValueError(f"{len(too_long)} prompt(s) exceed max_prompt_len={length}, "
+                     f"e.g. {too_long[0]!r}; raise max_prompt_len or lower the difficulty")
+  return pad_left(ids, tokenizer.pad_id, length)

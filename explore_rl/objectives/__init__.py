@@ -1,1 +1,10 @@
-"""explore_rl.objectives."""
+"""explore_rl.objectives: pure loss, advantage and reward-shaping functions on arrays.
+
+Importing the package fills the registries of every built-in component
+(`registries.py`), which configs select by name.
+"""
+from explore_rl.objectives.registries import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
+                                              POLICY_LOSSES, REWARD_SHAPERS, SET_FUNCTIONS)
+
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "REWARD_SHAPERS",
+           "SET_FUNCTIONS"]

@@ -20,7 +20,7 @@ Dr. GRPO's constant normaliser (arXiv 2503.20783): each sequence's token sum is
 divided by a constant C (the maximum response length) instead of its own length,
 then averaged over sequences, as in the reference code's
 `(masked_sum(ℓ, m, axis=-1) / max_len).mean()`; the whole-batch constant of
-ALGORITHMS.md's Σmℓ / C is then C·B. Splitting along the token axis T is exact for
+docs/algorithms.md's Σmℓ / C is then C·B. Splitting along the token axis T is exact for
 every mode except `seq-mean-token-mean`, whose per-sequence mean needs the whole row.
 
 All arithmetic is fp32 whatever the input dtype.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from explore_rl.objectives.registries import AGGREGATIONS
+from explore_rl.registry import Registry
 
 __all__ = [
     "aggregate",
@@ -41,6 +41,8 @@ __all__ = [
     "seq_mean_token_sum_norm",
     "token_mean",
 ]
+
+AGGREGATIONS = Registry("loss aggregation")
 
 
 def _prepare(per_token_loss: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -28,7 +28,6 @@ import jax.numpy as jnp
 
 from explore_rl.objectives.aggregation import masked_mean
 from explore_rl.objectives.policy_loss import LOG_RATIO_CLAMP, fp32_inputs, ratio_metrics
-from explore_rl.objectives.registries import POLICY_LOSSES
 
 __all__ = [
     "clip_cov_loss",
@@ -187,15 +186,13 @@ def _scalar_metrics(out):
 
 # The POLICY_LOSSES call form: rng optional, metrics scalar-only (the selected mask
 # is dropped; call the functions above directly to get it).
-@POLICY_LOSSES.register("clip_cov")
-def _clip_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
+def clip_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
   if rng is None:
     raise ValueError("clip_cov picks random tokens: pass rng=<a fresh PRNG key per step>")
   return _scalar_metrics(clip_cov_loss(logprobs, old_logprobs, advantages, mask, rng=rng,
                                        **hparams))
 
 
-@POLICY_LOSSES.register("kl_cov")
-def _kl_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
+def kl_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
   del rng  # deterministic top-k
   return _scalar_metrics(kl_cov_loss(logprobs, old_logprobs, advantages, mask, **hparams))

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives.aggregation import masked_mean
-from explore_rl.objectives.registries import POLICY_LOSSES
 from explore_rl.registry import Registry
 
 __all__ = [
@@ -88,7 +87,6 @@ def _importance_weights(old_logprobs, behaviour_logprobs, mask, is_cap):
   return w, metrics
 
 
-@POLICY_LOSSES.register("ppo")
 def ppo_loss(
     logprobs: jax.Array,
     old_logprobs: jax.Array,
@@ -150,7 +148,6 @@ def ppo_loss(
   return loss, {**metrics, **ratio_metrics(log_ratio, mask), **is_metrics}
 
 
-@POLICY_LOSSES.register("gspo")
 def gspo_loss(
     logprobs: jax.Array,
     old_logprobs: jax.Array,
@@ -173,7 +170,6 @@ def gspo_loss(
                   **hparams)
 
 
-@POLICY_LOSSES.register("pg")
 def pg_loss(
     logprobs: jax.Array,
     old_logprobs: jax.Array,

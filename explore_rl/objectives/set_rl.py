@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives.combinatorics import all_subsets, gather_subsets, sample_subsets
-from explore_rl.objectives.registries import ADVANTAGES, SET_FUNCTIONS
+from explore_rl.registry import Registry
 
 __all__ = [
     "all_subsets",
@@ -49,6 +49,8 @@ __all__ = [
     "set_rl_advantages",
     "set_scores",
 ]
+
+SET_FUNCTIONS = Registry("set function")
 
 REDUCTIONS = ("sum", "mean")
 
@@ -141,7 +143,6 @@ def polychromatic_scores(rewards: jax.Array, cluster_ids: jax.Array, subsets: ja
   return set_scores(polychromatic, rewards, cluster_ids, subsets, degenerate_id=degenerate_id)
 
 
-@ADVANTAGES.register("set_rl")
 def set_rl_advantages(rewards: jax.Array, *, cluster_ids: jax.Array | None = None,
                       set_fn: str = "polychromatic", set_size: int, reduce: str = "sum",
                       num_subsets: int | None = None, rng: jax.Array | None = None

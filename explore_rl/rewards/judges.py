@@ -2,7 +2,7 @@
 
 A judge maps the N responses of a prompt to int32 strategy-cluster ids
 (see `explore_rl.rewards.clusters` for the numbering); the polychromatic set
-objective counts distinct ids (Poly-EPO, arXiv 2604.17654, ALGORITHMS.md §3).
+objective counts distinct ids (Poly-EPO, arXiv 2604.17654, docs/algorithms.md, "Set RL").
 Implementations: `signature` (the task's own strategy signature), `embedding`
 (MiniLM cosine similarity + agglomerative clustering), `lm_judge` (an
 OpenAI-compatible chat endpoint clusters all responses in one call).

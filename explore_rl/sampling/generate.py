@@ -16,16 +16,17 @@ import jax.numpy as jnp
 from flax import nnx
 
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
-from explore_rl.sampling.processors import SamplingConfig, sample_token
+from explore_rl.sampling.processors import SamplingConfig, policy_logits, sample_token
 
 
 class Rollout(NamedTuple):
   """N samples per prompt, rows ordered prompt-major: row b*N + j is sample j of prompt b."""
   tokens: jax.Array           # int32 [B*N, M], pad after EOS
   mask: jax.Array             # bool  [B*N, M], response tokens including the EOS
-  logprobs: jax.Array         # fp32  [B*N, M], log pi(token) under the unmodified policy
+  logprobs: jax.Array         # fp32  [B*N, M], log pi_T(token): the policy at temperature T,
+                              #   before top-k/p and min-p (what the learner trains)
   sample_logprobs: jax.Array  # fp32  [B*N, M], log-prob under the processed sampling dist
-  entropy: jax.Array          # fp32  [B*N, M], entropy of the unmodified policy at each step
+  entropy: jax.Array          # fp32  [B*N, M], entropy of pi_T at each step
   lengths: jax.Array          # int32 [B*N], number of response tokens (EOS included)
   truncated: jax.Array        # bool  [B*N], hit max_new_tokens without EOS
   steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
@@ -64,7 +65,7 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
     t, rng, cache, done, last, key_valid, out = state
     rng, step_rng = jax.random.split(rng)
     tok, sample_lp = sample_token(step_rng, last, config)
-    logp_all = jax.nn.log_softmax(last.astype(jnp.float32), -1)
+    logp_all = jax.nn.log_softmax(policy_logits(last, config.temperature), -1)
     policy_lp = jnp.take_along_axis(logp_all, tok[:, None], -1)[:, 0]
     entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
     live = ~done

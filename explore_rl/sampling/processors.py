@@ -56,11 +56,15 @@ def min_p_mask(logits: jax.Array, min_p: float) -> jax.Array:
   return jnp.where(logp >= cut, logits, NEG_INF)
 
 
+def policy_logits(logits: jax.Array, temperature: float) -> jax.Array:
+  """fp32 logits / T: the policy a run trains at its sampling temperature (T = 0: as is)."""
+  logits = logits.astype(jnp.float32)
+  return logits / temperature if temperature > 0 else logits
+
+
 def process_logits(logits: jax.Array, cfg: SamplingConfig) -> jax.Array:
   """Temperature, then top-k, top-p and min-p, all in fp32."""
-  logits = logits.astype(jnp.float32)
-  if cfg.temperature > 0:
-    logits = logits / cfg.temperature
+  logits = policy_logits(logits, cfg.temperature)
   logits = top_k_mask(logits, cfg.top_k)
   logits = top_p_mask(logits, cfg.top_p)
   return min_p_mask(logits, cfg.min_p)

@@ -161,8 +161,8 @@ class Task(abc.ABC):
   def teacher_prompt(self, problem: Problem) -> str:
     """The privileged prompt for self-distillation: the problem plus its written solution.
 
-    The teacher scores the student's tokens under this prompt (ALGORITHMS.md
-    section 6); every family fills `Problem.solution`, so each one can serve.
+    The teacher scores the student's tokens under this prompt (docs/algorithms.md,
+    "Self-distillation"); every family fills `Problem.solution`, so each one can serve.
     """
     return f"hint, use it only as a hint: {problem.solution}\n{problem.prompt}"
 

@@ -1,4 +1,6 @@
-"""World sampling: curricula that choose which problems to train on (ALGORITHMS.md section 9).
+"""World sampling: curricula that choose which problems to train on.
+
+See docs/algorithms.md, "World and path sampling".
 
 Every curriculum serves `next_batch(num) -> list[Problem]`, takes feedback with
 `update(problems, pass_rates) -> keep[num]` (a boolean mask: the problems worth

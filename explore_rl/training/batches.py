@@ -5,7 +5,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from explore_rl.models.tokenizer import pad_left
+from explore_rl.models.tokenizer import encode_prompts
 
 
 class TokenBatch(NamedTuple):
@@ -13,15 +13,6 @@ class TokenBatch(NamedTuple):
   prompt_valid: np.ndarray     # bool  [B, P]
   response_tokens: np.ndarray  # int32 [B, M], right-padded, ends with EOS if it fits
   response_mask: np.ndarray    # bool  [B, M]
-
-
-def encode_prompts(tokenizer, prompts: Sequence[str], length: int):
-  ids = [tokenizer.encode(p, bos=True) for p in prompts]
-  too_long = [p for p, i in zip(prompts, ids) if len(i) > length]
-  if too_long:
-    raise ValueError(f"{len(too_long)} prompt(s) exceed max_prompt_len={length}, "
-                     f"e.g. {too_long[0]!r}; raise max_prompt_len or lower the difficulty")
-  return pad_left(ids, tokenizer.pad_id, length)
 
 
 def encode_responses(tokenizer, responses: Sequence[str], length: int):

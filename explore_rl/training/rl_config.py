@@ -35,8 +35,12 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.log_clusters = True
 
   c.rollout = ml_collections.ConfigDict(dict(
+      sampler="independent",            # explore_rl.sampling.SAMPLERS (docs/design.md)
+      sampler_kwargs=ml_collections.ConfigDict(),
       prompts_per_step=16, num_samples=8, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
-      old_logprobs="sampler"))          # "sampler" (free) or "recompute" (a forward pass)
+      # pi_old of the PPO ratio: the sampler's policy log-probs (free) or a recompute
+      # (a forward pass; differs only by decode-vs-forward numerics)
+      old_logprobs="sampler"))
   c.learner = ml_collections.ConfigDict(dict(epochs=1, mini_batches=2, micro_batches=1))
   c.optim = ml_collections.ConfigDict(dict(
       learning_rate=1e-4, warmup_steps=0, schedule="constant", weight_decay=0.0, grad_clip=1.0))
@@ -44,10 +48,16 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.objective = ml_collections.ConfigDict(dict(
       advantage="grpo", advantage_kwargs=ml_collections.ConfigDict(),
       reward_shaper="", reward_shaper_kwargs=ml_collections.ConfigDict(),
-      loss="ppo", loss_kwargs=ml_collections.ConfigDict(dict(clip_eps_low=0.2, clip_eps_high=0.2)),
+      # the loss's own defaults apply unless set here (ppo: clip 0.2/0.2, dual clip 3)
+      loss="ppo", loss_kwargs=ml_collections.ConfigDict(),
       aggregation="token-mean", aggregation_kwargs=ml_collections.ConfigDict(),
       kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
-      dynamic_sampling=False, oversample=1.0))
+      # truncated importance sampling: weight tokens by min(pi_old / mu, is_cap), mu the
+      # distribution that drew them (top-k/p, temperature, another policy or context)
+      truncated_is=False, is_cap=2.0,
+      # DAPO dynamic sampling: rounds of `oversample` x prompts until every trained
+      # group is informative, at most max_sampling_rounds rounds
+      dynamic_sampling=False, oversample=1.0, max_sampling_rounds=4))
 
   c.eval = ml_collections.ConfigDict(dict(num_prompts=128, num_samples=8, temperature=1.0))
 

@@ -15,16 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from explore_rl.eval.evaluate import evaluate
+from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.models import sharding
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.tasks import get_task, sample_problems
+from explore_rl.training.loop import run_loop
 from explore_rl.training import batches
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.models.logprobs import response_logprobs
-from explore_rl.metrics_log import MetricsWriter
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
-from explore_rl.training.workdir import checkpoint_dir, fresh_policy, write_run_files
+from explore_rl.training.run_dir import prepare_run_dir
+from explore_rl.training.validate import validate_config
+from explore_rl.training.workdir import checkpoint_dir, fresh_policy
 
 
 def sft_batch(task, tokenizer, config, step: int) -> batches.TokenBatch:
@@ -54,46 +56,51 @@ def sft_step(graphdef, optimizer, state: TrainState, batch: batches.TokenBatch):
   return state, {"loss": loss, "entropy": entropy, "update_skipped": ~finite}
 
 
-def train_sft(config, workdir: str, *, progress: bool = True):
+def train_sft(config, workdir: str, *, progress: bool = True,
+              allow_method_change: bool = False):
   """Runs (or resumes) SFT; returns (graphdef, final TrainState, last eval metrics)."""
+  validate_config(config)
   task = get_task(config.task, **config.task_kwargs)
   mesh = sharding.make_mesh(dict(config.mesh))
-  tokenizer, model_config, graphdef, params = fresh_policy(config, mesh)
-  write_run_files(workdir, config, model_config)
+  policy = fresh_policy(config, mesh)
+  run_dir = prepare_run_dir(workdir, config, policy.config, write=False,
+                            allow_method_change=allow_method_change)
   optimizer = make_optimizer(**config.optim, total_steps=config.total_steps)
-  state = sharding.place_on_mesh(init_state(params, optimizer, config.seed), mesh)
-
+  state = sharding.place_on_mesh(init_state(policy.params, optimizer, config.seed), mesh)
   ckpt = Checkpointer(checkpoint_dir(workdir))
   start = 0
   if ckpt.latest_step() is not None:
     state, meta = ckpt.restore(state)
     start = meta["step"]
-  writer = MetricsWriter(workdir, total_steps=config.total_steps, initial_step=start,
-                         desc="sft", progress=progress)
+  run_dir.write_run_files()
   data_sharding = sharding.batch_sharding(mesh, 2)
-  eval_problems = sample_problems(task, config.seed + 7_777_777, config.eval.num_prompts,
-                                  config.difficulty)
+  eval_problems = held_out_problems(task, seed=config.seed, num_prompts=config.eval.num_prompts,
+                                    difficulty=config.difficulty)
   eval_sampling = SamplingConfig(temperature=config.eval.temperature,
                                  max_new_tokens=config.max_response_len)
-  last_eval = {}
-  for step in range(start, config.total_steps):
+  train = {"state": state}
+
+  def step_fn(step: int) -> dict:
     t0 = time.perf_counter()
-    batch = jax.device_put(sft_batch(task, tokenizer, config, step), data_sharding)
-    state, metrics = sft_step(graphdef, optimizer, state, batch)
+    batch = jax.device_put(sft_batch(task, policy.tokenizer, config, step), data_sharding)
+    train["state"], metrics = sft_step(policy.graphdef, optimizer, train["state"], batch)
     metrics = jax.device_get(metrics)
+    metrics["updates_skipped"] = int(metrics.pop("update_skipped"))
     metrics["step_time"] = time.perf_counter() - t0
     metrics["tokens_per_s"] = float(batch.response_mask.sum() + batch.prompt_valid.sum()) / \
         metrics["step_time"]
-    done = step + 1
-    if done % config.eval_every == 0 or done == config.total_steps:
-      last_eval = evaluate(graphdef, state.params, task, tokenizer, eval_problems,
-                           num_samples=config.eval.num_samples, sampling=eval_sampling,
-                           prompt_len=config.max_prompt_len,
-                           rng=jax.random.key(config.seed + done))
-      metrics.update(last_eval)
-    writer.write(done, metrics)
-    if done % config.checkpoint_every == 0 or done == config.total_steps:
-      ckpt.save(done, state, {"step": done})
-  writer.close()
-  ckpt.close()
-  return graphdef, state, last_eval
+    return metrics
+
+  def eval_fn(done: int) -> dict:
+    return evaluate(policy.with_params(train["state"].params), task, eval_problems,
+                    num_samples=config.eval.num_samples, sampling=eval_sampling,
+                    prompt_len=config.max_prompt_len, rng=jax.random.key(config.seed + done))
+
+  try:
+    last_eval = run_loop(config, workdir, start_step=start, desc="sft", progress=progress,
+                         step_fn=step_fn, eval_fn=eval_fn,
+                         save_fn=lambda done: ckpt.save(done, train["state"], {"step": done}))
+  finally:
+    ckpt.close()
+    run_dir.close()
+  return policy.graphdef, train["state"], last_eval

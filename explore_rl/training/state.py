@@ -19,12 +19,17 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: 
                    weight_decay: float = 0.0, grad_clip: float = 1.0, b1: float = 0.9,
                    b2: float = 0.999, schedule: str = "constant") -> optax.GradientTransformation:
   """AdamW with global-norm clipping and a constant or cosine schedule after warmup."""
+  # warmup_steps=0 means none: the first update already uses the full rate (a linear
+  # warmup of length 1 would make it a no-op).
   if schedule == "cosine":
-    lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(warmup_steps, 1),
-                                            max(total_steps, warmup_steps + 1))
+    decay = max(total_steps - warmup_steps, 1)
+    lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps,
+                                            warmup_steps + decay) if warmup_steps else \
+        optax.cosine_decay_schedule(learning_rate, decay)
   elif schedule == "constant":
-    lr = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1)),
-                               optax.constant_schedule(learning_rate)], [max(warmup_steps, 1)])
+    lr = optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup_steps),
+                               optax.constant_schedule(learning_rate)], [warmup_steps]) \
+        if warmup_steps else optax.constant_schedule(learning_rate)
   else:
     raise ValueError(f"unknown schedule {schedule!r}; valid: constant, cosine")
   return optax.chain(optax.clip_by_global_norm(grad_clip),

@@ -7,7 +7,6 @@ model.json and latest checkpoint; RL configs start from an SFT run this way.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +15,9 @@ import jax
 
 from explore_rl.models import hf_import, sharding, transformer
 from explore_rl.models.hf_export import TOKENIZER_FILES
+from explore_rl.errors import UserError
 from explore_rl.models.config import ModelConfig, get_preset
+from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.state import init_state, make_optimizer
@@ -26,30 +27,23 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(workdir, "checkpoints")
 
 
-def write_run_files(workdir: str, config, model_config: ModelConfig):
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  with open(os.path.join(workdir, "model.json"), "w") as f:
-    json.dump(dataclasses.asdict(model_config), f, indent=2)
-
-
 def read_model_config(workdir: str) -> ModelConfig:
   path = os.path.join(workdir, "model.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: is {workdir!r} the workdir of a run?")
+    raise UserError(f"{workdir!r} is not a run directory (no model.json): check the path, or "
+                    "train it first (explore-rl train --config configs/<name>.py --workdir DIR)")
   with open(path) as f:
     return ModelConfig(**json.load(f))
 
 
-def fresh_policy(config, mesh):
-  """(tokenizer, model config, graphdef, params sharded on `mesh`) of a new char-level
-  model: preset `config.model` with `config.model_overrides`, seeded by `config.seed`."""
+def fresh_policy(config, mesh) -> Policy:
+  """A new char-level model, params sharded on `mesh`: preset `config.model` with
+  `config.model_overrides`, seeded by `config.seed`."""
   tokenizer = CharTokenizer()
   model_config = get_preset(config.model, vocab_size=tokenizer.vocab_size,
                             **config.model_overrides)
   graphdef, params = transformer.init(model_config, seed=config.seed)
-  return tokenizer, model_config, graphdef, sharding.shard_params(params, mesh)
+  return Policy(tokenizer, model_config, graphdef, sharding.shard_params(params, mesh))
 
 
 def state_target(params, seed: int = 0):
@@ -74,15 +68,19 @@ def copy_tokenizer_files(src: str, workdir: str):
       shutil.copy(os.path.join(src, name), os.path.join(workdir, name))
 
 
-def load_initial_policy(path: str, mesh=None, hf_kwargs=None):
+def load_initial_policy(path: str, mesh=None, hf_kwargs=None) -> Policy:
   """Like `load_policy`, for a run's workdir or a Hugging Face checkpoint directory."""
+  if not os.path.isdir(path):
+    raise UserError(f"init_from={path!r} does not exist: train that run first (for the demo "
+                    f"prior: explore-rl train --config configs/sft.py --workdir {path}), or "
+                    "start from a fresh model with --config.init_from=''")
   if hf_import.is_hf_checkpoint(path):
     return hf_import.load_hf_policy(path, mesh, **dict(hf_kwargs or {}))
   return load_policy(path, mesh)
 
 
-def load_policy(workdir: str, mesh=None):
-  """(tokenizer, model config, graphdef, params) from a run's latest checkpoint."""
+def load_policy(workdir: str, mesh=None) -> Policy:
+  """The policy of a run's latest checkpoint (SFT or RL)."""
   model_config = read_model_config(workdir)
   graphdef, abstract = transformer.abstract_init(model_config)
   target = state_target(abstract)
@@ -92,6 +90,10 @@ def load_policy(workdir: str, mesh=None):
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), target.params,
         shardings))
   ckpt = Checkpointer(checkpoint_dir(workdir))
+  if ckpt.latest_step() is None:
+    ckpt.close()
+    raise UserError(f"{workdir!r} has no checkpoint yet: let its run reach its first "
+                    "checkpoint (or finish), then try again")
   state, _ = ckpt.restore(target)
   ckpt.close()
-  return _tokenizer(workdir), model_config, graphdef, state.params
+  return Policy(_tokenizer(workdir), model_config, graphdef, state.params)

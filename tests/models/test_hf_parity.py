@@ -22,7 +22,7 @@ from explore_rl.models import hf_export, hf_import, sharding  # noqa: E402
 from explore_rl.models.tokenizer import CharTokenizer, pad_left  # noqa: E402
 from explore_rl.sampling.generate import generate  # noqa: E402
 from explore_rl.sampling.processors import SamplingConfig  # noqa: E402
-from explore_rl.training.batches import encode_prompts  # noqa: E402
+from explore_rl.models.tokenizer import encode_prompts  # noqa: E402
 
 PAD, BOS, EOS = 0, 1, 2
 LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -310,8 +310,9 @@ def test_tokenizer_without_bos_or_pad(tmp_path):
 
 def test_load_hf_policy_runs_through_generate(checkpoints):
   case = checkpoints("llama_gqa_untied_llama3")
-  tokenizer, config, graphdef, params = hf_import.load_hf_policy(case.path,
-                                                                 mesh=sharding.make_mesh())
+  policy = hf_import.load_hf_policy(case.path, mesh=sharding.make_mesh())
+  tokenizer, config, graphdef, params = (policy.tokenizer, policy.config, policy.graphdef,
+                                         policy.params)
   char = CharTokenizer()
   assert config == case.model.config
   assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id) == (BOS, EOS, PAD)

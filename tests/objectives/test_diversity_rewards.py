@@ -8,14 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explore_rl.objectives import advantages
+from explore_rl.objectives import reward_shaping
 from explore_rl.objectives.registries import REWARD_SHAPERS
 
 SETTINGS = hypothesis.settings(max_examples=50, deadline=None)
 N, D = 6, 3
 
-_dra = jax.jit(advantages.dra_rewards)
-_evol = jax.jit(lambda ids, emb, mask=None: advantages.evol_rewards(
+_dra = jax.jit(reward_shaping.dra_rewards)
+_evol = jax.jit(lambda ids, emb, mask=None: reward_shaping.evol_rewards(
     None, answer_ids=ids, embeddings=emb, mask=mask))
 
 

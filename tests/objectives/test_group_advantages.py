@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from explore_rl.objectives import advantages
+from explore_rl.objectives import advantages, reward_shaping
 from explore_rl.objectives.registries import ADVANTAGES, REWARD_SHAPERS
 
 ESTIMATORS = {"grpo": advantages.grpo, "dr_grpo": advantages.dr_grpo, "rloo": advantages.rloo}
@@ -117,13 +117,13 @@ def test_overlong_penalty_golden():
   # L_max = 20, L_cache = 4: free up to 16, then -(|y| - 16)/4, -1 from 20 on.
   lengths = jnp.array([10, 16, 17, 18, 20, 21, 100])
   np.testing.assert_allclose(
-      advantages.overlong_penalty(lengths, max_length=20, cache_length=4),
+      reward_shaping.overlong_penalty(lengths, max_length=20, cache_length=4),
       [0.0, 0.0, -0.25, -0.5, -1.0, -1.0, -1.0])
   shaped = REWARD_SHAPERS.get("dapo_overlong")(
       jnp.array([1.0, 1.0]), lengths=jnp.array([3, 18]), max_length=20, cache_length=4)
   np.testing.assert_allclose(shaped, [1.0, 0.5])  # 1 + 0, 1 - 0.5
   with pytest.raises(ValueError, match="cache_length"):
-    advantages.overlong_penalty(lengths, max_length=4, cache_length=8)
+    reward_shaping.overlong_penalty(lengths, max_length=4, cache_length=8)
 
 
 def test_registry():
@@ -142,7 +142,7 @@ def test_vmap_and_bf16(name):
   out = jax.jit(fn)(r.astype(jnp.bfloat16), jnp.ones((2, 4), jnp.bool_))
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, fn(r), rtol=1e-6)
-  assert advantages.overlong_penalty(jnp.array([3], jnp.int32), max_length=4,
+  assert reward_shaping.overlong_penalty(jnp.array([3], jnp.int32), max_length=4,
                                      cache_length=2).dtype == jnp.float32
 
 
@@ -169,6 +169,6 @@ def test_dapo_functions_jit_and_vmap():
   rewards = jnp.array([[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])  # [1, 2, 3]
   keep = jax.jit(jax.vmap(advantages.dapo_keep_mask))(rewards)
   np.testing.assert_array_equal(keep, [[True, False]])
-  penalty = jax.jit(jax.vmap(lambda l: advantages.overlong_penalty(
+  penalty = jax.jit(jax.vmap(lambda l: reward_shaping.overlong_penalty(
       l, max_length=20, cache_length=4)))(jnp.array([[17, 20], [10, 30]]))
   np.testing.assert_allclose(penalty, [[-0.25, -1.0], [0.0, -1.0]])

@@ -54,7 +54,8 @@ def test_logprobs_match_full_forward(model, prompts):
   p = prompts[0].shape[1]
   seq = jnp.concatenate([jnp.repeat(prompts[0], 3, 0), out.tokens], 1)
   valid = jnp.concatenate([jnp.repeat(prompts[1], 3, 0), out.mask], 1)
-  logp = jax.nn.log_softmax(forward(graphdef, params, seq, valid)[:, p - 1:-1])
+  # the policy at the sampling temperature (what the learner trains), before top-k
+  logp = jax.nn.log_softmax(forward(graphdef, params, seq, valid)[:, p - 1:-1] / 0.7)
   want = jnp.take_along_axis(logp, out.tokens[..., None], -1)[..., 0]
   m = np.asarray(out.mask)
   np.testing.assert_allclose(np.asarray(out.logprobs)[m], np.asarray(want)[m], atol=1e-5)

@@ -25,7 +25,8 @@ def test_rl_starts_from_hf_checkpoint_and_keeps_its_tokenizer(tmp_path, monkeypa
   workdir = str(tmp_path / "run")
   train_rl(config, workdir, progress=False)
   assert [r["step"] for r in read_metrics(workdir)] == [1, 2]
-  tokenizer, model_config, _, _ = load_policy(workdir)
+  policy = load_policy(workdir)
+  tokenizer, model_config = policy.tokenizer, policy.config
   assert isinstance(tokenizer, CheckpointTokenizer)
   assert model_config.attention_bias   # qwen2 export carries q/k/v biases
   text = "sum 12 parts 2,3,5:"

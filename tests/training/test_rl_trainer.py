@@ -88,10 +88,10 @@ def test_two_steps_on_eight_devices_equal_one_device(tmp_path):
 
 
 def test_select_groups_prefers_kept_then_informative():
-  from explore_rl.training.rl import _select_groups
+  from explore_rl.training.rl import select_groups_to_train
   rewards = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float32)
   keep = np.array([True, True, False, False])
   # dynamic: informative (groups 1, 3) first, kept before dropped within each
-  assert _select_groups(rewards, keep, 3, True).tolist() == [1, 3, 0]
-  assert _select_groups(rewards, keep, 2, False).tolist() == [0, 1]
-  assert _select_groups(rewards, np.ones(4, bool), 4, False).tolist() == [0, 1, 2, 3]
+  assert select_groups_to_train(rewards, keep, 3, True).tolist() == [1, 3, 0]
+  assert select_groups_to_train(rewards, keep, 2, False).tolist() == [0, 1]
+  assert select_groups_to_train(rewards, np.ones(4, bool), 4, False).tolist() == [0, 1, 2, 3]

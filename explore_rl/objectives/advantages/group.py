@@ -12,14 +12,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from explore_rl.objectives.registries import ADVANTAGES, REWARD_SHAPERS
 
 __all__ = [
     "dapo_keep_mask",
-    "dapo_overlong_shaping",
     "dr_grpo",
     "grpo",
-    "overlong_penalty",
     "rloo",
 ]
 
@@ -41,7 +38,6 @@ def _group_stats(rewards: jax.Array, mask: jax.Array | None):
   return rewards, mask, n, centred, informative
 
 
-@ADVANTAGES.register("grpo")
 def grpo(
     rewards: jax.Array, mask: jax.Array | None = None, *, ddof: int = 1, eps: float = 1e-6
 ) -> jax.Array:
@@ -57,14 +53,12 @@ def grpo(
   return jnp.where(informative, centred / (std + eps), 0.0)
 
 
-@ADVANTAGES.register("dr_grpo")
 def dr_grpo(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """Dr. GRPO (arXiv 2503.20783): Â_i = r_i − mean_G r, no std division. [..., N] -> [..., N]."""
   _, _, _, centred, informative = _group_stats(rewards, mask)
   return jnp.where(informative, centred, 0.0)
 
 
-@ADVANTAGES.register("rloo")
 def rloo(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """RLOO (arXiv 2402.14740): Â_i = r_i − mean_{j≠i} r_j = n/(n−1)·(r_i − mean r).
 
@@ -73,10 +67,6 @@ def rloo(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   _, _, n, centred, informative = _group_stats(rewards, mask)
   return jnp.where(informative, centred * n / jnp.maximum(n - 1.0, 1.0), 0.0)
 
-
-# DAPO (arXiv 2503.14476) keeps GRPO's advantage (token-mean loss, clip-higher, no KL
-# and dynamic sampling are loss/sampler settings), so configs may name it either way.
-ADVANTAGES.register("dapo")(grpo)
 
 
 def dapo_keep_mask(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -88,26 +78,3 @@ def dapo_keep_mask(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Arr
   refills the batch from an oversampled prompt set.
   """
   return _group_stats(rewards, mask)[4][..., 0]
-
-
-def overlong_penalty(lengths: jax.Array, *, max_length: int, cache_length: int) -> jax.Array:
-  """DAPO soft overlong punishment (arXiv 2503.14476), lengths [...] -> [...] fp32.
-
-      R_len(y) = 0                                 |y| ≤ L_max − L_cache
-               = ((L_max − L_cache) − |y|)/L_cache  L_max − L_cache < |y| ≤ L_max
-               = −1                                L_max < |y|
-  i.e. clip(−(|y| − (L_max − L_cache))/L_cache, −1, 0).
-  """
-  if not 0 < cache_length <= max_length:
-    raise ValueError(f"need 0 < cache_length <= max_length, got {cache_length}, {max_length}")
-  excess = lengths.astype(jnp.float32) - (max_length - cache_length)
-  return jnp.clip(-excess / cache_length, -1.0, 0.0)
-
-
-@REWARD_SHAPERS.register("dapo_overlong")
-def dapo_overlong_shaping(
-    rewards: jax.Array, *, lengths: jax.Array, max_length: int, cache_length: int
-) -> jax.Array:
-  """rewards + R_len(lengths): DAPO's length-aware reward; rewards, lengths [..., N]."""
-  penalty = overlong_penalty(lengths, max_length=max_length, cache_length=cache_length)
-  return rewards.astype(jnp.float32) + penalty

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 
 from explore_rl.objectives.combinatorics import order_statistic_weights, pass_at_k
 from explore_rl.objectives.advantages.group import rloo
-from explore_rl.objectives.registries import ADVANTAGES
 
 __all__ = ["bon_advantages", "grpo_passk", "passk_analytic", "pkpo"]
 
@@ -21,7 +20,6 @@ def _check_k(k: int, num_samples: int) -> None:
     raise ValueError(f"need 1 <= k <= N, got k={k}, N={num_samples}")
 
 
-@ADVANTAGES.register("pkpo")
 def pkpo(rewards: jax.Array, k: int) -> jax.Array:
   """PKPO's variance-reduced max@k gradient weights s^(loo−1) (arXiv 2505.15201).
 
@@ -54,7 +52,6 @@ def pkpo(rewards: jax.Array, k: int) -> jax.Array:
   return jnp.take_along_axis(s_sorted, jnp.argsort(order, axis=-1), axis=-1)
 
 
-@ADVANTAGES.register("passk_analytic")
 def passk_analytic(rewards: jax.Array, k: int) -> jax.Array:
   """Pass@k Training's analytic advantages (Chen et al., arXiv 2508.10751).
 
@@ -79,9 +76,8 @@ def passk_analytic(rewards: jax.Array, k: int) -> jax.Array:
   return jnp.where(informative, adv, 0.0).astype(jnp.float32)
 
 
-@ADVANTAGES.register("bon")
 def bon_advantages(rewards: jax.Array, *, n_bon: int, clip: float) -> jax.Array:
-  """BoN-aware weights (Chow et al., arXiv 2412.15287; ALGORITHMS.md §4, [2nd]).
+  """BoN-aware weights (Chow et al., arXiv 2412.15287; docs/algorithms.md, "Pass@k").
 
   With p the group's failure rate (incorrect / N), correct samples get
   +min(n_bon p^(n_bon−1)/(1 − p^n_bon), clip), incorrect ones −min(n_bon p/(1−p), clip):
@@ -99,7 +95,6 @@ def bon_advantages(rewards: jax.Array, *, n_bon: int, clip: float) -> jax.Array:
   return jnp.where(correct, jnp.minimum(positive, clip), -jnp.minimum(negative, clip))
 
 
-@ADVANTAGES.register("grpo_passk")
 def grpo_passk(rewards: jax.Array) -> jax.Array:
   """verl's grpo_passk: the best sample gets r_max − r_second, every other one 0.
 

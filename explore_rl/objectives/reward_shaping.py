@@ -1,4 +1,7 @@
-"""Diversity-shaped rewards from given response embeddings: DRA and EVOL-RL.
+"""Reward shapers: rewards[..., N] + per-group context -> shaped rewards[..., N].
+
+Diversity-shaped rewards from response embeddings (DRA, EVOL-RL) and DAPO's
+length-aware overlong penalty. They run before the advantage estimator.
 
 Call form of every reward shaper: shaper(rewards[..., N], **context) -> [..., N],
 the context given by keyword (`embeddings[..., N, D]`, e.g. from the
@@ -12,9 +15,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from explore_rl.objectives.registries import REWARD_SHAPERS
 
-__all__ = ["cosine_similarities", "dra_rewards", "evol_rewards"]
+__all__ = [
+    "cosine_similarities",
+    "dapo_overlong_shaping",
+    "dra_rewards",
+    "evol_rewards",
+    "overlong_penalty",
+]
 
 
 def cosine_similarities(embeddings: jax.Array) -> jax.Array:
@@ -34,7 +42,6 @@ def _valid(shape, mask: jax.Array | None) -> jax.Array:
   return jnp.ones(shape, bool) if mask is None else jnp.asarray(mask).astype(bool)
 
 
-@REWARD_SHAPERS.register("dra")
 def dra_rewards(rewards: jax.Array, embeddings: jax.Array, *,
                 mask: jax.Array | None = None) -> jax.Array:
   """DRA (arXiv 2505.09655): R̃_i = R_i / (1 + Σ_{j≠i, same prompt} cos(e_i, e_j)).
@@ -68,7 +75,6 @@ def _minmax_in_group(u: jax.Array, group: jax.Array) -> jax.Array:
   return jnp.where(spread, scaled, jnp.where(alone, 1.0, 0.5))
 
 
-@REWARD_SHAPERS.register("evol")
 def evol_rewards(rewards: jax.Array | None, *, answer_ids: jax.Array, embeddings: jax.Array,
                  mask: jax.Array | None = None) -> jax.Array:
   """EVOL-RL label-free rewards (arXiv 2509.15194): majority selects, novelty varies.
@@ -112,3 +118,25 @@ def evol_rewards(rewards: jax.Array | None, *, answer_ids: jax.Array, embeddings
                      _minmax_in_group(novelty, wrong))
   reward = jnp.where(correct, 0.5 + 0.5 * scaled, -1.0 + 0.5 * scaled)
   return jnp.where(real, jnp.where(voted, reward, -1.0), 0.0)
+
+
+def overlong_penalty(lengths: jax.Array, *, max_length: int, cache_length: int) -> jax.Array:
+  """DAPO soft overlong punishment (arXiv 2503.14476), lengths [...] -> [...] fp32.
+
+      R_len(y) = 0                                 |y| ≤ L_max − L_cache
+               = ((L_max − L_cache) − |y|)/L_cache  L_max − L_cache < |y| ≤ L_max
+               = −1                                L_max < |y|
+  i.e. clip(−(|y| − (L_max − L_cache))/L_cache, −1, 0).
+  """
+  if not 0 < cache_length <= max_length:
+    raise ValueError(f"need 0 < cache_length <= max_length, got {cache_length}, {max_length}")
+  excess = lengths.astype(jnp.float32) - (max_length - cache_length)
+  return jnp.clip(-excess / cache_length, -1.0, 0.0)
+
+
+def dapo_overlong_shaping(
+    rewards: jax.Array, *, lengths: jax.Array, max_length: int, cache_length: int
+) -> jax.Array:
+  """rewards + R_len(lengths): DAPO's length-aware reward; rewards, lengths [..., N]."""
+  penalty = overlong_penalty(lengths, max_length=max_length, cache_length=cache_length)
+  return rewards.astype(jnp.float32) + penalty
