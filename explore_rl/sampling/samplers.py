@@ -35,10 +35,17 @@ class Policies:
   behaviour: the policy that draws the tokens, when it is another one (two-policy
              training's explore policy); None: the trained policy draws.
   teacher:   a privileged or larger teacher, for samplers that aggregate with it.
+  behaviour_instruction: text the behaviour policy reads before each prompt (an
+             "explore" instruction; docs/algorithms.md, "Two policies"), "" for none.
+  behaviour_temperature: the behaviour policy's sampling temperature; None: the run's.
+  The instruction and temperature apply only with a behaviour policy; the trained
+  policy's log-probs are always those of the plain prompt at the run's temperature.
   """
   trained: Policy
   behaviour: Policy | None = None
   teacher: Policy | None = None
+  behaviour_instruction: str = ""
+  behaviour_temperature: float | None = None
 
   @property
   def drawing(self) -> Policy:
@@ -61,6 +68,24 @@ class Sampler(abc.ABC):
     """The training prompts of `problems`: (int32 [B, P], bool [B, P]) on the device."""
     tokens, valid = encode_prompts(tokenizer, [p.prompt for p in problems], self.prompt_len)
     return jnp.asarray(tokens), jnp.asarray(valid)
+
+  def drawing_prompts(self, policies: Policies, problems: Sequence[Problem]):
+    """The prompts the drawing policy reads: the training prompts, behind the behaviour
+    policy's instruction when it has one ([B, P + instruction tokens])."""
+    instruction = policies.behaviour_instruction if policies.behaviour is not None else ""
+    tokenizer = policies.trained.tokenizer
+    if not instruction:
+      return self.encode(tokenizer, problems)
+    length = self.prompt_len + len(tokenizer.encode(instruction))
+    tokens, valid = encode_prompts(tokenizer, [instruction + p.prompt for p in problems], length)
+    return jnp.asarray(tokens), jnp.asarray(valid)
+
+  def drawing_sampling(self, policies: Policies) -> SamplingConfig:
+    """The drawing policy's sampling settings: the run's, at the behaviour temperature."""
+    t = policies.behaviour_temperature
+    if policies.behaviour is None or t is None:
+      return self.sampling
+    return dataclasses.replace(self.sampling, temperature=float(t))
 
   def policy_scores(self, policies: Policies, prompt_tokens, prompt_valid, tokens, mask):
     """(log-probs, entropy) [B*N, M] of the trained policy on the training prompt."""
@@ -85,9 +110,11 @@ class IndependentSampler(Sampler):
     drawing = policies.drawing
     tokenizer = policies.trained.tokenizer
     prompt_tokens, prompt_valid = self.encode(tokenizer, problems)
-    out = generate(drawing.graphdef, drawing.params, prompt_tokens, prompt_valid, rng,
-                   num_samples=num_samples, config=self.sampling, eos_id=tokenizer.eos_id,
-                   pad_id=tokenizer.pad_id)
+    draw_tokens, draw_valid = (prompt_tokens, prompt_valid) if policies.behaviour is None \
+        else self.drawing_prompts(policies, problems)
+    out = generate(drawing.graphdef, drawing.params, draw_tokens, draw_valid, rng,
+                   num_samples=num_samples, config=self.drawing_sampling(policies),
+                   eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
     policy_lp, entropy = out.logprobs, out.entropy
     if policies.behaviour is not None:
       policy_lp, entropy = self.policy_scores(policies, prompt_tokens, prompt_valid, out.tokens,
