@@ -62,17 +62,18 @@ class JaxRL:
     t = self.trainer
     k_sample, k_adv, k_update = jax.random.split(jax.random.fold_in(self.base, step), 3)
     t0 = time.perf_counter()
-    scored, groups, _ = t._rollout(step, k_sample)   # host arrays: already synchronised
+    scored, _ = t._rollout(step, k_sample)    # the host copy: already synchronised
     t1 = time.perf_counter()
     _, adv, _ = t._advantages(scored, k_adv)
     t2 = time.perf_counter()
-    t._update(scored, groups, adv, step, k_update)    # ends in device_get of the metrics
+    t._update(scored, adv, step, k_update)    # ends in device_get of the metrics
     t3 = time.perf_counter()
-    self.last = scored, groups, adv
-    mask = np.asarray(scored.rollout.mask)
+    self.last = scored, adv
+    mask = scored.host.mask
     return {"sample": t1 - t0, "score": t2 - t1, "update": t3 - t2, "step": t3 - t0,
             "response_tokens": int(mask.sum()),
-            "sample_tokens": int(mask.sum() + scored.prompt_valid.sum() * scored.num_samples)}
+            "sample_tokens": int(mask.sum() + scored.host.prompt_valid.sum()
+                                 * scored.num_samples)}
 
   def processed_tokens(self) -> int:
     """Tokens the update's forward/backward passes run over, padding included."""
@@ -82,15 +83,14 @@ class JaxRL:
 
   def minibatch(self) -> RLBatch:
     """The first mini-batch of the last step, as `_update` builds it (on the mesh)."""
-    scored, groups, adv = self.last
-    n, t = scored.num_samples, self.trainer
-    rows = (groups[:, None] * n + np.arange(n)).reshape(-1)
-    ro = jax.device_get(scored.rollout)
-    take = rows[:len(rows) // self.config.learner.mini_batches]
-    full = dict(prompt_tokens=np.repeat(scored.prompt_tokens, n, 0)[take],
-                prompt_valid=np.repeat(scored.prompt_valid, n, 0)[take],
+    scored, adv = self.last
+    n, t, ro = scored.num_samples, self.trainer, scored.host
+    take = np.arange(ro.tokens.shape[0] // self.config.learner.mini_batches)
+    full = dict(prompt_tokens=np.repeat(ro.prompt_tokens, n, 0)[take],
+                prompt_valid=np.repeat(ro.prompt_valid, n, 0)[take],
                 response_tokens=ro.tokens[take], response_mask=ro.mask[take],
-                old_logprobs=ro.sample_logprobs[take], advantages=adv.reshape(-1)[take])
+                old_logprobs=ro.policy_logprobs[take],
+                behaviour_logprobs=ro.behaviour_logprobs[take], advantages=adv.reshape(-1)[take])
     return RLBatch(**{k: jax.device_put(v, sharding.batch_sharding(t.mesh, v.ndim))
                       for k, v in full.items()})
 
@@ -100,7 +100,7 @@ class JaxRL:
     batch, key = self.minibatch(), jax.random.key(0)
 
     def run():
-      t.state, metrics = rl_update(t.graphdef, t.optimizer, t.objective.loss_spec, t.state,
+      t.state, metrics = rl_update(t.policy.graphdef, t.optimizer, t.objective.loss_spec, t.state,
                                    t.ref_params, batch, key,
                                    micro_batches=c.learner.micro_batches,
                                    temperature=float(c.rollout.temperature))
@@ -161,7 +161,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
   from trl import GRPOConfig, GRPOTrainer
 
   c, t = jax_rl.config, jax_rl.trainer
-  mc = t.model_config
+  mc = t.policy.config
   groups, n = c.rollout.prompts_per_step, c.rollout.num_samples
   updates = c.learner.mini_batches          # optimizer steps per generation
   torch.set_num_threads(_common.num_cores())
@@ -180,8 +180,8 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
 
   def reward(prompts, completions, completion_ids, index, **_):
     # Truncated = no EOS within the budget, as the JAX sampler reports it.
-    return [t.task.score(problems[i], text,
-                         truncated=len(ids) >= max_len and ids[-1] != t.tokenizer.eos_id).reward
+    eos = t.policy.tokenizer.eos_id
+    return [t.task.score(problems[i], text, truncated=len(ids) >= max_len and ids[-1] != eos).reward
             for text, ids, i in zip(completions, completion_ids, index)]
 
   warnings.simplefilter("ignore", FutureWarning)   # transformers 5 renames, not ours
@@ -208,7 +208,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
       marks.append(time.perf_counter())
 
   trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                        processing_class=char_tokenizer(t.tokenizer), callbacks=[Clock()])
+                        processing_class=char_tokenizer(t.policy.tokenizer), callbacks=[Clock()])
   trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training log dict
   phases: dict[str, list[float]] = {"sample": [], "rollout": []}
 

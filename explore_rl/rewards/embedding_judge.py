@@ -16,12 +16,11 @@ import numpy as np
 
 from explore_rl.rewards.agglomerative import LINKAGES, agglomerative_clusters
 from explore_rl.rewards.clusters import is_blank
-from explore_rl.rewards.judges import JUDGES, Judge, Signatures
+from explore_rl.rewards.judges import Judge, Signatures
 from explore_rl.rewards.minilm import load_minilm
 from explore_rl.tasks.base import DEGENERATE_ID
 
 
-@JUDGES.register("embedding")
 class EmbeddingJudge(Judge):
   """Clusters responses whose MiniLM embeddings are close."""
 

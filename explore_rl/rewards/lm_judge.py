@@ -43,7 +43,7 @@ import numpy as np
 
 from explore_rl.errors import ConfigError
 from explore_rl.rewards.clusters import first_appearance_ids, is_blank, singleton_ids
-from explore_rl.rewards.judges import JUDGES, Judge, Signatures
+from explore_rl.rewards.judges import Judge, Signatures
 from explore_rl.rewards.lm_judge_protocol import ReplyError, build_messages, parse_reply
 from explore_rl.tasks.base import DEGENERATE_ID
 
@@ -80,7 +80,6 @@ def backoff_delay(attempt: int, *, backoff_s: float, max_backoff_s: float, u: fl
   return min(max_backoff_s, backoff_s * 2.0**attempt) * (0.5 + 0.5 * u)
 
 
-@JUDGES.register("lm_judge")
 class LMJudge(Judge):
   """Asks a chat model to cluster the responses of each prompt by strategy.
 

@@ -11,11 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from explore_rl.rewards.clusters import first_appearance_ids, is_blank
-from explore_rl.rewards.judges import JUDGES, Judge, Signatures
+from explore_rl.rewards.judges import Judge, Signatures
 from explore_rl.tasks.base import DEGENERATE
 
 
-@JUDGES.register("signature")
 class SignatureJudge(Judge):
   """Clusters by equality of the task's strategy signatures."""
 
