@@ -13,6 +13,29 @@ import jax.numpy as jnp
 from explore_rl.models import transformer
 
 
+def response_logits(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
+                    response_mask, *, temperature: float = 1.0):
+  """fp32 logits / T [B, M, V]: slot t holds the logits that score response token t.
+
+  The full next-token distributions, for losses over the vocabulary (distillation:
+  docs/algorithms.md, "Self-distillation"). Masked slots hold whatever the model
+  computes there; callers mask.
+  """
+  p = prompt_tokens.shape[1]
+  tokens = jnp.concatenate([prompt_tokens, response_tokens], axis=1)
+  valid = jnp.concatenate([prompt_valid, response_mask], axis=1)
+  logits = transformer.forward(graphdef, params, tokens, valid)[:, p - 1:-1]   # [B, M, V]
+  return logits.astype(jnp.float32) / temperature
+
+
+def logprobs_from_logits(logits, response_tokens, response_mask):
+  """(log-probs of the tokens [B, M], entropies [B, M]) from logits [B, M, V], 0 where masked."""
+  logp_all = jax.nn.log_softmax(logits, axis=-1)
+  logp = jnp.take_along_axis(logp_all, response_tokens[..., None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  return jnp.where(response_mask, logp, 0.0), jnp.where(response_mask, entropy, 0.0)
+
+
 def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
                       response_mask, *, temperature: float = 1.0):
   """(log pi(y_t | x, y_<t) fp32 [B, M], entropy H_t fp32 [B, M]), zero where masked.
@@ -20,15 +43,9 @@ def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_to
   prompt_tokens/valid: [B, P]; response_tokens/mask: [B, M]. `temperature`
   rescales logits as the sampler did (the policy a run trains is softmax(z / T)).
   """
-  p = prompt_tokens.shape[1]
-  tokens = jnp.concatenate([prompt_tokens, response_tokens], axis=1)
-  valid = jnp.concatenate([prompt_valid, response_mask], axis=1)
-  logits = transformer.forward(graphdef, params, tokens, valid)[:, p - 1:-1]   # [B, M, V]
-  logits = logits.astype(jnp.float32) / temperature
-  logp_all = jax.nn.log_softmax(logits, axis=-1)
-  logp = jnp.take_along_axis(logp_all, response_tokens[..., None], axis=-1)[..., 0]
-  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-  return jnp.where(response_mask, logp, 0.0), jnp.where(response_mask, entropy, 0.0)
+  logits = response_logits(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
+                           response_mask, temperature=temperature)
+  return logprobs_from_logits(logits, response_tokens, response_mask)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "temperature"))

@@ -15,7 +15,7 @@ one line here (docs/design.md, "Adding an objective").
 - SET_FUNCTIONS:  set objectives f(G) on every subset at once   (set_rl.py)
 - KL_ESTIMATORS:  k1, k2, k3 per-token KL to the reference      (policy_loss.py)
 """
-from explore_rl.objectives import entropy_control, policy_loss, reward_shaping, set_rl
+from explore_rl.objectives import distillation, entropy_control, policy_loss, reward_shaping, set_rl
 from explore_rl.objectives.advantages import group, passk
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
@@ -43,6 +43,8 @@ _ADVANTAGES = [
     ("passk_analytic", passk.passk_analytic, ()),
     ("bon", passk.bon_advantages, ()),
     ("grpo_passk", passk.grpo_passk, ()),
+    # zeros: only added terms train (pure self-distillation with objective.distill)
+    ("none", distillation.no_advantages, ()),
 ]
 _REWARD_SHAPERS = [
     ("dra", reward_shaping.dra_rewards, ("embeddings", "mask")),

@@ -32,17 +32,27 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from explore_rl.models.tokenizer import encode_prompts
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
 from explore_rl.sampling.generate import Rollout
 from explore_rl.sampling.processors import SamplingConfig, sample_token
+from explore_rl.sampling.rollout import RolloutBatch
+from explore_rl.sampling.samplers import Policies, Sampler
+from explore_rl.tasks.base import Problem, Task
+from explore_rl.tasks.registry import task_of
 
-__all__ = ["AggregationConfig", "aggregated_generate"]
+__all__ = ["AggregatedSampler", "AggregationConfig", "aggregated_generate",
+           "default_teacher_prompt_len", "encode_teacher_prompts"]
+
+# "hint, use it only as a hint: " + "\n" + BOS (`Task.teacher_prompt`) and some slack.
+_HINT_OVERHEAD = 48
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,3 +179,70 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
            (kv_s, kv_t), out)
   steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = jax.lax.while_loop(cond, body, state)
   return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)
+
+
+def default_teacher_prompt_len(prompt_len: int, max_new_tokens: int) -> int:
+  """Slots for a privileged prompt: the plain prompt, a solution as long as a response, the
+  hint's wording. `teacher_prompt_len` (sampler and `objective.distill`) overrides it."""
+  return prompt_len + max_new_tokens + _HINT_OVERHEAD
+
+
+def encode_teacher_prompts(tokenizer, problems: Sequence[Problem], length: int,
+                           task: Task | None = None):
+  """The privileged prompts `task_of(p, task).teacher_prompt(p)` of `problems`, left-padded:
+  (int32 [B, length], bool [B, length]) NumPy arrays."""
+  prompts = [task_of(p, task).teacher_prompt(p) for p in problems]
+  try:
+    return encode_prompts(tokenizer, prompts, length)
+  except ValueError as e:
+    raise ValueError(f"teacher prompt: {e}; set teacher_prompt_len (rollout.sampler_kwargs or "
+                     "objective.distill) above it") from None
+
+
+class AggregatedSampler(Sampler):
+  """`rollout.sampler="aggregated"`: each token drawn from p* = aggregate(student, teacher).
+
+  The student is `policies.trained` on the plain prompt `problem.prompt`; the teacher is
+  `policies.teacher` (None: the same params, i.e. the live policy) on the privileged prompt
+  `Task.teacher_prompt(problem)` (docs/algorithms.md, "Aggregated sampling"). Behaviour
+  log-probs are log p*(y_t) (after top-k/p, min-p), policy log-probs the student's
+  log π_T(y_t); with `objective.truncated_is=True` the loss weights each token by
+  min(π_old/μ, is_cap), which corrects the shift from p* to the student.
+
+  sampler_kwargs: method (poe | interp | trust_region | teacher), alpha, s, kl_budget
+  (`objectives.distillation.aggregate_logits`), teacher_prompt_len (0: the default of
+  `default_teacher_prompt_len`). `task` is passed by the trainer (`takes_task`), so each
+  problem's privileged prompt comes from its own family (`tasks.task_of`).
+  """
+  takes_task = True
+
+  def __init__(self, *, sampling: SamplingConfig, prompt_len: int, method: str = "poe",
+               alpha: float = 1.0, s: float = 0.5, kl_budget: float = 0.1,
+               teacher_prompt_len: int = 0, task: Task | None = None):
+    super().__init__(sampling=sampling, prompt_len=prompt_len)
+    self.config = AggregationConfig(
+        method=method, alpha=float(alpha), s=float(s), kl_budget=float(kl_budget),
+        temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+        min_p=sampling.min_p, max_new_tokens=sampling.max_new_tokens)
+    self.teacher_prompt_len = int(teacher_prompt_len) or default_teacher_prompt_len(
+        prompt_len, sampling.max_new_tokens)
+    self.task = task
+
+  def __call__(self, policies: Policies, problems: Sequence[Problem], rng: jax.Array, *,
+               num_samples: int) -> RolloutBatch:
+    if policies.behaviour is not None:
+      raise ValueError("the aggregated sampler draws from the trained policy and its teacher; "
+                       "it takes no behaviour policy")
+    student, teacher = policies.trained, policies.teacher
+    tokenizer = student.tokenizer
+    prompt_tokens, prompt_valid = self.encode(tokenizer, problems)
+    teacher_tokens, teacher_valid = encode_teacher_prompts(tokenizer, problems,
+                                                           self.teacher_prompt_len, self.task)
+    out = aggregated_generate(
+        student.graphdef, student.params, prompt_tokens, prompt_valid,
+        jnp.asarray(teacher_tokens), jnp.asarray(teacher_valid), rng, num_samples=num_samples,
+        config=self.config, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+        teacher_params=None if teacher is None else teacher.params,
+        teacher_graphdef=None if teacher is None else teacher.graphdef)
+    return RolloutBatch(prompt_tokens, prompt_valid, out.tokens, out.mask, out.lengths,
+                        out.truncated, out.sample_logprobs, out.logprobs, out.entropy)

@@ -3,20 +3,29 @@ from __future__ import annotations
 
 from explore_rl.errors import ConfigError
 from explore_rl.registry import Registry
+from explore_rl.sampling.aggregated import AggregatedSampler
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import IndependentSampler, Sampler
 
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 SAMPLERS.register("independent")(IndependentSampler)
+SAMPLERS.register("aggregated")(AggregatedSampler)
 
 
-def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, **kwargs) -> Sampler:
-  """The sampler registered as `name`, built with the run's settings and its own kwargs."""
+def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, task=None,
+                 **kwargs) -> Sampler:
+  """The sampler registered as `name`, built with the run's settings and its own kwargs.
+
+  Samplers that declare `takes_task = True` (e.g. `aggregated`, which needs each problem's
+  privileged prompt) also receive the run's `task`.
+  """
   try:
     cls = SAMPLERS.get(name)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  if getattr(cls, "takes_task", False):
+    kwargs["task"] = task
   try:
     return cls(sampling=sampling, prompt_len=prompt_len, **kwargs)
-  except TypeError as e:
+  except (TypeError, ValueError) as e:
     raise ConfigError(f"sampler {name!r}: {e}") from None

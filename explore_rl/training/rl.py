@@ -14,6 +14,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import NamedTuple
 
@@ -25,16 +26,20 @@ import optax
 from explore_rl.errors import ConfigError
 from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.models import sharding
-from explore_rl.models.logprobs import response_logprobs, score_responses
+from explore_rl.models.logprobs import (logprobs_from_logits, response_logits, response_logprobs,
+                                        score_responses)
 from explore_rl.objectives.aggregation import aggregate
+from explore_rl.objectives.distillation import distillation_loss
 from explore_rl.objectives.context import GroupContext
 from explore_rl.rewards import cluster_groups, get_judge
 from explore_rl.sampling import Policies, make_sampler
+from explore_rl.sampling.aggregated import default_teacher_prompt_len, encode_teacher_prompts
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.rollout import ScoredRollout, concat, sample_and_score, select_groups
 from explore_rl.tasks import get_task, task_of
 from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training.checkpoint import Checkpointer
+from explore_rl.training.distill import DistillSpec, distill_settings, ema_update
 from explore_rl.training.loop import run_loop
 from explore_rl.training.objective import LossSpec, Objective
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
@@ -53,13 +58,19 @@ class RLBatch(NamedTuple):
   old_logprobs: jax.Array        # fp32  [R, M]  π_old, the ratio's denominator
   behaviour_logprobs: jax.Array  # fp32  [R, M]  μ, the distribution that drew the tokens
   advantages: jax.Array          # fp32  [R]
+  # The teacher's privileged prompt (self-distillation, `objective.distill`); None: the
+  # teacher reads `prompt_tokens` (or there is no distillation term).
+  teacher_prompt_tokens: jax.Array | None = None  # int32 [R, P_t]
+  teacher_prompt_valid: jax.Array | None = None   # bool  [R, P_t]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "loss_spec",
-                                             "micro_batches", "temperature"),
+                                             "micro_batches", "temperature", "distill",
+                                             "teacher_graphdef"),
                    donate_argnums=(3,))
 def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_params,
-              batch: RLBatch, rng: jax.Array, *, micro_batches: int, temperature: float):
+              batch: RLBatch, rng: jax.Array, *, micro_batches: int, temperature: float,
+              distill: DistillSpec | None = None, teacher_params=None, teacher_graphdef=None):
   """One optimizer update on a mini-batch, accumulated exactly over micro-batches.
 
   The loss is Σ_k num_k / max(Σ_k den_k, 1): the denominators depend only on the
@@ -68,6 +79,13 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   are taken over one micro-batch, i.e. over the whole (sharded) mini-batch when
   `micro_batches` is 1, as in the configs. `ref_params` must not alias `state`
   (it is donated).
+
+  With `distill` (training/distill.py) the per-token loss gains
+  coef·D(p_s, p*) (`distillation_loss`) before aggregation; the aggregations are
+  linear in the per-token loss, so its numerator is added to the RL one. The
+  teacher is (teacher_graphdef or graphdef, teacher_params or the live params) on
+  the batch's teacher prompt (or the plain one), under stop_gradient: the term moves
+  the student only. `distill=None` is the plain update (no extra forward pass).
   """
   zeros = jnp.zeros(batch.response_mask.shape, jnp.float32)
   _, denominator = aggregate(zeros, batch.response_mask, mode=loss_spec.aggregation,
@@ -78,9 +96,14 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   keys = jax.random.split(rng, micro_batches)
 
   def micro_loss(params, mb: RLBatch, key):
-    logp, entropy = response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
-                                      mb.response_tokens, mb.response_mask,
-                                      temperature=temperature)
+    if distill is None:
+      logp, entropy = response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
+                                        mb.response_tokens, mb.response_mask,
+                                        temperature=temperature)
+    else:
+      logits = response_logits(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
+                               mb.response_tokens, mb.response_mask, temperature=temperature)
+      logp, entropy = logprobs_from_logits(logits, mb.response_tokens, mb.response_mask)
     ref = None
     if loss_spec.kl_coef:
       ref, _ = response_logprobs(graphdef, ref_params, mb.prompt_tokens, mb.prompt_valid,
@@ -88,6 +111,20 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
     num, den, metrics = loss_spec(logp, mb.old_logprobs, mb.advantages, mb.response_mask,
                                   rng=key, ref_logprobs=ref, entropy=entropy,
                                   behaviour_logprobs=mb.behaviour_logprobs)
+    if distill is not None:
+      t_prompt, t_valid = (mb.prompt_tokens, mb.prompt_valid) \
+          if mb.teacher_prompt_tokens is None else (mb.teacher_prompt_tokens,
+                                                    mb.teacher_prompt_valid)
+      t_params = jax.lax.stop_gradient(params if teacher_params is None else teacher_params)
+      t_logits = jax.lax.stop_gradient(response_logits(
+          graphdef if teacher_graphdef is None else teacher_graphdef, t_params, t_prompt,
+          t_valid, mb.response_tokens, mb.response_mask, temperature=temperature))
+      d_loss, d_metrics = distillation_loss(logits, t_logits, mb.response_tokens,
+                                            mb.response_mask, **distill.loss_kwargs())
+      d_num, _ = aggregate(d_loss, mb.response_mask, mode=loss_spec.aggregation,
+                           **dict(loss_spec.aggregation_kwargs))
+      num = num + d_num
+      metrics.update(d_metrics)
     metrics["entropy"] = entropy.sum() / jnp.maximum(mb.response_mask.sum(), 1)
     return num / denominator, metrics
 
@@ -162,7 +199,8 @@ class RLTrainer:
     self.sampling = SamplingConfig(temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
                                    min_p=r.min_p, max_new_tokens=c.max_response_len)
     self.sampler = make_sampler(r.get("sampler", "independent"), sampling=self.sampling,
-                                prompt_len=c.max_prompt_len, **r.get("sampler_kwargs", {}))
+                                prompt_len=c.max_prompt_len, task=self.task,
+                                **r.get("sampler_kwargs", {}))
     if r.old_logprobs not in ("sampler", "recompute"):
       raise ConfigError(f"rollout.old_logprobs={r.old_logprobs!r}; valid: recompute, sampler")
     rows = r.prompts_per_step * r.num_samples
@@ -188,6 +226,28 @@ class RLTrainer:
     # update donates the train state's buffers.
     self.ref_params = jax.tree.map(jnp.copy, params) if self.objective.loss_spec.kl_coef \
         else None
+    # Self-distillation (training/distill.py): None when objective.distill.coef is 0. The
+    # teacher (for the distillation term and for samplers that aggregate with one) is a
+    # separate checkpoint (`teacher_from`), a frozen copy or EMA of the initial params, or
+    # None: the live policy.
+    self.distill = distill_settings(c.objective.get("distill"))
+    self.teacher = None
+    if c.get("teacher_from"):
+      if self.distill is not None and self.distill.teacher != "initial":
+        raise ConfigError(f"teacher_from={c.teacher_from!r} is a frozen teacher; "
+                          f"objective.distill.teacher={self.distill.teacher!r} needs it empty")
+      self.teacher = load_initial_policy(c.teacher_from, self.mesh, c.get("hf"))
+      if self.teacher.config.vocab_size != self.policy.config.vocab_size:
+        raise ConfigError(f"teacher_from={c.teacher_from!r} has a vocabulary of "
+                          f"{self.teacher.config.vocab_size}, the student "
+                          f"{self.policy.config.vocab_size}: they must share the tokenizer")
+    elif self.distill is not None and self.distill.teacher in ("initial", "ema"):
+      self.teacher = self.policy.with_params(jax.tree.map(jnp.copy, params))
+    self.teacher_prompt_len = (self.distill and self.distill.teacher_prompt_len) or \
+        default_teacher_prompt_len(c.max_prompt_len, c.max_response_len)
+    ema = self.distill is not None and self.distill.teacher == "ema" and not c.get("teacher_from")
+    self.ema_ckpt = Checkpointer(os.path.join(workdir, "teacher_ema"),
+                                 keep=c.get("keep_checkpoints", 3)) if ema else None
     # Held-out problems: the task's, or an equal share of every family of a mixture.
     eval_tasks = self.families or {self.task.family: self.task}
     self.eval_problems = {
@@ -202,6 +262,9 @@ class RLTrainer:
       self.start_step = meta["step"]
       self.counters = meta["counters"]
       self.curriculum.load_state_dict(meta["curriculum"])
+      if self.ema_ckpt is not None:                         # the EMA teacher of that step
+        params, _ = self.ema_ckpt.restore(self.teacher.params, step=self.start_step)
+        self.teacher = self.teacher.with_params(params)
     self.run_dir.write_run_files()                          # the run really starts
 
   @property
@@ -220,7 +283,8 @@ class RLTrainer:
     rounds, keeps = [], []
     while True:
       problems = self.curriculum.next_batch(per_round)
-      scored = sample_and_score(self.sampler, Policies(self.current_policy), self.task,
+      policies = Policies(self.current_policy, teacher=self.teacher)
+      scored = sample_and_score(self.sampler, policies, self.task,
                                 problems, num_samples=c.rollout.num_samples,
                                 rng=jax.random.fold_in(rng, len(rounds)))
       keeps.append(np.asarray(self.curriculum.update(problems,
@@ -270,9 +334,16 @@ class RLTrainer:
       old = score_responses(self.policy.graphdef, self.state.params, prompt_tokens,
                             prompt_valid, ro.tokens, ro.mask,
                             temperature=float(c.rollout.temperature))[0]
+    teacher_prompt = (None, None)
+    if self.distill is not None and self.distill.privileged:
+      tt, tv = encode_teacher_prompts(self.policy.tokenizer, scored.problems,
+                                      self.teacher_prompt_len, self.task)
+      teacher_prompt = (jnp.repeat(jnp.asarray(tt), n, axis=0),
+                        jnp.repeat(jnp.asarray(tv), n, axis=0))
     full = RLBatch(prompt_tokens, prompt_valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
-                   jnp.asarray(adv.reshape(-1), jnp.float32))
-    shardings = RLBatch(*(sharding.batch_sharding(self.mesh, x.ndim) for x in full))
+                   jnp.asarray(adv.reshape(-1), jnp.float32), *teacher_prompt)
+    shardings = RLBatch(*(None if x is None else sharding.batch_sharding(self.mesh, x.ndim)
+                          for x in full))
     perm_rng = np.random.default_rng([c.seed, step, 1])
     collected = []
     for epoch in range(c.learner.epochs):
@@ -283,7 +354,10 @@ class RLTrainer:
         self.state, metrics = rl_update(
             self.policy.graphdef, self.optimizer, self.objective.loss_spec, self.state,
             self.ref_params, mb, key, micro_batches=c.learner.micro_batches,
-            temperature=float(c.rollout.temperature))
+            temperature=float(c.rollout.temperature), **self._distill_args())
+        if self.ema_ckpt is not None:
+          self.teacher = self.teacher.with_params(ema_update(
+              self.teacher.params, self.state.params, self.distill.ema_decay))
         collected.append(metrics)
     metrics = jax.device_get(collected)
     out = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
@@ -292,6 +366,16 @@ class RLTrainer:
     tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
     out["_train_tokens"] = tokens * c.learner.epochs
     return out
+
+  def _distill_args(self) -> dict:
+    """rl_update's distillation arguments; none without a distillation term (the plain update)."""
+    if self.distill is None:
+      return {}
+    live = self.distill.teacher == "live" and self.teacher is None
+    graphdef = None if live or self.teacher.graphdef is self.policy.graphdef \
+        else self.teacher.graphdef
+    return dict(distill=self.distill.spec, teacher_params=None if live else self.teacher.params,
+                teacher_graphdef=graphdef)
 
   def step(self, step: int) -> dict:
     """One RL step: rollout, advantages, update; returns the step's metrics."""
@@ -352,6 +436,8 @@ class RLTrainer:
   def save(self, step: int):
     self.ckpt.save(step, self.state, {"step": step, "counters": self.counters,
                                       "curriculum": self.curriculum.state_dict()})
+    if self.ema_ckpt is not None:
+      self.ema_ckpt.save(step, self.teacher.params, {"step": step})
 
   def run(self) -> dict:
     try:
@@ -360,6 +446,8 @@ class RLTrainer:
                       save_fn=self.save)
     finally:
       self.ckpt.close()
+      if self.ema_ckpt is not None:
+        self.ema_ckpt.close()
       self.run_dir.close()
 
 

@@ -24,6 +24,8 @@ CASES = {
         "pkpo": {"advantage_kwargs": {"k": 2}},
         "passk_analytic": {"advantage_kwargs": {"k": 2}},
         "bon": {"advantage_kwargs": {"n_bon": 2, "clip": 5.0}},
+        # no RL signal: the self-distillation term alone must move the parameters
+        "none": {"distill": {"coef": 1.0, "teacher": "live"}},
     },
     "reward_shaper": {
         "dra": {}, "evol": {},
@@ -39,7 +41,7 @@ CASES = {
     },
     "kl_estimator": {"k1": {"kl_coef": 0.1}, "k2": {"kl_coef": 0.1}, "k3": {"kl_coef": 0.1}},
 }
-SAMPLER_CASES = {"independent": {}}
+SAMPLER_CASES = {"independent": {}, "aggregated": {"method": "poe", "alpha": 1.0}}
 REGISTRIES = {"advantage": ADVANTAGES, "reward_shaper": REWARD_SHAPERS, "loss": POLICY_LOSSES,
               "aggregation": AGGREGATIONS, "kl_estimator": KL_ESTIMATORS}
 
