@@ -254,7 +254,7 @@ def main():
   config = load_config(args.config, {"init_from": "", "model": args.preset})
   with tempfile.TemporaryDirectory() as workdir:
     rl = JaxRL(config, os.path.join(workdir, "jax"))
-    params = rl.trainer.model_config.num_params()
+    params = rl.trainer.policy.config.num_params()
     c = config
     print(f"config {args.config}, preset {args.preset} ({params / 1e6:.2f}M params): "
           f"{c.rollout.prompts_per_step} prompts x {c.rollout.num_samples} samples, prompt "
