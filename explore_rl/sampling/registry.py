@@ -4,11 +4,14 @@ from __future__ import annotations
 from explore_rl.errors import ConfigError
 from explore_rl.registry import Registry
 from explore_rl.sampling.aggregated import AggregatedSampler
+from explore_rl.sampling.dependent import SequentialSampler, SketchSampler
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import IndependentSampler, Sampler
 
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 SAMPLERS.register("independent")(IndependentSampler)
+SAMPLERS.register("sequential")(SequentialSampler)
+SAMPLERS.register("sketch")(SketchSampler)
 SAMPLERS.register("aggregated")(AggregatedSampler)
 
 
