@@ -18,6 +18,8 @@ FORBIDDEN = {
     "explore_rl.rewards": ["sampling", "eval", "training"],
     "explore_rl.eval": ["training"],
     "explore_rl.bandits": ["sampling", "eval", "rewards", "training"],
+    "explore_rl.sandbox": ["objectives", "models", "tasks", "sampling", "eval", "rewards",
+                           "training"],
 }
 
 SCRIPT = """
