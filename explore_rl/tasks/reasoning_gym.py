@@ -51,12 +51,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from explore_rl.sandbox import codec
-from explore_rl.tasks.base import MALFORMED, TRUNCATED, Problem, Score, Task
+from explore_rl.tasks.base import (
+    MALFORMED, MAX_RESPONSE_CHARS, TRUNCATED, Problem, Score, Task)
 from explore_rl.tasks.registry import TASKS, sandbox_scores, scoring_pool
 
 ANSWER_FORMAT = "Give your final answer between <answer> and </answer>."
 OPEN, CLOSE = "<answer>", "</answer>"
-MAX_ANSWER_CHARS = 2048
+MAX_ANSWER_CHARS = MAX_RESPONSE_CHARS  # grids run to thousands of characters
 SANDBOX_FN = "explore_rl.tasks.reasoning_gym:sandbox_score"
 WARM_FN = "explore_rl.tasks.reasoning_gym:warm_scorer"
 _PRINTABLE = set(string.printable[:-5] + "\n")
@@ -302,13 +303,16 @@ class ReasoningGymTask(Task):
         failure = f"generation failed: {e!r}"
         continue
       prompt = self._prompt(entry["question"])
+      answer = entry.get("answer")
+      if isinstance(answer, str) and len(answer) + len(OPEN + CLOSE) > MAX_RESPONSE_CHARS:
+        failure = f"answers longer than the {MAX_RESPONSE_CHARS}-character response limit"
+        continue
       if self.max_prompt_chars is None or len(prompt) <= self.max_prompt_chars:
         break
       failure = f"prompts longer than max_prompt_chars={self.max_prompt_chars}"
     else:
       raise ValueError(f"reasoning-gym {self.dataset!r} at difficulty {d}: no usable problem in "
                        f"100 draws ({failure})")
-    answer = entry.get("answer")
     if not isinstance(answer, str) or not answer.strip():
       raise ValueError(f"reasoning-gym dataset {self.dataset!r} gives no reference answer "
                        f"(got {answer!r}); it cannot serve as a world with demonstrations")
