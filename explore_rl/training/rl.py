@@ -271,6 +271,11 @@ class RLTrainer:
   def current_policy(self):
     return self.policy.with_params(self.state.params)
 
+  def policies(self) -> Policies:
+    """What the sampler gets: the trained policy (and a teacher). Two-policy training
+    (training/two_policy.py) adds its explore policy as the behaviour policy."""
+    return Policies(self.current_policy, teacher=self.teacher)
+
   # -- one step ------------------------------------------------------------------------------
   def _rollout(self, step: int, rng) -> tuple[ScoredRollout, dict]:
     """The step's trained groups. With dynamic sampling, rounds of oversampled prompts
@@ -283,7 +288,7 @@ class RLTrainer:
     rounds, keeps = [], []
     while True:
       problems = self.curriculum.next_batch(per_round)
-      policies = Policies(self.current_policy, teacher=self.teacher)
+      policies = self.policies()
       scored = sample_and_score(self.sampler, policies, self.task,
                                 problems, num_samples=c.rollout.num_samples,
                                 rng=jax.random.fold_in(rng, len(rounds)))
@@ -342,6 +347,27 @@ class RLTrainer:
                         jnp.repeat(jnp.asarray(tv), n, axis=0))
     full = RLBatch(prompt_tokens, prompt_valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
                    jnp.asarray(adv.reshape(-1), jnp.float32), *teacher_prompt)
+
+    def update(mb: RLBatch, key) -> dict:
+      self.state, metrics = rl_update(
+          self.policy.graphdef, self.optimizer, self.objective.loss_spec, self.state,
+          self.ref_params, mb, key, micro_batches=c.learner.micro_batches,
+          temperature=float(c.rollout.temperature), **self._distill_args())
+      if self.ema_ckpt is not None:
+        self.teacher = self.teacher.with_params(ema_update(
+            self.teacher.params, self.state.params, self.distill.ema_decay))
+      return metrics
+
+    out = self._minibatches(full, step, rng, update)
+    tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
+    out["_train_tokens"] = tokens * c.learner.epochs
+    return out
+
+  def _minibatches(self, full: RLBatch, step: int, rng, update) -> dict:
+    """`update(mini-batch, key) -> metrics` over learner.epochs passes of `full` in
+    learner.mini_batches shuffled mini-batches (order from (seed, step)), each placed on
+    the mesh; returns the mean metrics and the number of skipped updates."""
+    c = self.config
     shardings = RLBatch(*(None if x is None else sharding.batch_sharding(self.mesh, x.ndim)
                           for x in full))
     perm_rng = np.random.default_rng([c.seed, step, 1])
@@ -350,21 +376,11 @@ class RLTrainer:
       order = perm_rng.permutation(full.advantages.shape[0])
       for i, idx in enumerate(np.array_split(order, c.learner.mini_batches)):
         mb = jax.device_put(jax.tree.map(lambda x: x[idx], full), shardings)  # on device
-        key = jax.random.fold_in(rng, epoch * c.learner.mini_batches + i)
-        self.state, metrics = rl_update(
-            self.policy.graphdef, self.optimizer, self.objective.loss_spec, self.state,
-            self.ref_params, mb, key, micro_batches=c.learner.micro_batches,
-            temperature=float(c.rollout.temperature), **self._distill_args())
-        if self.ema_ckpt is not None:
-          self.teacher = self.teacher.with_params(ema_update(
-              self.teacher.params, self.state.params, self.distill.ema_decay))
-        collected.append(metrics)
+        collected.append(update(mb, jax.random.fold_in(rng, epoch * c.learner.mini_batches + i)))
     metrics = jax.device_get(collected)
     out = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
     out["updates_skipped"] = int(sum(bool(m["update_skipped"]) for m in metrics))
     out.pop("update_skipped")
-    tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
-    out["_train_tokens"] = tokens * c.learner.epochs
     return out
 
   def _distill_args(self) -> dict:
