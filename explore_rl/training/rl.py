@@ -307,10 +307,13 @@ class RLTrainer:
     return trained, {"groups_informative": float(informative(trained.rewards).mean()),
                      "sampling_rounds": len(rounds), "_sampled_tokens": sampled_tokens}
 
-  def _advantages(self, scored: ScoredRollout, rng) -> tuple[np.ndarray, np.ndarray, dict]:
+  def _advantages(self, scored: ScoredRollout, rng,
+                  objective: Objective | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(shaped rewards, advantages [B, N], metrics) of `objective` (default: the run's)."""
+    objective = objective or self.objective
     n = scored.num_samples
     b = len(scored.problems)
-    needs = self.objective.needs
+    needs = objective.needs
     metrics, context = {}, {}
     if "cluster_ids" in needs or self.config.log_clusters:
       prompts = [p.prompt for p in scored.problems]
@@ -326,7 +329,7 @@ class RLTrainer:
       context["answer_ids"] = _answer_ids(self.task, scored)
     ctx = GroupContext(rewards=scored.rewards, mask=np.ones((b, n), bool),
                        lengths=scored.host.lengths.reshape(b, n), rng=rng, **context)
-    shaped, adv = jax.device_get(self.objective(ctx))
+    shaped, adv = jax.device_get(objective(ctx))
     return np.asarray(shaped), np.asarray(adv), metrics
 
   def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
