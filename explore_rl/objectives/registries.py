@@ -16,7 +16,7 @@ one line here (docs/design.md, "Adding an objective").
 - KL_ESTIMATORS:  k1, k2, k3 per-token KL to the reference      (policy_loss.py)
 """
 from explore_rl.objectives import distillation, entropy_control, policy_loss, reward_shaping, set_rl
-from explore_rl.objectives.advantages import group, passk
+from explore_rl.objectives.advantages import gibbs, group, passk
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
 from explore_rl.objectives.policy_loss import KL_ESTIMATORS
@@ -45,6 +45,8 @@ _ADVANTAGES = [
     ("grpo_passk", passk.grpo_passk, ()),
     # zeros: only added terms train (pure self-distillation with objective.distill)
     ("none", distillation.no_advantages, ()),
+    # RWR fit of the Gibbs policy π_ref·exp(λr)/Z: weights as advantages, with the pg loss
+    ("gibbs_rwr", gibbs.gibbs_rwr, ("mask",)),
 ]
 _REWARD_SHAPERS = [
     ("dra", reward_shaping.dra_rewards, ("embeddings", "mask")),

@@ -21,7 +21,8 @@ from explore_rl.errors import ConfigError
 # a rank, a leave-one-out or subset estimate): with one sample per prompt they
 # give every sample the same advantage, so the policy never moves.
 GROUP_RELATIVE_ADVANTAGES = frozenset({
-    "grpo", "dr_grpo", "rloo", "dapo", "set_rl", "pkpo", "passk_analytic", "grpo_passk", "bon"})
+    "grpo", "dr_grpo", "rloo", "dapo", "set_rl", "pkpo", "passk_analytic", "grpo_passk", "bon",
+    "gibbs_rwr"})
 
 # Keys that must be positive integers wherever they exist (dotted paths).
 POSITIVE_INTS = ("total_steps", "eval_every", "checkpoint_every", "keep_checkpoints",

@@ -26,6 +26,7 @@ CASES = {
         "bon": {"advantage_kwargs": {"n_bon": 2, "clip": 5.0}},
         # no RL signal: the self-distillation term alone must move the parameters
         "none": {"distill": {"coef": 1.0, "teacher": "live"}},
+        "gibbs_rwr": {"advantage_kwargs": {"lam": 2.0, "max_weight": 3.0}, "loss": "pg"},
     },
     "reward_shaper": {
         "dra": {}, "evol": {},
