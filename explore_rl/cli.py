@@ -51,6 +51,18 @@ def _train_rl(config, workdir, **kwargs):
   return train_rl(config, workdir, **kwargs)
 
 
+@TRAINERS.register("explore_exploit")
+def _train_explore_exploit(config, workdir, **kwargs):
+  from explore_rl.training.two_policy import train_two_policy
+  return train_two_policy(config, workdir, **kwargs)
+
+
+@TRAINERS.register("preference")
+def _train_preference(config, workdir, **kwargs):
+  from explore_rl.training.preference import train_preference
+  return train_preference(config, workdir, **kwargs)
+
+
 def _run_config(workdir: str) -> dict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):

@@ -1,0 +1,33 @@
+"""Privileged self-distillation: the policy shown the solution as a hint teaches itself.
+
+The student samples on-policy from the plain prompt; the same model, frozen at the
+initial (SFT) params, scores the same tokens from `Task.teacher_prompt(problem)` (the
+solution, "use it only as a hint"); the loss is the per-token reverse KL from the
+student to the product-of-experts target p* ∝ p_s·p_t (docs/algorithms.md,
+"Self-distillation"; GKD arXiv 2306.13649, OPSD arXiv 2601.18734). No RL reward:
+`objective.advantage="none"`, distillation coef 1. For the mix with GRPO keep
+`advantage="grpo"` and lower `objective.distill.coef`.
+
+Command:  explore-rl train --config configs/self_distill.py --workdir runs/self_distill
+          (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
+          other targets: --config.objective.distill.method=interp|trust_region|teacher
+Hardware: 2 CPU cores. Runtime: ~2.5 minutes (60 steps; one extra teacher forward pass
+per update over GRPO).
+Expected: (measured by experiments/self_distillation.py, see its docstring and
+results/self_distillation/table.md) the demo SFT prior never saw hint prompts, so the
+teacher gains little from the hint and accuracy stays near the prior's; the distillation
+loss and kl_teacher_student in metrics.jsonl say how far teacher and student differ.
+"""
+import ml_collections
+
+from explore_rl.training.rl_config import rl_config
+
+
+def get_config(arg=None):
+  c = rl_config(arg)
+  c.objective.advantage = "none"           # no RL signal: the distillation term alone
+  c.objective.loss = "pg"
+  c.objective.distill = ml_collections.ConfigDict(dict(
+      coef=1.0, method="poe", divergence="reverse_kl", alpha=1.0, s=0.5, kl_budget=0.1,
+      beta=0.5, teacher="initial", ema_decay=0.99, privileged=True, teacher_prompt_len=0))
+  return c

@@ -1,0 +1,32 @@
+"""GRPO on aggregated samples: tokens drawn from p* ∝ p_s·p_t, the teacher shown the solution.
+
+For problems the student alone rarely solves, the `aggregated` sampler decodes the plain
+prompt (student) and the privileged prompt `Task.teacher_prompt` (teacher: the same
+model, live params) side by side over two KV caches and draws each token from the
+product-of-experts aggregate (docs/algorithms.md, "Aggregated sampling"). Behaviour
+log-probs are p*'s and policy log-probs the student's, so truncated importance sampling
+(`objective.truncated_is=True`, weight min(π_old/μ, 2)) corrects the shift; the
+advantage is GRPO's on the verifier's rewards.
+
+Command:  explore-rl train --config configs/self_distill_sampling.py --workdir runs/agg
+          (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
+Hardware: 2 CPU cores. Runtime: ~3 minutes (60 steps; the decode runs two models).
+Expected: (measured by experiments/self_distillation.py, results/self_distillation/
+table.md) train_pass@1 under p* against held-out pass@1 of the student; is_weight_mean
+and is_capped_frac in metrics.jsonl show how far p* is from the student.
+"""
+import ml_collections
+
+from explore_rl.training.rl_config import rl_config
+
+
+def get_config(arg=None):
+  c = rl_config(arg)
+  c.rollout.sampler = "aggregated"
+  c.rollout.sampler_kwargs = ml_collections.ConfigDict(dict(
+      method="poe", alpha=1.0, s=0.5, kl_budget=0.1, teacher_prompt_len=0))
+  c.objective.advantage = "grpo"
+  c.objective.loss = "ppo"
+  c.objective.truncated_is = True          # min(pi_old / p*, is_cap) per token
+  c.objective.is_cap = 2.0
+  return c
