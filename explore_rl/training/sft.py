@@ -30,16 +30,26 @@ from explore_rl.training.workdir import checkpoint_dir, fresh_policy
 
 
 def sft_batch(task, tokenizer, config, step: int) -> batches.TokenBatch:
+  """One step's demonstrations. With `config.hint_rate` > 0 each one is, with that
+  probability, replaced by (Task.teacher_prompt(problem), problem.solution): max_prompt_len
+  must then hold the hinted prompt."""
   num_problems = config.batch_size // config.demos_per_problem
   problems = sample_problems(task, config.seed * 1_000_003 + step, num_problems,
                              config.difficulty)
   rng = np.random.default_rng([config.seed, step])
+  hint_rate = float(config.get("hint_rate", 0.0))
   prompts, responses = [], []
   for p in problems:
     for demo in task.demonstrations(p, rng, config.demos_per_problem,
                                     mistake_rate=config.mistake_rate):
-      prompts.append(p.prompt)
-      responses.append(demo)
+      if hint_rate and rng.random() < hint_rate:
+        # A privileged demonstration: the hinted prompt and its solution, so the model
+        # can serve as its own teacher (docs/algorithms.md, "Self-distillation").
+        prompts.append(task.teacher_prompt(p))
+        responses.append(p.solution)
+      else:
+        prompts.append(p.prompt)
+        responses.append(demo)
   return batches.encode(tokenizer, prompts, responses, prompt_len=config.max_prompt_len,
                         response_len=config.max_response_len)
 
