@@ -6,12 +6,22 @@ difficulty)` draws a deterministic problem list. Every `Problem` carries its fam
 `task_of(problem, default_task)` is the Task that scores it and `score_batch` scores a
 batch that mixes worlds (third-party scorers run in the sandbox, explore_rl/sandbox).
 """
-from explore_rl.tasks import (  # noqa: F401
-    arithmetic, countdown, grid_paths, jsonl, partition, reasoning_gym)
+from explore_rl.tasks.arithmetic import ArithmeticTask
 from explore_rl.tasks.base import DEGENERATE, DEGENERATE_ID, Problem, Score, Task
+from explore_rl.tasks.countdown import CountdownTask
+from explore_rl.tasks.grid_paths import GridPathsTask
+from explore_rl.tasks.jsonl import JsonlTask
+from explore_rl.tasks.partition import PartitionTask
+from explore_rl.tasks.reasoning_gym import ReasoningGymTask
 from explore_rl.tasks.registry import (
     TASKS, family_counts, get_task, register_family, sample_problems, score_batch, scoring_pool,
     task_of)
+
+# Every built-in family, by the name configs use (`config.task`).
+for _name, _cls in [("partition", PartitionTask), ("countdown", CountdownTask),
+                    ("arithmetic", ArithmeticTask), ("grid_paths", GridPathsTask),
+                    ("jsonl", JsonlTask), ("reasoning_gym", ReasoningGymTask)]:
+  TASKS.register(_name)(_cls)
 
 __all__ = [
     "DEGENERATE", "DEGENERATE_ID", "Problem", "Score", "Task", "TASKS", "family_counts",

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import TASKS
+
 
 _STEP = re.compile(r"(-?\d{1,40})([-+*])(-?\d{1,40})=(-?\d{1,80})")
 _NUMBER = re.compile(r"-?\d{1,80}")
@@ -103,7 +103,6 @@ def _left_to_right(numbers: list[int], ops: list[str]) -> list[str]:
   return steps
 
 
-@TASKS.register("arithmetic")
 class ArithmeticTask(Task):
   """Worked-step arithmetic; signature = the set of steps."""
 

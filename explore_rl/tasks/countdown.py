@@ -20,7 +20,7 @@ import numpy as np
 
 from explore_rl.tasks import expression
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import TASKS
+
 
 _OPS = ("+", "-", "*", "/")
 # Demonstration search budget (combination nodes): enough to collect several
@@ -63,7 +63,6 @@ def _leaf(n: int):
   return (n, str(n), "num")
 
 
-@TASKS.register("countdown")
 class CountdownTask(Task):
   """Countdown numbers game; signature = canonical expression structure."""
 

@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import TASKS
+
 
 _MOVES = re.compile(r"[RDLU]{1,200}")
 _STEP = {"R": (0, 1), "D": (1, 0), "L": (0, -1), "U": (-1, 0)}
@@ -56,7 +56,6 @@ def _uniform_path(rows: list[str], ways, rng: np.random.Generator) -> str:
   return "".join(out)
 
 
-@TASKS.register("grid_paths")
 class GridPathsTask(Task):
   """Shortest grid paths around obstacles; signature = the path."""
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from explore_rl.tasks import answers
 from explore_rl.tasks.base import MALFORMED, MAX_RESPONSE_CHARS, TRUNCATED, Problem, Score, Task
-from explore_rl.tasks.registry import TASKS, sandbox_scores, scoring_pool
+from explore_rl.tasks.registry import sandbox_scores, scoring_pool
 
 _LEVEL = re.compile(r"(?:Level\s*)?([1-5])")
 MAX_INT_DIGITS = 512
@@ -218,7 +218,6 @@ def load_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[d
   return records
 
 
-@TASKS.register("jsonl")
 class JsonlTask(Task):
   """Problems from JSONL files; reward 1 iff math-verify finds the final answer equal."""
 

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import TASKS
+
 
 _SUM = re.compile(r"\d{1,4}(?:\+\d{1,4}){0,199}")
 
@@ -43,7 +43,6 @@ def _render(multiset: list[int]) -> str:
   return "+".join(str(p) for p in sorted(multiset, reverse=True))
 
 
-@TASKS.register("partition")
 class PartitionTask(Task):
   """Sums of allowed parts; signature = the multiset of summands."""
 

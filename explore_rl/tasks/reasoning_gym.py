@@ -53,7 +53,7 @@ import numpy as np
 from explore_rl.sandbox import codec
 from explore_rl.tasks.base import (
     MALFORMED, MAX_RESPONSE_CHARS, TRUNCATED, Problem, Score, Task)
-from explore_rl.tasks.registry import TASKS, sandbox_scores, scoring_pool
+from explore_rl.tasks.registry import sandbox_scores, scoring_pool
 
 ANSWER_FORMAT = "Give your final answer between <answer> and </answer>."
 OPEN, CLOSE = "<answer>", "</answer>"
@@ -176,7 +176,6 @@ def sandbox_score(dataset: str, levels: Mapping, user_config: Mapping, answer: s
 
 # -- the task family ----------------------------------------------------------------------------
 
-@TASKS.register("reasoning_gym")
 class ReasoningGymTask(Task):
   """A reasoning-gym dataset; reward = its scorer, run in the sandbox (module docstring)."""
 
