@@ -1,0 +1,27 @@
+"""Poly-EPO (arXiv 2604.17654) with the `sketch` sampler (SESA, arXiv 2510.15502): the first
+`sketch_len` tokens of the N responses of a prompt are drawn sequentially (each seeing
+the earlier sketches), then every sketch is expanded into a full response in
+parallel, starting from it; truncated importance sampling corrects the sketch tokens
+towards the plain-prompt policy (explore_rl/sampling/dependent.py; docs/algorithms.md).
+
+Command:  explore-rl train --config configs/sketch.py --workdir runs/sketch
+          (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
+Hardware: 2 CPU cores. Runtime: see experiments/two_policies.py (its "sketch" arm is this
+          config).
+Expected: distinct strategies per prompt between the independent and sequential samplers
+          at equal sampled tokens: measured in experiments/two_policies.py and the README's
+          "Dependent sampling" table.
+"""
+from explore_rl.config_files import load_config
+
+
+def get_config(arg=None):
+  c = load_config("polyepo" + (f":{arg}" if arg else ""))
+  c.rollout.sampler = "sketch"
+  # partition answers are "5+5+2"-like: 3 tokens fix the first summands (the strategy's
+  # start); the expansion completes the sum.
+  c.rollout.sampler_kwargs = dict(sketch_len=3, instruction="tried ", separator="; ",
+                                  suffix="now another way. ")
+  c.objective.truncated_is = True
+  c.objective.is_cap = 2.0
+  return c

@@ -1,0 +1,261 @@
+"""Explore vs exploit: one policy collects the data, another is trained from it and shipped.
+
+docs/algorithms.md, "Two policies, dependent sampling". The explore policy μ draws
+every rollout (`Policies(trained=exploit, behaviour=explore)`, with the run's sampler:
+independent, `sequential` or `sketch`); the exploit policy π (evaluated, deployed)
+is trained on those samples by the run's objective (`config.objective`, e.g. GRPO)
+with truncated importance sampling: each token's loss is weighted by
+
+    w_t = min(π(y_t | x, y_<t) / μ(y_t | ctx_t), is_cap),   π on the plain prompt x at the
+                                                           run's temperature, μ in the
+                                                           context that drew y_t
+
+(`objective.truncated_is=True`, `objective.is_cap`; `objectives.policy_loss`). The
+explore policy is configured by `config.explore`:
+
+  params       "separate": its own parameter set and optimizer (from explore.init_from,
+               default the exploit's start); "shared": the exploit's parameters;
+  instruction  text it reads before every prompt (an "explore" instruction; "" none);
+  temperature  its sampling temperature;
+  frozen       True: never trained; else trained on the same rollouts by its own
+               objective `explore.objective` (by name: Poly-EPO's set_rl, pass@k, ...) on
+               its own prompt, with truncated IS towards its own prompt when a dependent
+               sampler drew in another context. With shared parameters both objectives
+               update the one parameter set (exploit update, then explore update).
+
+Shared parameters, no instruction, the run's temperature and a frozen explore policy
+is explore = exploit: the mode is then exactly the single-policy trainer (the
+sampler gets `Policies(exploit)`, every weight is exp(0) = 1).
+
+Metrics: every step the importance weights of the exploit update (`is_ess`: effective
+sample size (Σw)²/(nΣw²) of the truncated token weights as a fraction of n; `is_seq_ess`:
+the same for the untruncated sequence weights Π_t π/μ; `is_truncated_frac`;
+`is_weight_max`, before truncation) and the explore update's losses (`explore/...`);
+at every eval the exploit's held-out pass@k and strategies (as the single-policy
+trainer: `pass@1`, ...) and the explore policy's, drawn as in training
+(`explore/pass@k`, `explore/distinct_strategies`). Checkpoints hold both policies and
+optimizers (`checkpoints/` the exploit's train state, `explore_checkpoints/` a separate
+explore state); a resumed run writes the same metrics as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from explore_rl.errors import ConfigError
+from explore_rl.eval.passk import pass_at_k_curve
+from explore_rl.models import sharding
+from explore_rl.models.logprobs import score_responses
+from explore_rl.objectives.policy_loss import LOG_RATIO_CLAMP
+from explore_rl.rewards import get_judge
+from explore_rl.sampling import Policies
+from explore_rl.sampling.rollout import ScoredRollout, sample_and_score
+from explore_rl.training.checkpoint import Checkpointer
+from explore_rl.training.objective import Objective
+from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+from explore_rl.training.state import init_state, make_optimizer
+from explore_rl.training.workdir import fresh_policy, load_initial_policy
+
+PARAMS_MODES = ("separate", "shared")
+EXPLORE_CHECKPOINTS = "explore_checkpoints"
+
+
+def importance_weights(target_logprobs, behaviour_logprobs, mask, cap: float):
+  """Truncated per-token weights and their statistics (host side, NumPy).
+
+  w_t = exp(clamp(log π − log μ, ±20)), truncated at `cap` as in the loss
+  (`objectives.policy_loss`); all [R, M]. Returns (min(w, cap) [R, M] (0 where
+  masked), stats): is_ess (Σw̃)²/(nΣw̃²) over the n valid tokens, in (0, 1];
+  is_seq_ess the same for the sequence weights Π_t w_t (untruncated, via log-sum-exp);
+  is_truncated_frac (w > cap), is_weight_max (max w, before truncation), is_weight_mean.
+  """
+  mask = np.asarray(mask, bool)
+  log_w = np.clip(np.asarray(target_logprobs, np.float64) - np.asarray(behaviour_logprobs,
+                                                                        np.float64),
+                  -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+  log_w = np.where(mask, log_w, 0.0)
+  w = np.exp(log_w)
+  truncated = np.where(mask, np.minimum(w, cap), 0.0)
+  n = max(int(mask.sum()), 1)
+  ess = truncated.sum() ** 2 / max(n * (truncated ** 2).sum(), 1e-30)
+  seq = log_w.sum(axis=1)                                    # log Π_t w_t per sequence
+  seq_ess = np.exp(2 * _logsumexp(seq) - _logsumexp(2 * seq)) / len(seq)
+  return truncated.astype(np.float32), {
+      "is_ess": float(ess), "is_seq_ess": float(seq_ess),
+      "is_truncated_frac": float((w > cap)[mask].mean()) if mask.any() else 0.0,
+      "is_weight_max": float(w[mask].max()) if mask.any() else 0.0,
+      "is_weight_mean": float(truncated.sum() / n)}
+
+
+def _logsumexp(x: np.ndarray) -> float:
+  top = float(np.max(x))
+  return top + float(np.log(np.sum(np.exp(x - top))))
+
+
+def explore_settings(config):
+  """The validated `config.explore` block (ConfigError, one line, for a bad value)."""
+  e = config.get("explore")
+  if e is None:
+    raise ConfigError("trainer 'explore_exploit' needs a config.explore block "
+                      "(configs/explore_exploit.py)")
+  if e.params not in PARAMS_MODES:
+    raise ConfigError(f"config.explore.params={e.params!r}; valid: {', '.join(PARAMS_MODES)}")
+  t = e.temperature
+  if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+    raise ConfigError(f"config.explore.temperature must be > 0, got {t!r}")
+  return e
+
+
+class TwoPolicyTrainer(RLTrainer):
+  """`trainer="explore_exploit"`: RLTrainer's loop with an explore policy drawing the data."""
+
+  def __init__(self, config, workdir: str, **kwargs):
+    e = explore_settings(config)                              # before any work
+    self.explore_cfg = e
+    self.explore_objective = None if e.frozen else Objective(e.objective)
+    self.identical = (e.params == "shared" and not e.instruction and e.frozen
+                      and float(e.temperature) == float(config.rollout.temperature))
+    if not self.identical and not config.objective.get("truncated_is", False):
+      raise ConfigError("trainer 'explore_exploit' trains the exploit policy on the explore "
+                        "policy's samples: set objective.truncated_is=True (and is_cap)")
+    super().__init__(config, workdir, **kwargs)
+    c = config
+    self.explore_ckpt = None
+    if e.params == "separate":
+      start = e.init_from or c.init_from
+      self.explore_base = load_initial_policy(start, self.mesh, c.get("hf")) if start \
+          else fresh_policy(c, self.mesh)
+      if self.explore_base.config.vocab_size != self.policy.config.vocab_size:
+        raise ConfigError(f"explore.init_from={start!r} has another vocabulary than the "
+                          "exploit policy: they must share the tokenizer")
+      self.explore_optimizer = make_optimizer(**e.optim, total_steps=c.total_steps)
+      self.explore_state = sharding.place_on_mesh(
+          init_state(self.explore_base.params, self.explore_optimizer, c.seed + 1), self.mesh)
+      self.explore_ckpt = Checkpointer(os.path.join(workdir, EXPLORE_CHECKPOINTS),
+                                       keep=c.get("keep_checkpoints", 3))
+      if self.start_step:                                    # the explore state of that step
+        self.explore_state, _ = self.explore_ckpt.restore(self.explore_state,
+                                                          step=self.start_step)
+    obj = self.explore_objective
+    self.explore_ref = None
+    if obj is not None and obj.loss_spec.kl_coef:
+      base = self.explore_base.params if e.params == "separate" else self.policy.params
+      self.explore_ref = jax.tree.map(jnp.copy, base)
+    if obj is not None and "embeddings" in obj.needs and self.embedder is None:
+      self.embedder = get_judge("embedding")
+
+  # -- the two policies ----------------------------------------------------------------------
+  @property
+  def explore_policy(self):
+    if self.explore_cfg.params == "shared":
+      return self.current_policy
+    return self.explore_base.with_params(self.explore_state.params)
+
+  def policies(self) -> Policies:
+    if self.identical:                                        # explore = exploit
+      return Policies(self.current_policy, teacher=self.teacher)
+    e = self.explore_cfg
+    return Policies(self.current_policy, behaviour=self.explore_policy, teacher=self.teacher,
+                    behaviour_instruction=e.instruction,
+                    behaviour_temperature=float(e.temperature))
+
+  def importance_weights(self, scored: ScoredRollout):
+    """The exploit update's truncated weights min(π_exploit/μ_explore, is_cap) [B*N, M]
+    and their statistics (`importance_weights`)."""
+    host = scored.host
+    return importance_weights(host.policy_logprobs, host.behaviour_logprobs, host.mask,
+                              self.objective.loss_spec.is_cap)
+
+  # -- one step ------------------------------------------------------------------------------
+  def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
+    """The exploit update (RLTrainer's, with truncated IS), then the explore policy's."""
+    out = super()._update(scored, adv, step, rng)
+    out.update(self.importance_weights(scored)[1])
+    if self.explore_objective is not None:
+      out.update(self._explore_update(scored, step, jax.random.fold_in(rng, 1_000_003)))
+    return out
+
+  def _explore_update(self, scored: ScoredRollout, step: int, rng) -> dict:
+    """The explore policy's own objective on the same rollouts, on its own prompt.
+
+    π_old is the explore policy on its prompt (instruction + problem) at its temperature
+    (one scoring pass); behaviour log-probs are the sampler's (a dependent sampler's
+    context differs from that prompt: its loss's truncated IS corrects for it).
+    """
+    c, e, obj = self.config, self.explore_cfg, self.explore_objective
+    k_adv, k_update = jax.random.split(rng)
+    shaped, adv, adv_metrics = self._advantages(scored, k_adv, objective=obj)
+    ro, n = scored.batch, scored.num_samples
+    tokens, valid = self.sampler.drawing_prompts(self.policies(), scored.problems)
+    tokens, valid = jnp.repeat(tokens, n, axis=0), jnp.repeat(valid, n, axis=0)
+    policy = self.explore_policy
+    temperature = float(e.temperature)
+    old = score_responses(policy.graphdef, policy.params, tokens, valid, ro.tokens, ro.mask,
+                          temperature=temperature)[0]
+    full = RLBatch(tokens, valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
+                   jnp.asarray(adv.reshape(-1), jnp.float32))
+    shared = e.params == "shared"
+    optimizer = self.optimizer if shared else self.explore_optimizer
+
+    def update(mb: RLBatch, key) -> dict:
+      state = self.state if shared else self.explore_state
+      state, metrics = rl_update(policy.graphdef, optimizer, obj.loss_spec, state,
+                                 self.explore_ref, mb, key,
+                                 micro_batches=c.learner.micro_batches, temperature=temperature)
+      if shared:
+        self.state = state
+      else:
+        self.explore_state = state
+      return metrics
+
+    metrics = self._minibatches(full, step, k_update, update)
+    self.counters["updates_skipped_total"] += metrics["updates_skipped"]
+    tokens_trained = float(scored.host.mask.sum() + np.asarray(valid).sum()) * c.learner.epochs
+    self.counters["flops_train"] += 6.0 * self.policy.config.num_params() * tokens_trained
+    out = {f"explore/{k}": v for k, v in {**metrics, **adv_metrics}.items()}
+    out["explore/shaped_reward_mean"] = float(shaped.mean())
+    out["explore/advantage_abs_mean"] = float(np.abs(adv).mean())
+    return out
+
+  # -- eval, checkpoints ---------------------------------------------------------------------
+  def evaluate(self, done: int) -> dict:
+    """The exploit policy's held-out metrics (RLTrainer's), and the explore policy's:
+    pass@k and distinct successful strategies of the samples it draws in training (the
+    run's sampler, instruction and temperature), on the same held-out problems."""
+    out = super().evaluate(done)
+    c = self.config
+    problems = sum(self.eval_problems.values(), [])
+    rng = jax.random.key(c.seed + 2)
+    num_correct, distinct = [], []
+    for start in range(0, len(problems), 64):
+      rng, key = jax.random.split(rng)
+      part = sample_and_score(self.sampler, self.policies(), self.task,
+                              problems[start:start + 64], num_samples=c.eval.num_samples,
+                              rng=key)
+      num_correct.append(part.correct.sum(axis=1))
+      distinct.append(part.distinct_successful_strategies())
+    curve = pass_at_k_curve(np.concatenate(num_correct), c.eval.num_samples)
+    out.update({f"explore/{k}": v for k, v in curve.metrics("pass").items()})
+    out["explore/distinct_strategies"] = float(np.concatenate(distinct).mean())
+    return out
+
+  def save(self, step: int):
+    super().save(step)
+    if self.explore_ckpt is not None:
+      self.explore_ckpt.save(step, self.explore_state, {"step": step})
+
+  def run(self) -> dict:
+    try:
+      return super().run()
+    finally:
+      if self.explore_ckpt is not None:
+        self.explore_ckpt.close()
+
+
+def train_two_policy(config, workdir: str, *, progress: bool = True,
+                     allow_method_change: bool = False) -> dict:
+  return TwoPolicyTrainer(config, workdir, progress=progress,
+                          allow_method_change=allow_method_change).run()
