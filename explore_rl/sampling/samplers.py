@@ -64,6 +64,11 @@ class Sampler(abc.ABC):
                num_samples: int) -> RolloutBatch:
     """N responses for each of the B problems."""
 
+  def metrics(self) -> dict:
+    """Scalars about the calls since the last `metrics()`, which the trainer logs with the
+    step's metrics (e.g. the hindsight sampler's proposal counts); none by default."""
+    return {}
+
   def encode(self, tokenizer, problems: Sequence[Problem]):
     """The training prompts of `problems`: (int32 [B, P], bool [B, P]) on the device."""
     tokens, valid = encode_prompts(tokenizer, [p.prompt for p in problems], self.prompt_len)

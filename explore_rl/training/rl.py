@@ -25,6 +25,7 @@ import optax
 
 from explore_rl.errors import ConfigError
 from explore_rl.eval.evaluate import evaluate, held_out_problems
+from explore_rl.metrics_log import read_metrics
 from explore_rl.models import sharding
 from explore_rl.models.logprobs import (logprobs_from_logits, response_logits, response_logprobs,
                                         score_responses)
@@ -36,7 +37,7 @@ from explore_rl.sampling import Policies, make_sampler
 from explore_rl.sampling.aggregated import default_teacher_prompt_len, encode_teacher_prompts
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.rollout import ScoredRollout, concat, sample_and_score, select_groups
-from explore_rl.tasks import get_task, task_of
+from explore_rl.tasks import get_task, scoring_pool, task_of
 from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.distill import DistillSpec, distill_settings, ema_update
@@ -158,6 +159,16 @@ def _answer_ids(task, rollout: ScoredRollout) -> np.ndarray:
   return out
 
 
+def previous_eval_counts(workdir: str, step: int) -> dict:
+  """The `*eval_num_correct` keys of the last eval row at or before `step` in metrics.jsonl
+  (a resumed run's previous evaluation); {} for a fresh run."""
+  if not step or not os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+    return {}
+  rows = [r for r in read_metrics(workdir, strict=False)
+          if r["step"] <= step and "eval_num_correct" in r]
+  return {k: v for k, v in rows[-1].items() if k.endswith("eval_num_correct")} if rows else {}
+
+
 def informative(rewards: np.ndarray) -> np.ndarray:
   """bool [B]: the group's rewards are not all equal (a group-relative signal exists)."""
   return rewards.max(axis=1) > rewards.min(axis=1)
@@ -265,6 +276,8 @@ class RLTrainer:
       if self.ema_ckpt is not None:                         # the EMA teacher of that step
         params, _ = self.ema_ckpt.restore(self.teacher.params, step=self.start_step)
         self.teacher = self.teacher.with_params(params)
+    # The last evaluation's per-prompt correct counts: learning progress (eval/diagnostics.py)
+    self.previous_eval = previous_eval_counts(workdir, self.start_step)
     self.run_dir.write_run_files()                          # the run really starts
 
   @property
@@ -305,7 +318,8 @@ class RLTrainer:
                            * scored.num_samples)
     trained = select_groups(scored, groups)
     return trained, {"groups_informative": float(informative(trained.rewards).mean()),
-                     "sampling_rounds": len(rounds), "_sampled_tokens": sampled_tokens}
+                     "sampling_rounds": len(rounds), "_sampled_tokens": sampled_tokens,
+                     **self.sampler.metrics()}
 
   def _advantages(self, scored: ScoredRollout, rng,
                   objective: Objective | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -400,6 +414,7 @@ class RLTrainer:
     """One RL step: rollout, advantages, update; returns the step's metrics."""
     rng = jax.random.fold_in(jax.random.key(self.config.seed), step)
     k_sample, k_adv, k_update = jax.random.split(rng, 3)
+    pool_before = scoring_pool().metrics()
     t0 = time.perf_counter()
     scored, metrics = self._rollout(step, k_sample)
     t1 = time.perf_counter()
@@ -408,6 +423,7 @@ class RLTrainer:
     upd = self._update(scored, adv, step, k_update)
     t3 = time.perf_counter()
 
+    metrics.update(self._sandbox_metrics(pool_before, scoring_pool().metrics()))
     n_params = self.policy.config.num_params()
     sampled_tokens = metrics.pop("_sampled_tokens")
     self.counters["flops_sample"] += 2.0 * n_params * sampled_tokens
@@ -438,6 +454,25 @@ class RLTrainer:
           metrics[f"{name}/train_pass@1"] = float(scored.correct[rows].mean())
     return metrics
 
+  def _sandbox_metrics(self, before: dict, after: dict) -> dict:
+    """The shared scoring pool's counts over this step's rollout (`sandbox_calls`, `_ok`,
+    `_timeout`, `_error`, `_server_starts`, `_seconds_mean`, isolation flags) and the run's
+    totals (`sandbox_{calls,timeout,error}_total`, checkpointed with the counters); {}
+    while the run has not scored in the pool (families without third-party scorers)."""
+    calls = after["sandbox_calls"] - before["sandbox_calls"]
+    if not calls and "sandbox_calls_total" not in self.counters:
+      return {}
+    out = {f"sandbox_{k}": after[f"sandbox_{k}"] - before[f"sandbox_{k}"]
+           for k in ("calls", "ok", "timeout", "error", "server_starts")}
+    seconds = (after["sandbox_seconds_mean"] * after["sandbox_calls"]
+               - before["sandbox_seconds_mean"] * before["sandbox_calls"])
+    out["sandbox_seconds_mean"] = seconds / max(calls, 1)
+    out.update({k: float(v) for k, v in after.items() if k.startswith("sandbox_isolated_")})
+    for k in ("calls", "timeout", "error"):
+      self.counters[f"sandbox_{k}_total"] = self.counters.get(f"sandbox_{k}_total", 0) + \
+          out[f"sandbox_{k}"]
+    return out
+
   def evaluate(self, done: int) -> dict:
     """Held-out metrics; for a mixture also per family (keys `<family>/pass@k`, ...)."""
     c = self.config
@@ -446,10 +481,14 @@ class RLTrainer:
                             sampling=SamplingConfig(temperature=c.eval.temperature,
                                                     max_new_tokens=c.max_response_len),
                             prompt_len=c.max_prompt_len, rng=jax.random.key(c.seed + 1))
-    out = run(sum(self.eval_problems.values(), []))
+    prev = self.previous_eval
+    out = run(sum(self.eval_problems.values(), []),
+              previous_num_correct=prev.get("eval_num_correct"))
     if len(self.eval_problems) > 1:
       for family, problems in self.eval_problems.items():
-        out.update({f"{family}/{k}": v for k, v in run(problems).items()})
+        out.update({f"{family}/{k}": v for k, v in run(
+            problems, previous_num_correct=prev.get(f"{family}/eval_num_correct")).items()})
+    self.previous_eval = out
     return out
 
   def save(self, step: int):
