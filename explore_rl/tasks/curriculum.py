@@ -18,7 +18,14 @@ drawn from `problem_rng(seed, n)`, so a resumed run sees the same data stream.
 - `mixture`:  several families with weights, each served by its own inner curriculum.
   Its keys are family specs ("countdown", "reasoning_gym:countdown"); every problem it
   serves carries its key as `Problem.family`, and `explore_rl.tasks.task_of` returns
-  the mixture's own task instance for it.
+  the mixture's own task instance for it. A family of weight 0 is never drawn but is
+  still evaluated (a held-out family). `weighting="learnability"` adapts the family
+  weights to the feedback: family f is drawn with probability proportional to
+  w_f * (p_f (1 - p_f) + floor), p_f an exponential moving average of its problems' pass
+  rates (0.5 before any feedback), mixed with `explore` of the fixed weights. p (1 - p) is
+  the variance of a Bernoulli reward, the group-relative signal a family offers:
+  families at intermediate pass rates are where the policy learns (the "learnability"
+  of Foster & Foerster, arXiv 2502.12272; docs/algorithms.md, "World and path sampling").
 """
 from __future__ import annotations
 
@@ -150,18 +157,32 @@ class MixtureCurriculum(Curriculum):
   `task_kwargs[family]`. Served problems carry their family; `update` routes feedback
   back to the family that served each prompt. `tasks_by_family` maps each family to
   the Task that scores it (also registered for `explore_rl.tasks.task_of`).
+
+  weighting: "fixed" (the weights) or "learnability" (adaptive, above), with `ema` the
+  moving average's step per evaluated problem, `floor` the score of a family at pass
+  rate 0 or 1, and `explore` the share of the fixed weights in the mix.
   """
 
   def __init__(self, tasks: Mapping[str, float], *, seed: int, inner: str = "uniform",
                inner_kwargs: Mapping | None = None,
-               task_kwargs: Mapping[str, Mapping] | None = None):
+               task_kwargs: Mapping[str, Mapping] | None = None, weighting: str = "fixed",
+               ema: float = 0.1, floor: float = 0.02, explore: float = 0.1):
     super().__init__(seed=seed)
     if inner == "mixture":
       raise ValueError("a mixture's inner curriculum must be uniform or adaptive")
+    if weighting not in ("fixed", "learnability"):
+      raise ValueError(f"weighting={weighting!r}; valid: fixed, learnability")
+    if not (0 < ema <= 1 and floor > 0 and 0 <= explore <= 1):
+      raise ValueError(f"need 0 < ema <= 1, floor > 0, 0 <= explore <= 1; got ema={ema}, "
+                       f"floor={floor}, explore={explore}")
     self.names = list(tasks)
     weights = np.asarray([tasks[n] for n in self.names], np.float64)
     if len(weights) == 0 or np.any(weights < 0) or weights.sum() <= 0:
       raise ValueError(f"need non-negative weights with a positive sum, got {dict(tasks)}")
+    self.weights = weights
+    self.weighting, self.ema, self.floor, self.explore = weighting, float(ema), float(floor), \
+        float(explore)
+    self.pass_ema = np.full(len(weights), 0.5)  # per family; 0.5: no feedback yet
     self.probs = weights / weights.sum()
     self.children = [
         make_curriculum(inner, task=name, task_kwargs=(task_kwargs or {}).get(name),
@@ -202,20 +223,51 @@ class MixtureCurriculum(Curriculum):
         keep[idx] = child.update([problems[i] for i in idx], rates[idx])
     self.num_evaluated += len(rates)
     self.num_dropped += int((~keep).sum())
+    for c, rate in zip(owners, rates):
+      self.pass_ema[c] += self.ema * (rate - self.pass_ema[c])
+    self._reweight()
     return keep
+
+  def _reweight(self) -> None:
+    """The draw probabilities from the weights (and, adaptively, the pass-rate averages)."""
+    base = self.weights / self.weights.sum()
+    if self.weighting == "fixed":
+      self.probs = base
+      return
+    score = self.weights * (self.pass_ema * (1 - self.pass_ema) + self.floor)
+    self.probs = (1 - self.explore) * score / score.sum() + self.explore * base
+
+  def draw(self, seed: int, num: int) -> list[Problem]:
+    """`num` problems of stream `seed`, independent of the curriculum's position (SFT
+    data, fixed by (seed, step)): family by the current probabilities, then a problem of
+    that family at its inner curriculum's difficulty."""
+    out = []
+    for i in range(num):
+      rng = problem_rng(seed, i)
+      c = int(rng.choice(len(self.probs), p=self.probs))
+      child = self.children[c]
+      p = child.task.sample(rng, child.difficulty)
+      out.append(p if p.family == self.names[c] else dataclasses.replace(p, family=self.names[c]))
+    return out
 
   def stats(self) -> dict:
     out = super().stats()
-    for name, child in zip(self.names, self.children):
+    for i, (name, child) in enumerate(zip(self.names, self.children)):
       out.update({f"{name}/{k}": v for k, v in child.stats().items()})
+      if self.weighting != "fixed":
+        out.update({f"{name}/prob": float(self.probs[i]),
+                    f"{name}/pass_ema": float(self.pass_ema[i])})
     return out
 
   def state_dict(self) -> dict:
     return {**super().state_dict(), "children": [c.state_dict() for c in self.children],
-            "owner": list(self.owner.items())}
+            "owner": list(self.owner.items()), "pass_ema": self.pass_ema.tolist()}
 
   def load_state_dict(self, state: Mapping) -> None:
     super().load_state_dict(state)
     for child, child_state in zip(self.children, state["children"], strict=True):
       child.load_state_dict(child_state)
     self.owner = {prompt: int(c) for prompt, c in state["owner"]}
+    if "pass_ema" in state:  # absent in states saved before adaptive weighting
+      self.pass_ema = np.asarray(state["pass_ema"], np.float64)
+    self._reweight()

@@ -106,3 +106,42 @@ def test_mixture_weights_and_routing():
     c.update(stranger, [0.5])
   with pytest.raises(ValueError, match="weights"):
     make_curriculum("mixture", tasks={"arithmetic": 0.0}, seed=0)
+
+
+def test_learnability_weighting_favours_intermediate_pass_rates():
+  # Feedback: arithmetic always solved, countdown never, partition half the time; grid_paths
+  # has weight 0 (a held-out family): never drawn, whatever its score.
+  tasks = {"arithmetic": 1.0, "countdown": 1.0, "partition": 1.0, "grid_paths": 0.0}
+  rate = {"arithmetic": 1.0, "countdown": 0.0, "partition": 0.5, "grid_paths": 0.5}
+  c = make_curriculum("mixture", tasks=tasks, seed=3, weighting="learnability", explore=0.1)
+  fixed = make_curriculum("mixture", tasks=tasks, seed=3)
+  assert np.allclose(c.probs, fixed.probs)  # no feedback yet: the fixed weights
+  for _ in range(20):
+    batch = c.next_batch(12)
+    c.update(batch, [rate[p.family] for p in batch])
+  probs = dict(zip(c.names, c.probs))
+  assert probs["partition"] > 0.7 and probs["grid_paths"] == 0.0
+  assert probs["arithmetic"] < 0.15 and probs["countdown"] < 0.15
+  batch = c.next_batch(300)
+  assert abs(np.mean([p.family == "partition" for p in batch]) - probs["partition"]) < 0.08
+  assert not any(p.family == "grid_paths" for p in batch)
+  stats = c.stats()
+  assert stats["partition/prob"] == pytest.approx(probs["partition"])
+  assert stats["arithmetic/pass_ema"] > 0.9 and stats["countdown/pass_ema"] < 0.1
+  resumed = make_curriculum("mixture", tasks=tasks, seed=3, weighting="learnability")
+  resumed.load_state_dict(json.loads(json.dumps(c.state_dict())))
+  assert np.allclose(resumed.probs, c.probs)
+  assert [p.prompt for p in resumed.next_batch(8)] == [p.prompt for p in c.next_batch(8)]
+  with pytest.raises(ValueError, match="weighting"):
+    make_curriculum("mixture", tasks=tasks, seed=3, weighting="zipf")
+
+
+def test_mixture_draw_is_fixed_by_its_seed_and_tags_families():
+  tasks = {"arithmetic": 1.0, "countdown": 1.0}
+  a = make_curriculum("mixture", tasks=tasks, seed=0, inner_kwargs={"difficulty": 0.2})
+  b = make_curriculum("mixture", tasks=tasks, seed=0, inner_kwargs={"difficulty": 0.2})
+  b.next_batch(5)  # the curriculum's position does not change what draw(seed) gives
+  drawn = a.draw(11, 40)
+  assert drawn == b.draw(11, 40) and drawn[:10] == a.draw(11, 10) and drawn != a.draw(12, 40)
+  assert {p.family for p in drawn} == {"arithmetic", "countdown"}
+  assert all(p.difficulty == pytest.approx(0.2) for p in drawn)
