@@ -43,7 +43,8 @@ CASES = {
     "kl_estimator": {"k1": {"kl_coef": 0.1}, "k2": {"kl_coef": 0.1}, "k3": {"kl_coef": 0.1}},
 }
 SAMPLER_CASES = {"independent": {}, "aggregated": {"method": "poe", "alpha": 1.0},
-                 "sequential": {}, "sketch": {"sketch_len": 2}}
+                 "sequential": {}, "sketch": {"sketch_len": 2},
+                 "hindsight": {"proposal_frac": 0.5, "correction": "is"}}
 REGISTRIES = {"advantage": ADVANTAGES, "reward_shaper": REWARD_SHAPERS, "loss": POLICY_LOSSES,
               "aggregation": AGGREGATIONS, "kl_estimator": KL_ESTIMATORS}
 
