@@ -70,7 +70,8 @@ def importance_weights(target_logprobs, behaviour_logprobs, mask, cap: float):
   (`objectives.policy_loss`); all [R, M]. Returns (min(w, cap) [R, M] (0 where
   masked), stats): is_ess (Σw̃)²/(nΣw̃²) over the n valid tokens, in (0, 1];
   is_seq_ess the same for the sequence weights Π_t w_t (untruncated, via log-sum-exp);
-  is_truncated_frac (w > cap), is_weight_max (max w, before truncation), is_weight_mean.
+  is_truncated_frac (w > cap), is_weight_max (max w, before truncation). (The loss
+  itself reports is_weight_mean and is_capped_frac per mini-batch.)
   """
   mask = np.asarray(mask, bool)
   log_w = np.clip(np.asarray(target_logprobs, np.float64) - np.asarray(behaviour_logprobs,
@@ -86,8 +87,7 @@ def importance_weights(target_logprobs, behaviour_logprobs, mask, cap: float):
   return truncated.astype(np.float32), {
       "is_ess": float(ess), "is_seq_ess": float(seq_ess),
       "is_truncated_frac": float((w > cap)[mask].mean()) if mask.any() else 0.0,
-      "is_weight_max": float(w[mask].max()) if mask.any() else 0.0,
-      "is_weight_mean": float(truncated.sum() / n)}
+      "is_weight_max": float(w[mask].max()) if mask.any() else 0.0}
 
 
 def _logsumexp(x: np.ndarray) -> float:

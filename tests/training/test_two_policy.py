@@ -1,0 +1,155 @@
+"""Explore vs exploit (training/two_policy.py): importance weights, the reduction to the
+single-policy trainer, exact resume, config errors.
+
+On the toy `first_letter` task from the tiny SFT prior (tests/training/conftest.py).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from explore_rl.config_files import load_config
+from explore_rl.errors import ConfigError
+from explore_rl.metrics_log import read_metrics
+from explore_rl.models.logprobs import response_logprobs
+from explore_rl.models.tokenizer import encode_prompts
+from explore_rl.training.rl import RLTrainer
+from explore_rl.training.two_policy import (TwoPolicyTrainer, importance_weights,
+                                            train_two_policy)
+
+TIMING = ("time_", "step_time", "tokens_per_s")
+
+
+def _config(prior, **explore):
+  c = load_config("explore_exploit:tiny")
+  c.task, c.max_prompt_len, c.max_response_len = "first_letter", 12, 6
+  c.init_from = prior
+  c.rollout.prompts_per_step, c.rollout.num_samples = 4, 4
+  c.learner.mini_batches = 1
+  c.optim.learning_rate = c.explore.optim.learning_rate = 1e-2
+  c.log_clusters = False
+  c.eval.num_prompts, c.eval.num_samples = 4, 4
+  c.explore.objective.advantage_kwargs.set_size = 2
+  c.explore.objective.aggregation_kwargs.norm = 6
+  for key, value in explore.items():
+    c.explore[key] = value
+  return c
+
+
+def _params(trainer):
+  return [np.array(x) for x in jax.tree.leaves(jax.device_get(trainer.state.params))]
+
+
+def test_importance_weights_function():
+  target = np.log(np.array([[0.5, 0.2, 0.9], [0.1, 0.3, 0.3]]))
+  behaviour = np.log(np.array([[0.25, 0.4, 0.1], [0.1, 0.6, 0.5]]))
+  mask = np.array([[True, True, True], [True, True, False]])
+  w, stats = importance_weights(target, behaviour, mask, cap=2.5)
+  raw = np.array([[2.0, 0.5, 9.0], [1.0, 0.5, 0.0]])
+  np.testing.assert_allclose(w, np.where(mask, np.minimum(raw, 2.5), 0.0), rtol=1e-6)
+  assert stats["is_truncated_frac"] == pytest.approx(1 / 5)
+  assert stats["is_weight_max"] == pytest.approx(9.0)
+  v = np.array([2.0, 0.5, 2.5, 1.0, 0.5])
+  assert stats["is_ess"] == pytest.approx(v.sum() ** 2 / (5 * (v ** 2).sum()))
+  seq = np.array([2.0 * 0.5 * 9.0, 1.0 * 0.5])
+  assert stats["is_seq_ess"] == pytest.approx(seq.sum() ** 2 / (2 * (seq ** 2).sum()))
+
+
+def test_exploit_weights_are_exploit_over_explore_per_token_and_capped(tmp_path, toy_prior):
+  # One parameter set, explored with an instruction at a higher temperature.
+  c = _config(toy_prior, params="shared", instruction="explore: ", temperature=1.6, frozen=True)
+  c.objective.is_cap = 1.2
+  trainer = TwoPolicyTrainer(c, str(tmp_path), progress=False)
+  scored, _ = trainer._rollout(0, jax.random.key(0))
+  w, stats = trainer.importance_weights(scored)
+  # Both log-probs recomputed from scratch: exploit on the plain prompt at T = 1,
+  # explore on "explore: " + prompt at T = 1.6.
+  params, graphdef, tok = trainer.state.params, trainer.policy.graphdef, trainer.policy.tokenizer
+  n = c.rollout.num_samples
+  host = scored.host
+
+  def logp(prefix, length, temperature):
+    tokens, valid = encode_prompts(tok, [prefix + p.prompt for p in scored.problems], length)
+    lp, _ = response_logprobs(graphdef, params, jnp.asarray(np.repeat(tokens, n, 0)),
+                              jnp.asarray(np.repeat(valid, n, 0)), jnp.asarray(host.tokens),
+                              jnp.asarray(host.mask), temperature=temperature)
+    return np.asarray(lp)
+
+  exploit = logp("", c.max_prompt_len, 1.0)
+  explore = logp("explore: ", c.max_prompt_len + 9, 1.6)
+  raw = np.exp(exploit - explore)
+  mask = host.mask
+  np.testing.assert_allclose(w[mask], np.minimum(raw, 1.2)[mask], rtol=2e-3, atol=1e-5)
+  assert (raw[mask] > 1.2).any() and (raw[mask] < 1.0).any(), "the test needs both kinds"
+  assert w.max() <= 1.2 + 1e-6
+  assert stats["is_truncated_frac"] == pytest.approx((raw[mask] > 1.2).mean(), abs=0.02)
+  # The exploit loss applies exactly these weights (one mini-batch: the loss's mean
+  # weight over the valid tokens is theirs).
+  _, adv, _ = trainer._advantages(scored, jax.random.key(1))
+  metrics = trainer._update(scored, adv, 0, jax.random.key(2))
+  assert metrics["is_weight_mean"] == pytest.approx(w[mask].mean(), rel=1e-4)
+  assert metrics["is_capped_frac"] == pytest.approx(stats["is_truncated_frac"], abs=1e-6)
+  assert {"is_ess", "is_seq_ess", "is_weight_max"} <= set(metrics)
+
+
+def test_explore_equal_to_exploit_is_the_single_policy_trainer(tmp_path, toy_prior):
+  c = _config(toy_prior, params="shared", instruction="", temperature=1.0, frozen=True)
+  two = TwoPolicyTrainer(c, str(tmp_path / "two"), progress=False)
+  single_config = load_config("grpo:tiny")
+  single_config.update({k: c[k] for k in ("task", "max_prompt_len", "max_response_len",
+                                          "init_from", "rollout", "learner", "optim",
+                                          "log_clusters", "eval", "objective")})
+  single = RLTrainer(single_config, str(tmp_path / "single"), progress=False)
+  for step in range(2):
+    m_two, m_single = two.step(step), single.step(step)
+    assert m_two["loss"] == m_single["loss"]
+  assert m_single["reward_std"] > 0 and m_single["update_norm"] > 0
+  for a, b in zip(_params(two), _params(single)):
+    np.testing.assert_array_equal(a, b)
+
+
+def _strip(rows):
+  return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
+
+
+def test_resumed_two_policy_run_equals_an_uninterrupted_one(tmp_path, toy_prior):
+  def config(total):
+    c = _config(toy_prior, params="separate", frozen=False)
+    c.total_steps, c.eval_every, c.checkpoint_every = total, 2, 2
+    return c
+
+  train_two_policy(config(4), str(tmp_path / "straight"), progress=False)
+  train_two_policy(config(2), str(tmp_path / "resumed"), progress=False)  # "interrupted"
+  train_two_policy(config(4), str(tmp_path / "resumed"), progress=False)  # the same command
+  straight = _strip(read_metrics(str(tmp_path / "straight")))
+  resumed = _strip(read_metrics(str(tmp_path / "resumed")))
+  assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+  assert straight[-1]["explore/update_norm"] > 0 and straight[-1]["update_norm"] > 0
+  assert "explore/pass@4" in straight[-1] and "pass@1" in straight[-1]
+  for a, b in zip(straight, resumed):
+    assert a.keys() == b.keys()
+    for k in a:
+      assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-7), (a["step"], k)
+  # Both policies and optimizers were restored: the final states are equal.
+  states = []
+  for name in ("straight", "resumed"):
+    trainer = TwoPolicyTrainer(config(4), str(tmp_path / name), progress=False)
+    states.append(jax.device_get((trainer.state, trainer.explore_state)))
+    trainer.ckpt.close()
+    trainer.explore_ckpt.close()
+    trainer.run_dir.close()
+  for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[1])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("explore.params", "both", "explore.params"),
+    ("explore.temperature", 0.0, "explore.temperature"),
+    ("objective.truncated_is", False, "truncated_is"),
+    ("explore.objective.advantage", "nope", "unknown advantage 'nope'"),
+])
+def test_bad_explore_settings_fail_before_any_work(tmp_path, key, value, match):
+  c = load_config("explore_exploit:tiny", {key: value})
+  with pytest.raises(ConfigError, match=match):
+    TwoPolicyTrainer(c, str(tmp_path / "run"), progress=False)
+  assert not (tmp_path / "run").exists()
