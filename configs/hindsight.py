@@ -1,0 +1,33 @@
+"""Hindsight proposals (HOPE-style; docs/algorithms.md, "Hindsight proposer"): per prompt,
+4 first drafts of the policy are scored by the verifier, then the policy reads each
+(worst first) with its outcome ("attempt: ... -> wrong, reward 0.00. a better solution:")
+and proposes 4 alternatives. Proposals train the policy off-policy by GRPO with truncated
+importance weights min(π(y_t | x, y_<t) / μ(y_t | hindsight context), 2)
+(`rollout.sampler_kwargs.correction="is"`); `correction="filter"` instead clones only
+successful proposals; `proposer="teacher"` with `teacher_from=<workdir>` proposes with a
+frozen checkpoint.
+
+Command:  explore-rl train --config configs/hindsight.py --workdir runs/hindsight
+          (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
+Hardware: 2 CPU cores. Runtime: about 1.5x GRPO per step (two decodes of N/2 samples,
+          one scoring pass of the proposer's outcome, one forward pass for the trained
+          policy's log-probs on the proposals).
+Expected: every step logs `hindsight_proposals` (64 = 16 prompts x 4), `hindsight_success_rate`,
+          `hindsight_draft_success_rate`, `hindsight_improved_frac`, `hindsight_token_share`,
+          and `is_weight_mean` / `is_capped_frac`; measured numbers (95% CIs over seeds) in
+          results/exploration_diagnostics/table.md (experiments/exploration_diagnostics.py).
+"""
+import ml_collections
+
+from explore_rl.training.rl_config import rl_config
+
+
+def get_config(arg=None):
+  c = rl_config(arg)
+  c.rollout.sampler = "hindsight"
+  c.rollout.sampler_kwargs = ml_collections.ConfigDict(dict(
+      proposal_frac=0.5, correction="is", proposer="policy"))
+  c.objective.advantage = "grpo"
+  c.objective.truncated_is = True
+  c.objective.is_cap = 2.0
+  return c
