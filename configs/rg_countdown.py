@@ -1,6 +1,6 @@
 """GRPO on reasoning-gym's countdown: a world from the ecosystem, scored in the sandbox.
 
-Commands: explore-rl train --config configs/rg_countdown.py:sft --workdir runs/rg_countdown/sft
+Command:  explore-rl train --config configs/rg_countdown.py:sft --workdir runs/rg_countdown/sft
           explore-rl train --config configs/rg_countdown.py --workdir runs/rg_countdown/grpo
           (`:tiny` is the smoke-test variant: tiny preset, no SFT start, two steps)
 Hardware: 2 CPU cores (the scorer children share them). Runtime: `:tiny` about 1 minute on
