@@ -2,11 +2,21 @@
 
 Command:  explore-rl train --config configs/rg_mixture.py --workdir runs/rg_mixture
           (`:tiny` is the smoke-test variant: tiny preset, no SFT start, two steps)
-Hardware: 2 CPU cores (the scorer children share them). Runtime: not measured yet: the RL
-trainer scores a problem with its own family (`explore_rl.tasks.task_of`) once it takes
-`curriculum="mixture"`; until then it refuses this config.
-Expected: not measured yet. This config is the uniform arm of experiments/world_sampling.py
-(issue 19); set curriculum_kwargs.inner="adaptive" for per-family difficulty tracking.
+Hardware: 2 CPU cores (the scorer children share them). Runtime: `:tiny` 136 s in
+tests/training/test_configs_smoke.py on a busy machine (load average 11-17 on the 2
+cores; most of it compiling for 512-character prompts, the held-out evaluation of each
+of the nine families, and starting the scoring pool). The full config (small model,
+from scratch): not run.
+Expected: from scratch (init_from="") the rewards are 0 (an untrained model writes no
+<answer> tags, so no answer reaches a scorer): start from an SFT prior over the same
+mixture (`trainer="sft"` with this curriculum and curriculum_kwargs; the SFT trainer
+draws each problem's demonstrations from its own family). Measured world-sampling
+arms (one family vs this uniform mixture vs the adaptive `weighting="learnability"`, tiny
+model, from such a prior): experiments/world_sampling.py and results/world_sampling/.
+curriculum_kwargs.weighting="learnability" makes this mixture adaptive; inner="adaptive"
+tracks each family's difficulty.
+The RL trainer logs per-family `<family>/train_groups`, `<family>/train_pass@1`, held-out
+`<family>/pass@k`, and the scoring pool's `sandbox_*` counts (calls, ok, timeout, error).
 
 Every problem carries its family ("countdown", "reasoning_gym:chain_sum", ...); the
 mixture curriculum draws family f with probability tasks[f] / sum(tasks) and builds each
