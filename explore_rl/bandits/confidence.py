@@ -13,16 +13,16 @@ Because V_0 ⪯ V_t, V_t⁻¹ ⪯ 2 (V_0+V_t)⁻¹, and θ̂_t − θ = V_t⁻¹
 
 It holds for any adaptive choice of arms, so every strategy shares it.
 
-Stopping rule (a GLR test with this threshold): with â* = argmax_a aᵀθ̂_t, stop when
+Elimination and the stopping rule. S_0 = all arms; after each round
 
-  θ̂_tᵀ(â* − a) > C_t ‖â* − a‖_{V_t⁻¹}   for every a ≠ â*,
+  S_t = S_{t−1} ∖ {a : ∃ b ∈ S_{t−1}, θ̂_tᵀ(b − a) > C_t ‖b − a‖_{V_t⁻¹}},
 
-i.e. min_{a≠â*} Δ̂(a)² / (2‖â* − a‖²_{V_t⁻¹}) > C_t²/2. On the event above every a ≠ â* then has
-θᵀ(â* − a) > 0, so the returned arm is the best with probability ≥ 1 − δ (arms with identical
-mean are never separated, so the rule needs a unique best arm to stop).
-
-Elimination (RAGE / XY-adaptive active sets): arm a is dropped once some b has
-θ̂_tᵀ(b − a) > C_t ‖b − a‖_{V_t⁻¹}; on the same event a is then truly suboptimal.
+and the run stops when |S_t| = 1, returning its arm. On the event above every eliminated arm is
+truly suboptimal (θᵀ(b − a) > 0), at whatever time it was eliminated, so the survivor is the best
+arm with probability ≥ 1 − δ. The rule contains the GLR test with threshold C_t²/2: when
+min_{a≠â*} Δ̂(a)² / (2‖â* − a‖²_{V_t⁻¹}) > C_t²/2 for an active empirical best â*, it eliminates
+every other arm at once. S_t never empties (the empirical best of S_{t−1} is never beaten), and
+arms with identical means are never separated, so stopping needs a unique best arm.
 """
 from __future__ import annotations
 
@@ -37,18 +37,6 @@ def confidence_radius(gram: np.ndarray, burn_in_gram: np.ndarray, *, delta: floa
   _, logdet = np.linalg.slogdet(burn_in_gram + gram)
   _, logdet0 = np.linalg.slogdet(burn_in_gram)
   return float(np.sqrt(4.0 * noise**2 * (np.log(1.0 / delta) + 0.5 * (logdet - logdet0))))
-
-
-def should_stop(arms: np.ndarray, theta_hat: np.ndarray, gram_inv: np.ndarray,
-                radius: float) -> tuple[bool, int]:
-  """GLR stop: θ̂ᵀ(â* − a) > C ‖â* − a‖_{V⁻¹} for all a ≠ â*. arms [K, d]. Returns (stop, â*)."""
-  means = arms @ theta_hat  # [K]
-  best = int(np.argmax(means))
-  diffs = arms[best][None, :] - arms  # [K, d]
-  width = radius * np.sqrt(np.maximum(sq_norms(diffs, gram_inv), 0.0))  # [K]
-  gaps = means[best] - means  # [K]
-  others = np.arange(len(arms)) != best
-  return bool(np.all(gaps[others] > width[others])), best
 
 
 def surviving_arms(arms: np.ndarray, theta_hat: np.ndarray, gram_inv: np.ndarray, radius: float,

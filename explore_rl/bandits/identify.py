@@ -4,13 +4,13 @@ Round structure (docs/algorithms.md, multiset design):
 
 1. burn-in: ⌈d/n⌉ rounds cycling through d linearly independent arms (deterministic, Gram V_0),
    so that V_t is invertible;
-2. each round: θ̂_t = V_t⁻¹ Σ x r, radius C_t (`explore_rl.bandits.confidence`); stop and return
-   â* = argmax aᵀθ̂_t when θ̂_tᵀ(â* − a) > C_t‖â* − a‖_{V_t⁻¹} for all a ≠ â* (correct with
-   probability ≥ 1 − δ); otherwise the strategy picks n arms, each pull returns a reward and
-   V_t += Σ x xᵀ.
+2. each round: θ̂_t = V_t⁻¹ Σ x r, radius C_t, and the surviving set S_t loses every arm a
+   with θ̂_tᵀ(b − a) > C_t‖b − a‖_{V_t⁻¹} for some b ∈ S_{t−1} (`explore_rl.bandits.confidence`);
+   stop when one arm survives and return it (the best with probability ≥ 1 − δ); otherwise the
+   strategy picks n arms, each pull returns a reward and V_t += Σ x xᵀ.
 
 `num_samples` counts arm pulls, burn-in included (n per round). Past `max_rounds` rounds the run
-ends unstopped and reports the empirical best arm.
+ends unstopped and reports the empirical best surviving arm.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from explore_rl.bandits.confidence import confidence_radius, should_stop
+from explore_rl.bandits.confidence import confidence_radius, surviving_arms
 from explore_rl.bandits.simulator import LinearSemiBandit, spanning_subset
 from explore_rl.bandits.strategies import STRATEGIES, State
 
@@ -58,6 +58,7 @@ def run_identification(strategy: str, arms, theta, *, set_size: int, delta: floa
   gram, moment = np.zeros((d, d)), np.zeros(d)
   counts = np.zeros(k, dtype=int)
   rounds = 0
+  active = np.ones(k, dtype=bool)  # S_t
 
   def play(idx):
     nonlocal gram, moment, rounds
@@ -73,10 +74,14 @@ def run_identification(strategy: str, arms, theta, *, set_size: int, delta: floa
     gram_inv = np.linalg.inv(gram)
     theta_hat = gram_inv @ moment
     radius = radius_scale * confidence_radius(gram, burn_gram, delta=delta, noise=sigma)
-    stop, best = should_stop(arms, theta_hat, gram_inv, radius)
+    active = surviving_arms(arms, theta_hat, gram_inv, radius, active)
+    means = np.where(active, arms @ theta_hat, -np.inf)
+    best = int(np.argmax(means))  # the empirical best surviving arm
+    stop = int(active.sum()) == 1
     if stop or rounds >= max_rounds:
       return Result(best, int(counts.sum()), rounds, stop, counts.copy())
-    state = State(arms, gram, gram_inv, theta_hat, radius, counts.copy(), int(counts.sum()), best)
+    state = State(arms, gram, gram_inv, theta_hat, radius, counts.copy(), int(counts.sum()), best,
+                  active.copy())
     idx = np.asarray(policy.select(state), dtype=int)
     if idx.shape != (set_size,):
       raise RuntimeError(f"strategy {strategy!r} returned {idx.shape}, expected ({set_size},)")
@@ -88,8 +93,9 @@ def identify(strategy: str, arms, theta, *, set_size: int, delta: float = 0.05,
   """Best-arm identification with Gaussian rewards xᵀθ + noise·N(0, 1), `set_size` arms a round.
 
   strategy: one of `uniform`, `thompson`, `design`, `xy_adaptive`, `rage` (unknown names raise
-  ValueError listing these); arms [K, d]; theta [d]. Stops by the GLR rule at confidence 1 − δ
-  (`explore_rl.bandits.confidence`). Returns (best_index, num_samples), num_samples = arm pulls.
+  ValueError listing these); arms [K, d]; theta [d]. Stops when the anytime confidence set has
+  eliminated all arms but one, at confidence 1 − δ (`explore_rl.bandits.confidence`).
+  Returns (best_index, num_samples), num_samples = arm pulls.
   """
   result = run_identification(strategy, arms, theta, set_size=set_size, delta=delta,
                               noise=noise, seed=seed, max_rounds=max_rounds)

@@ -2,8 +2,8 @@
 
 Every strategy is built as ``STRATEGIES.get(name)(arms, set_size=n, rng=rng, noise=σ, delta=δ)``
 and answers ``select(state) -> int[n]``, the multiset of arms to pull this round, from the shared
-`State` (Gram matrix V_t, its inverse, θ̂_t, the confidence radius C_t of
-`explore_rl.bandits.confidence`). The stopping rule is common to all strategies (see
+`State` (Gram matrix V_t, its inverse, θ̂_t, the confidence radius C_t and the surviving set S_t
+of `explore_rl.bandits.confidence`). The stopping rule is common to all strategies (see
 `explore_rl.bandits.identify`), so their sample counts are comparable. Formulas:
 docs/algorithms.md (multiset design).
 
@@ -15,17 +15,14 @@ docs/algorithms.md (multiset design).
   A_t = argmin_{|A|=n} max_{a≠â*} ‖a − â*‖²_{(V_t+V(A))⁻¹} / Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)),
   greedy with Sherman–Morrison updates and a swap pass (`explore_rl.bandits.design`).
 * ``xy_adaptive``: XY-adaptive allocation (Soare, Lazaric, Munos 2014, arXiv 1409.6110): the greedy
-  design for max_{y ∈ Y(S_t)} ‖y‖²_{(V_t+V(A))⁻¹} over differences of the active arms S_t (arms not
-  yet eliminated by the confidence set), without gap weights. Unlike the paper's phases, samples
+  design for max_{y ∈ Y(S_t)} ‖y‖²_{(V_t+V(A))⁻¹} over differences of the surviving arms S_t,
+  without gap weights. Unlike the paper's phases, samples
   are never discarded: all data feed the one anytime confidence set.
 * ``rage``: RAGE-style phase elimination (Fiez et al. 2019, arXiv 1906.08399). Phase ℓ = 0, 1, ...
   fixes the active set S_ℓ, the Frank–Wolfe allocation λ_ℓ with value ρ_ℓ over Y(S_ℓ), and plays
   N_ℓ = ⌈C_t² ρ_ℓ 4^ℓ⌉ pulls (rounded up to whole rounds) in a shuffled order, enough for the
-  confidence width C_t‖y‖_{V⁻¹} ≤ 2^{−ℓ} on Y(S_ℓ); then eliminates with the anytime confidence
-  set. It differs from the paper in reusing earlier phases' samples and that confidence set.
-
-When fewer than two arms remain active but the stopping rule has not fired (an arm was
-eliminated by an arm other than â*), XY-adaptive and RAGE use the directions â* − a instead.
+  confidence width C_t‖y‖_{V⁻¹} ≤ 2^{−ℓ} on Y(S_ℓ); S_ℓ shrinks by the common elimination. It
+  differs from the paper in reusing earlier phases' samples and the anytime confidence set.
 """
 from __future__ import annotations
 
@@ -34,7 +31,6 @@ import dataclasses
 import numpy as np
 
 from explore_rl.bandits.allocation import round_allocation, xy_allocation
-from explore_rl.bandits.confidence import surviving_arms
 from explore_rl.bandits.design import greedy_design, pairwise_directions, plug_in_directions
 from explore_rl.registry import Registry
 
@@ -51,7 +47,8 @@ class State:
   radius: float  # C_t
   counts: np.ndarray  # int[K]: pulls per arm so far
   num_samples: int
-  best: int  # â* = argmax_a aᵀθ̂
+  best: int  # â*: the empirical best surviving arm
+  active: np.ndarray  # bool[K]: S_t, the arms not eliminated by the confidence set
 
 
 class Strategy:
@@ -115,37 +112,18 @@ class PlugInDesign(Strategy):
     return greedy_design(state.gram_inv, self.arms, self.n, directions, weights)
 
 
-class _Eliminating(Strategy):
-  """Shared by XY-adaptive and RAGE: a monotone active set and its XY directions."""
-
-  def __init__(self, arms, **kwargs):
-    super().__init__(arms, **kwargs)
-    self.active = np.ones(len(arms), dtype=bool)
-
-  def _eliminate(self, state: State) -> None:
-    self.active = surviving_arms(self.arms, state.theta_hat, state.gram_inv, state.radius,
-                                 self.active)
-
-  def _directions(self, state: State) -> np.ndarray:
-    if self.active.sum() >= 2:
-      return pairwise_directions(self.arms, self.active)
-    others = np.arange(len(self.arms)) != state.best
-    return self.arms[state.best][None, :] - self.arms[others]
-
-
 @STRATEGIES.register("xy_adaptive")
-class XYAdaptive(_Eliminating):
+class XYAdaptive(Strategy):
   """Greedy XY design over the differences of the surviving arms, re-solved every round."""
 
   def select(self, state: State) -> np.ndarray:
-    self._eliminate(state)
-    directions = self._directions(state)
+    directions = pairwise_directions(self.arms, state.active)  # [P, d]
     return greedy_design(state.gram_inv, self.arms, self.n, directions,
                          np.ones(len(directions)))
 
 
 @STRATEGIES.register("rage")
-class Rage(_Eliminating):
+class Rage(Strategy):
   """Phase elimination with Frank–Wolfe XY allocations and 4^ℓ-growing phases."""
 
   def __init__(self, arms, *, fw_iters: int = 300, **kwargs):
@@ -153,9 +131,8 @@ class Rage(_Eliminating):
     self.fw_iters, self.phase, self.queue = fw_iters, 0, np.zeros(0, dtype=int)
 
   def _new_phase(self, state: State) -> None:
-    if self.phase > 0:
-      self._eliminate(state)
-    lam, rho = xy_allocation(self.arms, self._directions(state), iters=self.fw_iters)
+    lam, rho = xy_allocation(self.arms, pairwise_directions(self.arms, state.active),
+                             iters=self.fw_iters)
     total = int(np.ceil(state.radius**2 * rho * 4.0**self.phase))
     total = max(self.n, -(-total // self.n) * self.n)  # whole rounds
     self.queue = self.rng.permutation(np.repeat(np.arange(len(self.arms)),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from explore_rl.bandits import STRATEGIES, LinearSemiBandit, identify, run_identification
-from explore_rl.bandits.confidence import confidence_radius, should_stop
+from explore_rl.bandits.confidence import confidence_radius, surviving_arms
 from explore_rl.bandits.simulator import soare_instance, spanning_subset
 
 NAMES = ["design", "rage", "thompson", "uniform", "xy_adaptive"]
@@ -68,12 +68,22 @@ def test_counts_seeding_and_max_rounds():
   assert result.num_samples == 12 == result.counts.sum()
 
 
-def test_stopping_rule_formula():
-  gram_inv = np.eye(2) / 100.0  # ‖e_1 − a‖_{V⁻¹} = ‖e_1 − a‖ / 10
+def test_elimination_formula():
+  gram_inv = np.eye(2) / 100.0  # ‖b − a‖_{V⁻¹} = ‖b − a‖ / 10
   theta_hat = np.array([1.0, 0.0])
-  # gaps 1 and 0.4; widths C·√2/10 and C·√0.8/10: stops iff 0.4 > C·0.0894
-  assert should_stop(ARMS, theta_hat, gram_inv, 4.0) == (True, 0)
-  assert should_stop(ARMS, theta_hat, gram_inv, 5.0) == (False, 0)
+  everyone = np.ones(3, dtype=bool)
+  # means 1, 0, 0.6. e_1 beats arm 2 (gap 0.4, width C·√0.8/10) iff C < 4.47; arm 1 falls to
+  # e_1 (gap 1, width C·√2/10) iff C < 7.07, or to arm 2 (gap 0.6, width C·√0.4/10) iff C < 9.49
+  np.testing.assert_array_equal(surviving_arms(ARMS, theta_hat, gram_inv, 4.0, everyone),
+                                [True, False, False])
+  np.testing.assert_array_equal(surviving_arms(ARMS, theta_hat, gram_inv, 5.0, everyone),
+                                [True, False, True])
+  np.testing.assert_array_equal(surviving_arms(ARMS, theta_hat, gram_inv, 10.0, everyone),
+                                everyone)
+  # eliminated arms stay out, and only surviving arms eliminate
+  np.testing.assert_array_equal(
+      surviving_arms(ARMS, theta_hat, gram_inv, 4.0, np.array([False, True, True])),
+      [False, False, True])
   gram0 = np.eye(2)
   want = np.sqrt(4 * 0.25 * (np.log(20.0) + 0.5 * np.log(101.0**2)))
   assert confidence_radius(100 * np.eye(2), gram0, delta=0.05, noise=0.5) == pytest.approx(want)
