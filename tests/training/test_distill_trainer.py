@@ -1,0 +1,205 @@
+"""Self-distillation, aggregated sampling and preference pairs through the trainers.
+
+- the distillation term's gradient is the student's only: with the live policy as teacher
+  (the same params), one SGD update equals the gradient with the teacher's logits held
+  constant, and differs from the gradient that also flows through the teacher;
+- `objective.distill.coef = 0` is the plain update: same parameters, same compiled update;
+- the EMA teacher is θ_T ← d·θ_T + (1 − d)·θ after each update, and survives a resume;
+- the aggregated sampler runs through the trainer with truncated IS weights (exactly 1 when
+  p* is the student);
+- DPO pairs from a toy group; the first DPO / HyPO loss is log 2 (π = π_ref).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from explore_rl.config_files import load_config
+from explore_rl.metrics_log import read_metrics
+from explore_rl.models.logprobs import response_logits
+from explore_rl.objectives.distillation import aggregate_logits, distillation_loss, token_divergence
+from explore_rl.sampling.aggregated import encode_teacher_prompts
+from explore_rl.training.preference import PreferenceTrainer, build_pairs
+from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+from explore_rl.training.state import init_state
+
+TIMING = ("time_", "step_time", "tokens_per_s")
+
+
+def _config(prior, base="grpo:tiny", distill=None, **overrides):
+  c = load_config(base)
+  c.task, c.max_prompt_len, c.max_response_len = "first_letter", 12, 6
+  c.init_from = prior
+  c.rollout.prompts_per_step, c.rollout.num_samples = 4, 4
+  c.learner.mini_batches = 1
+  c.optim.learning_rate = 1e-2
+  c.log_clusters = False
+  if distill is not None:
+    c.objective.distill = distill
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return c
+
+
+def _params(tree):
+  return jax.tree.map(np.array, jax.device_get(tree))
+
+
+def _max_diff(a, b):
+  return max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _batch(trainer, step=0):
+  """One step's rollout as the trainer's update batch, with the teacher prompts."""
+  scored, _ = trainer._rollout(step, jax.random.key(step))
+  ro, n = scored.batch, scored.num_samples
+  rep = lambda x: jnp.repeat(jnp.asarray(x), n, axis=0)
+  tt, tv = encode_teacher_prompts(trainer.policy.tokenizer, scored.problems,
+                                  trainer.teacher_prompt_len, trainer.task)
+  return RLBatch(rep(ro.prompt_tokens), rep(ro.prompt_valid), ro.tokens, ro.mask,
+                 ro.policy_logprobs, ro.behaviour_logprobs,
+                 jnp.zeros(ro.tokens.shape[0], jnp.float32), rep(tt), rep(tv))
+
+
+def test_distill_gradient_reaches_the_student_only(tmp_path, toy_prior):
+  distill = {"coef": 1.0, "teacher": "live", "method": "interp", "s": 0.7,
+             "divergence": "forward_kl"}
+  trainer = RLTrainer(_config(toy_prior, distill=distill, **{"objective.advantage": "none"}),
+                      str(tmp_path), progress=False)
+  batch = _batch(trainer)
+  graphdef, spec = trainer.policy.graphdef, trainer.distill.spec
+  params = _params(trainer.state.params)
+  sgd = optax.sgd(1.0)
+
+  args = (batch.response_tokens, batch.response_mask)
+  logits = lambda p, prompt, valid: response_logits(graphdef, p, prompt, valid, *args)
+  token_mean = lambda per_token: per_token.sum() / batch.response_mask.sum()
+
+  def loss(p):                  # the teacher's logits are constants: what the update must use
+    zt = logits(params, batch.teacher_prompt_tokens, batch.teacher_prompt_valid)
+    zs = logits(p, batch.prompt_tokens, batch.prompt_valid)
+    return token_mean(distillation_loss(zs, zt, *args, **spec.loss_kwargs())[0])
+
+  def leaky(p):                 # the same divergence with the gradient through the teacher too
+    zt = logits(p, batch.teacher_prompt_tokens, batch.teacher_prompt_valid)
+    zs = logits(p, batch.prompt_tokens, batch.prompt_valid)
+    target = aggregate_logits(jax.lax.stop_gradient(zs), zt, method="interp", s=spec.s)
+    return token_mean(jnp.where(batch.response_mask, token_divergence(
+        zs, target, kind="forward_kl"), 0.0))
+
+  student_only, through_both = jax.grad(loss)(params), jax.grad(leaky)(params)
+  assert jnp.allclose(loss(params), leaky(params))
+  state = init_state(jax.tree.map(jnp.asarray, params), sgd, 0)
+  new_state, metrics = rl_update(graphdef, sgd, trainer.objective.loss_spec, state, None,
+                                 batch, jax.random.key(0), micro_batches=1, temperature=1.0,
+                                 distill=spec)
+  step = jax.tree.map(lambda new, old: old - new, _params(new_state.params), params)  # = grad
+  assert float(metrics["distill_loss"]) > 0
+  assert _max_diff(step, student_only) < 1e-6
+  assert _max_diff(step, through_both) > 1e-4
+
+def test_coef_zero_is_the_plain_update(tmp_path, toy_prior, monkeypatch):
+  from explore_rl.training import rl as rl_module
+  lowered = {}
+
+  def spy(*args, **kwargs):                 # record the program each trainer compiles
+    batch = args[5]
+    assert batch.teacher_prompt_tokens is None and batch.teacher_prompt_valid is None
+    lowered.setdefault("programs", []).append(
+        (sorted(kwargs), rl_update.lower(*args, **kwargs).as_text()))
+    return rl_update(*args, **kwargs)
+
+  monkeypatch.setattr(rl_module, "rl_update", spy)
+  plain = RLTrainer(_config(toy_prior), str(tmp_path / "plain"), progress=False)
+  m_plain = plain.step(0)
+  zero = RLTrainer(_config(toy_prior, distill={"coef": 0.0, "teacher": "ema"}),
+                   str(tmp_path / "zero"), progress=False)
+  assert zero.distill is None and zero._distill_args() == {} and zero.teacher is None
+  m_zero = zero.step(0)
+  (keys_plain, hlo_plain), (keys_zero, hlo_zero) = lowered["programs"]
+  assert keys_plain == keys_zero and hlo_plain == hlo_zero     # the same compiled update
+  assert _max_diff(_params(plain.state.params), _params(zero.state.params)) == 0.0
+  for k in m_plain:
+    if not k.startswith(TIMING):
+      assert m_plain[k] == m_zero[k], k
+
+def test_ema_teacher_follows_the_student_and_survives_a_resume(tmp_path, toy_prior):
+  distill = {"coef": 0.5, "teacher": "ema", "ema_decay": 0.75}
+  cfg = lambda **kw: _config(toy_prior, distill=distill, **{
+      "total_steps": 2, "eval_every": 1, "checkpoint_every": 1, **kw})
+  trainer = RLTrainer(cfg(), str(tmp_path / "a"), progress=False)
+  initial = _params(trainer.teacher.params)
+  trainer.step(0)                                       # one update (mini_batches=1)
+  student = _params(trainer.state.params)
+  expected = jax.tree.map(lambda t, p: 0.75 * t + 0.25 * p, initial, student)
+  assert _max_diff(_params(trainer.teacher.params), expected) < 1e-6
+  assert _max_diff(_params(trainer.teacher.params), initial) > 0
+  trainer.ckpt.close()
+  trainer.ema_ckpt.close()
+  trainer.run_dir.close()
+
+  straight = RLTrainer(cfg(), str(tmp_path / "straight"), progress=False)
+  straight.run()
+  RLTrainer(cfg(total_steps=1), str(tmp_path / "resumed"), progress=False).run()
+  resumed = RLTrainer(cfg(), str(tmp_path / "resumed"), progress=False)
+  assert resumed.start_step == 1
+  resumed.run()
+  assert _max_diff(_params(straight.teacher.params), _params(resumed.teacher.params)) < 1e-6
+  a, b = (read_metrics(str(tmp_path / d))[-1] for d in ("straight", "resumed"))
+  assert a["distill_loss"] == pytest.approx(b["distill_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("method,kwargs,unit_weights", [
+    ("poe", {"alpha": 1.0}, False), ("interp", {"s": 0.0}, True)])
+def test_aggregated_sampler_through_the_trainer_with_is_weights(tmp_path, toy_prior, method,
+                                                                kwargs, unit_weights):
+  c = _config(toy_prior, **{"rollout.sampler": "aggregated", "objective.truncated_is": True})
+  c.rollout.sampler_kwargs = {"method": method, **kwargs}
+  trainer = RLTrainer(c, str(tmp_path), progress=False)
+  scored, _ = trainer._rollout(0, jax.random.key(0))
+  host = scored.host
+  gap = np.abs(host.behaviour_logprobs - host.policy_logprobs)[host.mask]
+  metrics = trainer.step(0)
+  assert np.isfinite(metrics["loss"]) and metrics["updates_skipped"] == 0
+  assert "is_weight_mean" in metrics and "is_capped_frac" in metrics
+  if unit_weights:          # p* = p_s: behaviour == policy, every weight is 1
+    assert gap.max() < 1e-4
+    assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+  else:                     # the teacher reshapes p*: the weights correct a real shift
+    assert gap.max() > 1e-2
+
+
+def test_dpo_pairs_from_a_toy_group():
+  correct = np.array([[1, 0, 1, 0], [1, 1, 1, 1], [0, 1, 0, 0], [0, 0, 0, 0]], bool)
+  chosen, rejected, valid = build_pairs(correct, 2, np.random.default_rng(0))
+  assert valid.tolist() == [True, True, False, False, True, False, False, False]
+  assert sorted(chosen[:2].tolist()) == [0, 2] and sorted(rejected[:2].tolist()) == [1, 3]
+  assert chosen[4] == 9 and rejected[4] in (8, 10, 11)
+  flat = correct.reshape(-1)
+  assert flat[chosen[valid]].all() and not flat[rejected[valid]].any()
+  assert (chosen[valid] // 4 == rejected[valid] // 4).all()   # the same prompt
+
+
+@pytest.mark.parametrize("method", ["dpo", "hypo"])
+def test_first_preference_loss_is_log_two(tmp_path, toy_prior, method):
+  c = _config(toy_prior, base=f"{method}:tiny")
+  trainer = PreferenceTrainer(c, str(tmp_path), progress=False)
+  before = _params(trainer.state.params)
+  metrics = trainer.step(0)
+  assert metrics["pairs"] > 0
+  assert metrics["dpo_loss"] == pytest.approx(math.log(2.0), abs=1e-5)   # π = π_ref
+  if method == "hypo":
+    assert metrics["kl_ref"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["loss"] == pytest.approx(math.log(2.0), abs=1e-5)
+  assert _max_diff(_params(trainer.state.params), before) > 0
+  metrics = trainer.step(1)
+  assert metrics["dpo_loss"] < math.log(2.0) + 0.05 and metrics["updates_skipped"] == 0
