@@ -15,8 +15,11 @@ reported as "mean ± half-width"; `mean_ci` also serves intervals over prompts.
 from __future__ import annotations
 
 import csv
+import functools
+import json
 import math
 import os
+import time
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -25,6 +28,20 @@ from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 
 SHARED_ROOT = os.path.join("results", "_shared")
+# The two task families of the reproduction experiments (different strategy structures:
+# multisets of parts vs lattice paths around obstacles), with the lengths each needs.
+TASK_SETTINGS = {
+    "partition": {"difficulty": 0.5},
+    "grid_paths": {"difficulty": 0.5, "max_prompt_len": 28, "max_response_len": 10},
+}
+# The full-mode SFT priors of those experiments: the tiny preset (0.1M parameters), so that
+# 3 seeds x 2 tasks x every arm fit in 30 minutes of a 2-core CPU. Measured (seed 0, 128
+# held-out prompts x 8 samples, 2-core CPU): partition pass@1 0.37, pass@8 0.97, 2.1
+# distinct strategies, entropy 0.33 after 600 steps (11 min on a loaded machine; the small
+# preset's prior: 0.40 / 0.96 / 2.25 / 0.28); grid_paths 0.54 / 0.97 / 3.5 / 0.43 after 400
+# steps (4 min).
+PRIOR_OVERRIDES = {"partition": {"model": "tiny", "total_steps": 600},
+                   "grid_paths": {"model": "tiny", "total_steps": 400}}
 # Two-sided 95% Student-t critical values by degrees of freedom (1.96 beyond 30).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
         9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
@@ -57,6 +74,32 @@ def fmt(mean: float, half: float, digits: int = 3) -> str:
       f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def paired_diff(a: Mapping[int, str], b: Mapping[int, str],
+                fn: Callable[[str], float]) -> tuple[float, float]:
+  """(mean, 95% half-width) over the seeds both arms ran of fn(a[seed]) − fn(b[seed]):
+  arms with the same seed share the prior, the problem stream and the held-out set."""
+  return mean_ci(fn(a[s]) - fn(b[s]) for s in sorted(set(a) & set(b)))
+
+
+def enable_compile_cache(root: str = SHARED_ROOT) -> None:
+  """Compile each jitted function once per experiment, not once per run.
+
+  Every run builds a fresh optax optimizer, a static argument of the jitted update, so
+  runs of one process would retrace and recompile an update an earlier run (another seed)
+  already compiled. Optimizers with equal hyper-parameters are the same pure function, so
+  the trainer's `make_optimizer` is memoised here (numerics unchanged); and XLA's
+  persistent compilation cache under ROOT/jax_cache (or $EXPLORE_RL_JAX_CACHE) serves later
+  processes.
+  """
+  import jax
+  from explore_rl.training import rl, state
+  cache = os.environ.get("EXPLORE_RL_JAX_CACHE") or os.path.join(root, "jax_cache")
+  jax.config.update("jax_compilation_cache_dir", os.path.abspath(cache))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  if not hasattr(rl.make_optimizer, "cache_info"):
+    rl.make_optimizer = functools.lru_cache(maxsize=None)(state.make_optimizer)
+
+
 # -- runs -------------------------------------------------------------------------------
 def finished(workdir: str, total_steps: int) -> bool:
   path = os.path.join(workdir, "metrics.jsonl")
@@ -66,11 +109,22 @@ def finished(workdir: str, total_steps: int) -> bool:
   return bool(rows) and rows[-1]["step"] >= total_steps
 
 
-def train(config, workdir: str) -> list[dict]:
-  """Trains `config` in `workdir` unless it already finished there; returns its metrics rows."""
-  if not finished(workdir, config.total_steps):
+def train(config, workdir: str, *, poll_s: float = 10.0) -> list[dict]:
+  """Trains `config` in `workdir` unless it already finished there; returns its metrics rows.
+
+  A workdir another process is training (a shared run two experiments started together)
+  is waited for, then read or resumed.
+  """
+  from explore_rl.errors import UserError
+  while not finished(workdir, config.total_steps):
     from explore_rl.cli import TRAINERS
-    TRAINERS.get(config.get("trainer", "rl"))(config, workdir, progress=False)
+    try:
+      TRAINERS.get(config.get("trainer", "rl"))(config, workdir, progress=False)
+      break
+    except UserError as e:
+      if "in use by another run" not in str(e):
+        raise
+      time.sleep(poll_s)
   return read_metrics(workdir)
 
 
@@ -100,6 +154,58 @@ def sft_prior(task: str = "partition", *, seed: int = 0, quick: bool = False,
   return workdir
 
 
+# The RL scale of the reproduction experiments: quick (smoke, the test suite) and full.
+RL_SCALES = {
+    "quick": {"total_steps": 6, "eval_every": 2, "rollout.prompts_per_step": 4,
+              "rollout.num_samples": 8, "eval.num_prompts": 8, "eval.num_samples": 8},
+    "full": {"total_steps": 40, "eval_every": 5, "rollout.prompts_per_step": 16,
+             "rollout.num_samples": 8, "eval.num_prompts": 64, "eval.num_samples": 8},
+}
+
+
+def rl_arm_config(method: str, *, prior: str, task: str, quick: bool,
+                  overrides: Mapping | None = None):
+  """`configs/<method>.py` from `prior` on `task` (`TASK_SETTINGS`) at the `RL_SCALES`
+  scale, then `overrides` (dotted keys). A Dr. GRPO-style constant normaliser follows the
+  task's max_response_len, as the configs set it from theirs."""
+  scale = dict(RL_SCALES["quick" if quick else "full"])
+  config = load_config(method, {"init_from": prior, "task": task, **TASK_SETTINGS[task],
+                                **scale, "checkpoint_every": scale["total_steps"]})
+  for key, value in (overrides or {}).items():
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+      node = node[part]
+    # New keys only inside a hyper-parameter dict (e.g. loss_kwargs.clip_eps_high).
+    if last not in node and not (path and path[-1].endswith("_kwargs")):
+      raise KeyError(f"config has no key {key!r}")
+    node[last] = value
+  if config.objective.aggregation == "seq-mean-token-sum-norm" and \
+      "objective.aggregation_kwargs.norm" not in (overrides or {}):
+    config.objective.aggregation_kwargs.norm = config.max_response_len
+  return config
+
+
+def task_prior(task: str, *, quick: bool, root: str = SHARED_ROOT) -> str:
+  """`sft_prior` on `task` with its `TASK_SETTINGS` (shared by every experiment)."""
+  settings = dict(TASK_SETTINGS[task])
+  difficulty = settings.pop("difficulty")
+  return sft_prior(task, quick=quick, difficulty=difficulty, root=root,
+                   overrides={**settings, **({} if quick else PRIOR_OVERRIDES[task])})
+
+
+def shared_rl_root(root: str, task: str, quick: bool) -> str:
+  """Where arms that several experiments share (the GRPO baseline) are trained once."""
+  return os.path.join(root, "rl", f"{task}-{'quick' if quick else 'full'}")
+
+
+def arm_name(label: str) -> str:
+  """A workdir name for an arm label ('GRPO + KL 0.1' -> 'grpo_kl_0.1')."""
+  out = "".join(ch.lower() if ch.isascii() and ch.isalnum() or ch in ".-" else "_"
+                for ch in label)
+  return "_".join(part for part in out.split("_") if part)
+
+
 def run_arm(name: str, make_config: Callable[[int], object], seeds: Sequence[int],
             root: str) -> dict[int, str]:
   """Trains (or reuses) one arm for every seed: {seed: workdir}. `make_config(seed)` gives
@@ -123,6 +229,50 @@ def final_eval(workdir: str) -> dict:
   return evals[-1]
 
 
+def eval_rows(workdir: str) -> list[dict]:
+  """Every row of a run that holds held-out metrics (pass@1), in step order."""
+  return [r for r in read_metrics(workdir) if "pass@1" in r]
+
+
+def over_seeds(runs: Mapping[int, str], fn: Callable[[str], float], *,
+               digits: int = 3) -> str:
+  """'mean ± CI' over seeds of `fn(workdir)` (e.g. a run's mean update norm)."""
+  return fmt(*mean_ci(fn(w) for w in runs.values()), digits=digits)
+
+
+def step_mean(workdir: str, key: str) -> float:
+  """The mean of `key` over a run's rows (NaN when it never logged it)."""
+  values = [r[key] for r in read_metrics(workdir) if key in r]
+  return float(np.mean(values)) if values else math.nan
+
+
+def wide_eval(workdir: str, *, num_samples: int, num_prompts: int | None = None) -> dict:
+  """Held-out metrics of a run's final policy with `num_samples` samples per prompt (pass@k
+  up to that k), on the run's own held-out problems; cached in WORKDIR/eval_n<n>_p<p>.json."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    run = json.load(f)
+  num_prompts = num_prompts or run["eval"]["num_prompts"]
+  path = os.path.join(workdir, f"eval_n{num_samples}_p{num_prompts}.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  import jax
+  from explore_rl.eval.evaluate import evaluate, held_out_problems
+  from explore_rl.sampling.processors import SamplingConfig
+  from explore_rl.tasks import get_task
+  from explore_rl.training.workdir import load_policy
+  task = get_task(run["task"], **run.get("task_kwargs", {}))
+  problems = held_out_problems(task, seed=run["seed"], num_prompts=num_prompts,
+                               difficulty=run["difficulty"])
+  out = evaluate(load_policy(workdir), task, problems, num_samples=num_samples,
+                 sampling=SamplingConfig(temperature=run["eval"]["temperature"],
+                                         max_new_tokens=run["max_response_len"]),
+                 prompt_len=run["max_prompt_len"], rng=jax.random.key(run["seed"] + 1))
+  with open(path, "w") as f:
+    json.dump(out, f)
+  return out
+
+
 def summarize(runs: Mapping[int, str], keys: Sequence[str], *,
               digits: int = 3) -> dict[str, str]:
   """{key: 'mean ± CI'} over seeds of each key's value at the final evaluation."""
@@ -143,10 +293,11 @@ def curves(runs: Mapping[int, str], key: str) -> tuple[np.ndarray, np.ndarray, n
 def write_results(out_dir: str, rows: Sequence[Mapping], columns: Sequence[str], *,
                   title: str, notes: str = "",
                   plots: Mapping[str, Mapping[str, tuple]] | None = None,
-                  xlabel: str = "step") -> str:
+                  xlabel: str | Mapping[str, str] = "step") -> str:
   """Writes OUT/table.md (title, table, notes, plots), OUT/table.csv and OUT/<plot>.png.
 
-  plots: {file stem: {label: (x, mean, half_width)}}, drawn with 95% bands.
+  plots: {file stem: {label: (x, mean, half_width)}}, drawn with 95% bands; xlabel one
+  label for all, or {stem: label} ("step" where a stem is missing).
   Returns the path of table.md.
   """
   os.makedirs(out_dir, exist_ok=True)
@@ -160,7 +311,8 @@ def write_results(out_dir: str, rows: Sequence[Mapping], columns: Sequence[str],
   if notes:
     lines += ["", notes.strip()]
   for stem, series in (plots or {}).items():
-    _plot_bands(os.path.join(out_dir, f"{stem}.png"), series, ylabel=stem, xlabel=xlabel)
+    label = xlabel if isinstance(xlabel, str) else xlabel.get(stem, "step")
+    _plot_bands(os.path.join(out_dir, f"{stem}.png"), series, ylabel=stem, xlabel=label)
     lines += ["", f"![{stem}]({stem}.png)"]
   path = os.path.join(out_dir, "table.md")
   with open(path, "w") as f:

@@ -1,0 +1,187 @@
+"""Entropy mechanism (Cui et al., arXiv 2505.22617; docs/algorithms.md "Entropy control"):
+does entropy collapse under GRPO, do an entropy bonus or a reference KL prevent it, and do
+Clip-Cov / KL-Cov keep entropy higher and raise the final reward?
+
+Arms, each from the same SFT prior per task, differing from GRPO (`configs/grpo.py`) in one
+thing: + entropy bonus (c = 0.01), + reference KL (k3, β = 0.1), clip-higher (ε_high = 0.28),
+Clip-Cov and KL-Cov as `configs/clip_cov.py` / `configs/kl_cov.py` set them (KL-Cov's
+k = 2e-3 selects one token per mini-batch here), and both at settings that act on a
+meaningful share of the tokens (Clip-Cov r = 0.05 with ω = (0, 5); KL-Cov k = 0.05). The
+selected-token fraction (`selected_frac`) and the update norm are reported for every arm.
+The entropy–performance law R = −a·e^H + b is fitted per run on (training-batch entropy,
+held-out pass@1) at every evaluation (8 per run in the full mode); the table gives a, b,
+R², the predicted ceiling −a + b and the reached pass@1, mean ± 95% t-interval over seeds.
+
+  .venv/bin/python experiments/entropy_mechanism.py            # full: 3 seeds, 2 tasks
+  .venv/bin/python experiments/entropy_mechanism.py --quick    # smoke (the test suite)
+
+Hardware: 2-core CPU shared with other jobs (load average 4-8 during the runs).
+Full mode: not run to completion in this session (see results/entropy_mechanism/table.md
+when present); the numbers below are filled in only from a finished run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from explore_rl import experiment as ex
+from explore_rl.eval.entropy_law import fit_entropy_law
+
+ARMS = {  # label: (config, overrides)
+    "GRPO": ("grpo", {}),
+    "GRPO + entropy bonus 0.01": ("grpo", {"objective.entropy_coef": 0.01}),
+    "GRPO + KL 0.1 (k3)": ("grpo", {"objective.kl_coef": 0.1}),
+    "clip-higher 0.28": ("grpo", {"objective.loss_kwargs.clip_eps_high": 0.28}),
+    "Clip-Cov (config, r=2e-2)": ("clip_cov", {}),
+    "KL-Cov (config, k=2e-3)": ("kl_cov", {}),
+    "Clip-Cov active (r=0.05, ω=(0,5))": ("clip_cov", {"objective.loss_kwargs.ratio": 0.05,
+                                                       "objective.loss_kwargs.cov_lb": 0.0}),
+    "KL-Cov active (k=0.05)": ("kl_cov", {"objective.loss_kwargs.ratio": 0.05}),
+}
+SHARED_ARMS = ("GRPO", "GRPO + entropy bonus 0.01")   # also polyepo.py's: trained once
+COV_ARMS = [a for a in ARMS if "Cov" in a]
+COLUMNS = ["task", "method", "pass@1", "pass@8", "eval_entropy", "entropy_drop",
+           "update_norm", "selected_frac", "cov_mean", "law_a", "law_b", "law_r2",
+           "law_ceiling", "reached_pass@1"]
+
+
+def law_points(workdir: str) -> tuple[np.ndarray, np.ndarray]:
+  """(H, R): training-batch entropy and held-out pass@1 at every evaluation of a run."""
+  rows = ex.eval_rows(workdir)
+  return np.asarray([r["entropy"] for r in rows]), np.asarray([r["pass@1"] for r in rows])
+
+
+def law_fit(workdir: str):
+  try:
+    return fit_entropy_law(*law_points(workdir))
+  except ValueError:           # all accuracies equal (quick mode), too few points
+    return None
+
+
+def law_value(field: str):
+  def fn(workdir: str) -> float:
+    fit = law_fit(workdir)
+    return getattr(fit, field) if fit is not None else float("nan")
+  return fn
+
+
+def final(key: str):
+  return lambda w: ex.final_eval(w)[key]
+
+
+def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
+  prior = ex.task_prior(task, quick=quick, root=shared)
+  runs = {}
+  for label, (method, overrides) in ARMS.items():
+    root = ex.shared_rl_root(shared, task, quick) if label in SHARED_ARMS else \
+        os.path.join(out, "runs", task)
+    runs[label] = ex.run_arm(ex.arm_name(label), lambda seed, m=method, o=overrides:
+                             ex.rl_arm_config(m, prior=prior, task=task, quick=quick,
+                                              overrides=o), seeds=seeds, root=root)
+  scale = ex.RL_SCALES["quick" if quick else "full"]
+  prior_eval = ex.wide_eval(prior, num_samples=scale["eval.num_samples"],
+                            num_prompts=scale["eval.num_prompts"])
+  return {"prior": prior, "prior_eval": prior_eval, "runs": runs}
+
+
+def table_rows(task: str, res: dict) -> list[dict]:
+  h0 = res["prior_eval"]["eval_entropy"]
+  rows = [{"task": task, "method": "SFT prior", "pass@1": f"{res['prior_eval']['pass@1']:.3f}",
+           "pass@8": f"{res['prior_eval'].get('pass@8', float('nan')):.3f}",
+           "eval_entropy": f"{h0:.3f}"}]
+  for label, runs in res["runs"].items():
+    rows.append({
+        "task": task, "method": label,
+        **ex.summarize(runs, ["pass@1", "pass@8", "eval_entropy"]),
+        "entropy_drop": ex.over_seeds(runs, lambda w: h0 - ex.final_eval(w)["eval_entropy"]),
+        "update_norm": ex.over_seeds(runs, lambda w: ex.step_mean(w, "update_norm"), digits=4),
+        "selected_frac": ex.over_seeds(runs, lambda w: ex.step_mean(w, "selected_frac"),
+                                       digits=4),
+        "cov_mean": ex.over_seeds(runs, lambda w: ex.step_mean(w, "cov_mean"), digits=4),
+        "law_a": ex.over_seeds(runs, law_value("a")),
+        "law_b": ex.over_seeds(runs, law_value("b")),
+        "law_r2": ex.over_seeds(runs, law_value("r2"), digits=2),
+        "law_ceiling": ex.over_seeds(runs, law_value("ceiling")),
+        "reached_pass@1": ex.over_seeds(runs, lambda w: max(law_points(w)[1])),
+    })
+  return rows
+
+
+def verdicts(task: str, res: dict) -> list[str]:
+  """One line per claim, with the numbers it rests on."""
+  runs, h0 = res["runs"], res["prior_eval"]["eval_entropy"]
+  drop = lambda w: h0 - ex.final_eval(w)["eval_entropy"]
+  lines = []
+  g_drop = ex.mean_ci(drop(w) for w in runs["GRPO"].values())
+  collapse = np.isfinite(g_drop[1]) and g_drop[0] - g_drop[1] > 0
+  for label in ("GRPO + entropy bonus 0.01", "GRPO + KL 0.1 (k3)"):
+    m, h = ex.mean_ci(drop(w) for w in runs[label].values())
+    claim = f"[{task}] {label} does not prevent entropy collapse"
+    nums = (f"entropy drop from the prior {ex.fmt(m, h)} (GRPO {ex.fmt(*g_drop)}; "
+            f"prior {h0:.3f})")
+    if not collapse:
+      lines.append(f"{claim}: NOT TESTABLE at this scale (GRPO's own drop is not "
+                   f"significant): {nums}")
+    elif m - h > 0:
+      lines.append(f"{claim}: REPRODUCED (entropy still falls significantly): {nums}")
+    else:
+      lines.append(f"{claim}: NOT REPRODUCED (no significant drop): {nums}")
+  for label in COV_ARMS:
+    for key, what in (("eval_entropy", "keeps entropy higher than GRPO"),
+                      ("pass@1", "raises the final pass@1 over GRPO")):
+      m, h = ex.paired_diff(runs[label], runs["GRPO"], final(key))
+      sel = ex.mean_ci(ex.step_mean(w, "selected_frac") for w in runs[label].values())[0]
+      claim = f"[{task}] {label} {what}"
+      nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds; " \
+             f"selected-token fraction {sel:.4f}"
+      if not np.isfinite(h):
+        lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
+      elif m - h > 0:
+        lines.append(f"{claim}: REPRODUCED: {nums}")
+      elif m + h < 0:
+        lines.append(f"{claim}: NOT REPRODUCED (the opposite, significantly): {nums}")
+      else:
+        lines.append(f"{claim}: NOT REPRODUCED (no significant difference): {nums}")
+  return lines
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
+  parser.add_argument("--out", default=os.path.join("results", "entropy_mechanism"))
+  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
+  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
+  parser.add_argument("--tasks", default="partition,grid_paths")
+  args = parser.parse_args(argv)
+  ex.enable_compile_cache(args.shared)
+  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  t0 = time.perf_counter()
+  rows, lines, plots = [], [], {}
+  for task in args.tasks.split(","):
+    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
+    rows += table_rows(task, res)
+    lines += verdicts(task, res)
+    for key, stem in (("entropy", "entropy"), ("pass@1", "pass1"), ("cov_mean", "cov_mean"),
+                      ("update_norm", "update_norm")):
+      plots[f"{stem}_{task}"] = {label: ex.curves(r, key) for label, r in res["runs"].items()}
+  wall = time.perf_counter() - t0
+  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+      "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
+      f"({ex.RL_SCALES['quick' if args.quick else 'full']}); wall time {wall:.0f} s.",
+      "entropy_drop = prior eval entropy − final eval entropy; update_norm, selected_frac "
+      "and cov_mean are means over training steps; law_* fit R = −a·e^H + b per run "
+      "(H training-batch entropy, R held-out pass@1 at each evaluation); reached_pass@1 "
+      "is the best pass@1 of a run. ± = 95% t-interval over seeds."])
+  ex.write_results(args.out, rows, COLUMNS, title="Entropy mechanism (arXiv 2505.22617)",
+                   notes=notes, plots=plots)
+  print("\n".join(lines))
+  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,187 @@
+"""World vs path sampling at a fixed FLOP budget (docs/algorithms.md "World and path
+sampling"): how should rollouts per step be split between problems (world sampling, B
+prompts per step) and samples per problem (path sampling, N), and does an adaptive
+curriculum (`tasks/curriculum.py: adaptive`, pass rate kept in [0.1, 0.9]) beat a
+uniform one?
+
+Arms: GRPO (`configs/grpo.py`) from the same SFT prior per task, B x N = 64 rollouts per
+step split as (32, 2), (16, 4), (8, 8), (4, 16), each with the uniform and the adaptive
+curriculum; everything else fixed. FLOPs are the trainer's counters, cumulative in every
+metrics row: `flops_sample` = 2·params·tokens per sampled token (prompt + response,
+forward), `flops_train` = 6·params·tokens per trained token (forward + backward). The
+budget is the smallest total (sample + train) FLOPs any run reached at its last step;
+every run is compared at its last evaluation within that budget, and the isoperformance
+table gives the FLOPs each arm needs to first reach a held-out pass@1 target
+(the prior's plus 0.02 and 0.05). ± = 95% t-interval over seeds, comparisons paired by seed.
+
+  .venv/bin/python experiments/world_vs_path.py            # full: 3 seeds, 2 tasks
+  .venv/bin/python experiments/world_vs_path.py --quick    # smoke (the test suite)
+
+Hardware: 2-core CPU shared with other jobs.
+Full mode: not run to completion in this session; no full-mode numbers are claimed here.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from explore_rl import experiment as ex
+from explore_rl.metrics_log import read_metrics
+
+ROLLOUTS = 64
+SPLITS = ((32, 2), (16, 4), (8, 8), (4, 16))
+CURRICULA = ("uniform", "adaptive")
+TARGETS = (0.02, 0.05)
+COLUMNS = ["task", "B x N", "curriculum", "GFLOPs at budget", "pass@1", "pass@8",
+           "distinct_strategies", "update_norm", *[f"GFLOPs to prior+{t:g}" for t in TARGETS]]
+
+
+def flops(row: dict) -> float:
+  return row["flops_sample"] + row["flops_train"]
+
+
+def label(b: int, n: int, curriculum: str) -> str:
+  return f"B={b} x N={n}, {curriculum}"
+
+
+def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
+  prior = ex.task_prior(task, quick=quick, root=shared)
+  scale = ex.RL_SCALES["quick" if quick else "full"]
+  rollouts = ROLLOUTS if not quick else scale["rollout.prompts_per_step"] * 8
+  runs = {}
+  for b, n in SPLITS:
+    b_run = max(1, b * rollouts // ROLLOUTS)
+    for curriculum in CURRICULA:
+      overrides = {"rollout.prompts_per_step": b_run, "rollout.num_samples": n,
+                   "curriculum": curriculum}
+      runs[(b, n, curriculum)] = ex.run_arm(
+          f"b{b}_n{n}_{curriculum}",
+          lambda seed, o=overrides: ex.rl_arm_config("grpo", prior=prior, task=task,
+                                                     quick=quick, overrides=o),
+          seeds=seeds, root=os.path.join(out, "runs", task))
+  prior_eval = ex.wide_eval(prior, num_samples=scale["eval.num_samples"],
+                            num_prompts=scale["eval.num_prompts"])
+  return {"prior": prior, "runs": runs, "prior_eval": prior_eval}
+
+
+def at_budget(workdir: str, budget: float) -> dict:
+  """The last evaluation row whose cumulative FLOPs are within `budget`."""
+  rows = [r for r in ex.eval_rows(workdir) if flops(r) <= budget * (1 + 1e-9)]
+  return rows[-1] if rows else {}
+
+
+def flops_to(workdir: str, target: float) -> float:
+  """The cumulative FLOPs at the first evaluation with pass@1 >= target (inf if never)."""
+  for r in ex.eval_rows(workdir):
+    if r["pass@1"] >= target:
+      return flops(r)
+  return math.inf
+
+
+def budget_of(res: dict) -> float:
+  return min(flops(read_metrics(w)[-1]) for r in res["runs"].values() for w in r.values())
+
+
+def gflops_fmt(values) -> str:
+  """'mean ± CI' in GFLOPs, or 'not reached (k of n seeds)' when some seed never got there."""
+  values = list(values)
+  finite = [v for v in values if np.isfinite(v)]
+  if len(finite) < len(values):
+    return f"not reached ({len(values) - len(finite)} of {len(values)} seeds)"
+  return ex.fmt(*ex.mean_ci(v / 1e9 for v in values), digits=2)
+
+
+def table_rows(task: str, res: dict) -> list[dict]:
+  budget, p0 = budget_of(res), res["prior_eval"]["pass@1"]
+  rows = []
+  for (b, n, curriculum), runs in res["runs"].items():
+    finals = [at_budget(w, budget) for w in runs.values()]
+    rows.append({
+        "task": task, "B x N": f"{b} x {n}", "curriculum": curriculum,
+        "GFLOPs at budget": ex.fmt(*ex.mean_ci(flops(f) / 1e9 for f in finals if f),
+                                   digits=2),
+        **{k: ex.fmt(*ex.mean_ci(f.get(k) for f in finals))
+           for k in ("pass@1", "pass@8", "distinct_strategies")},
+        "update_norm": ex.over_seeds(runs, lambda w: ex.step_mean(w, "update_norm"), digits=4),
+        **{f"GFLOPs to prior+{t:g}": gflops_fmt(flops_to(w, p0 + t) for w in runs.values())
+           for t in TARGETS}})
+  return rows
+
+
+def verdicts(task: str, res: dict) -> list[str]:
+  budget, runs, lines = budget_of(res), res["runs"], []
+  score = lambda w: at_budget(w, budget).get("pass@1", math.nan)
+  means = {k: ex.mean_ci(score(w) for w in r.values())[0] for k, r in runs.items()}
+  best = max(means, key=lambda k: -math.inf if not np.isfinite(means[k]) else means[k])
+  lines.append(f"[{task}] best split at {budget / 1e9:.2f} GFLOPs: "
+               f"{label(*best)} (pass@1 {means[best]:.3f})")
+  for curriculum in CURRICULA:
+    m, h = ex.paired_diff(runs[(4, 16, curriculum)], runs[(32, 2, curriculum)], score)
+    claim = f"[{task}] path sampling (N=16, B=4) beats world sampling (N=2, B=32) at a " \
+            f"fixed budget ({curriculum} curriculum)"
+    lines.append(_judge(claim, m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
+  for b, n in SPLITS:
+    m, h = ex.paired_diff(runs[(b, n, "adaptive")], runs[(b, n, "uniform")], score)
+    lines.append(_judge(f"[{task}] the adaptive curriculum beats the uniform one at B={b} x "
+                        f"N={n}", m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
+  return lines
+
+
+def _judge(claim: str, m: float, h: float, nums: str) -> str:
+  if not np.isfinite(h):
+    return f"{claim}: NOT TESTABLE (one seed or no evaluation within the budget): {nums}"
+  if m - h > 0:
+    return f"{claim}: SUPPORTED: {nums}"
+  if m + h < 0:
+    return f"{claim}: REJECTED (the opposite, significantly): {nums}"
+  return f"{claim}: NOT SUPPORTED (no significant difference): {nums}"
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
+  parser.add_argument("--out", default=os.path.join("results", "world_vs_path"))
+  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
+  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
+  parser.add_argument("--tasks", default="partition,grid_paths")
+  args = parser.parse_args(argv)
+  ex.enable_compile_cache(args.shared)
+  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  t0 = time.perf_counter()
+  rows, lines, plots, xlabels = [], [], {}, {}
+  for task in args.tasks.split(","):
+    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
+    rows += table_rows(task, res)
+    lines += verdicts(task, res)
+    series = {}
+    for key, runs in res["runs"].items():
+      per_seed = [ex.eval_rows(w) for w in runs.values()]
+      points = min(len(p) for p in per_seed)
+      x = [np.mean([flops(p[i]) for p in per_seed]) / 1e9 for i in range(points)]
+      stats = [ex.mean_ci(p[i]["pass@1"] for p in per_seed) for i in range(points)]
+      series[label(*key)] = (np.asarray(x), np.asarray([s[0] for s in stats]),
+                             np.asarray([s[1] for s in stats]))
+    plots[f"pass1_vs_gflops_{task}"] = series
+    xlabels[f"pass1_vs_gflops_{task}"] = "GFLOPs (sample + train)"
+  wall = time.perf_counter() - t0
+  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+      "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode (B scaled down in "
+      f"the quick mode); scale {'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
+      "FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
+      "training). Metrics at the last evaluation within the common budget; GFLOPs to "
+      "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
+      "± = 95% t-interval over seeds."])
+  ex.write_results(args.out, rows, COLUMNS, title="World vs path sampling at a fixed FLOP budget",
+                   notes=notes, plots=plots, xlabel=xlabels)
+  print("\n".join(lines))
+  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
