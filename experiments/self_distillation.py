@@ -1,0 +1,211 @@
+"""Privileged self-distillation vs GRPO where the SFT'd model rarely succeeds (issue 11).
+
+Task: `countdown` (reach a target from given numbers with + − × ÷) at difficulty 0.3, where
+the tiny demo model rarely finds an expression (the prior's pass@8 is in the table). The
+prior is SFT'd as the shared harness does (`explore_rl/experiment.py`), with one change: a
+quarter of its demonstrations show the privileged prompt `Task.teacher_prompt` (the
+solution as a hint) and the solution (`config.hint_rate = 0.25`), so the same model can act
+as its own teacher. Its pass@k on the hinted prompts is reported as "teacher".
+
+Arms, each from that prior, at the harness's RL scale (`experiment.RL_SCALES`):
+  GRPO                      configs/grpo.py
+  SD poe / interp / trust_region / teacher
+                            configs/self_distill.py: no reward, reverse KL to p* per token,
+                            p* = aggregate(student, teacher on the hinted prompt), teacher
+                            frozen at the prior (docs/algorithms.md, "Self-distillation")
+  aggregated sampling       configs/self_distill_sampling.py: GRPO on tokens drawn from
+                            p* ∝ p_s·p_t, truncated IS (cap 2)
+  GRPO + SD poe (0.5)       GRPO plus 0.5 × the poe distillation term
+Reported: final held-out pass@1 / pass@8 of the student (plain prompts) and the number of
+sampled tokens (prompt + response, the student's; the aggregated sampler also runs the
+teacher over each token, twice the decode FLOPs), mean ± 95% t-interval over seeds; a plot
+of pass@1 against sampled tokens; paired differences to GRPO as verdicts.
+
+  .venv/bin/python experiments/self_distillation.py            # full: 3 seeds
+  .venv/bin/python experiments/self_distillation.py --quick    # smoke (the test suite)
+
+Hardware: 2-core CPU shared with other jobs.
+Quick mode (4 of the arms, 1 seed, 2 steps each): measured with all 7 arms at 160 s of CPU
+time, 523 s wall at load 12-16 (other agents' experiments); the 4-arm quick mode is about
+half of that. Full mode: estimated ~30 minutes on a quiet 2-core machine (tiny preset;
+7 arms x 3 seeds x 40 steps); the outcome is whatever results/self_distillation/table.md
+holds from a finished run, negative or not.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from explore_rl import experiment as ex
+from explore_rl.config_files import load_config
+
+TASK = "countdown"
+DIFFICULTY = 0.3
+PROMPT_LEN, RESPONSE_LEN, TEACHER_PROMPT_LEN = 32, 20, 96
+HINT_RATE = 0.25
+SD = {"coef": 1.0, "divergence": "reverse_kl", "alpha": 1.0, "s": 0.5, "kl_budget": 0.1,
+      "teacher": "initial", "teacher_prompt_len": TEACHER_PROMPT_LEN}
+ARMS = {  # label: (config, overrides)
+    "GRPO": ("grpo", {}),
+    "SD poe": ("self_distill", {"objective.distill": {**SD, "method": "poe"}}),
+    "SD interp (s=0.5)": ("self_distill", {"objective.distill": {**SD, "method": "interp"}}),
+    "SD trust_region (0.1)": ("self_distill",
+                              {"objective.distill": {**SD, "method": "trust_region"}}),
+    "SD teacher": ("self_distill", {"objective.distill": {**SD, "method": "teacher"}}),
+    "aggregated sampling (poe, TIS)": ("self_distill_sampling", {"rollout.sampler_kwargs": {
+        "method": "poe", "alpha": 1.0, "teacher_prompt_len": TEACHER_PROMPT_LEN}}),
+    "GRPO + SD poe (0.5)": ("grpo", {"objective.distill": {**SD, "method": "poe",
+                                                           "coef": 0.5}}),
+}
+# The quick mode (the test suite) runs one arm of each code path: the plain update, the
+# distillation term (trust_region: the bisection), the aggregated sampler, the mix.
+QUICK_ARMS = ("GRPO", "SD trust_region (0.1)", "aggregated sampling (poe, TIS)",
+              "GRPO + SD poe (0.5)")
+QUICK_SCALE = {"total_steps": 2, "eval_every": 2, "rollout.prompts_per_step": 4,
+               "rollout.num_samples": 4, "eval.num_prompts": 8, "eval.num_samples": 8}
+COLUMNS = ["method", "pass@1", "pass@8", "distinct_strategies", "sampled_tokens_M",
+           "train_pass@1", "distill_loss", "is_weight_mean"]
+
+
+def prior(*, quick: bool, root: str) -> str:
+  """The hinted SFT prior (tiny preset; `sft_prior` under ROOT/hinted, not the plain one)."""
+  overrides = {"hint_rate": HINT_RATE, "max_prompt_len": TEACHER_PROMPT_LEN,
+               "max_response_len": RESPONSE_LEN}
+  if not quick:
+    overrides.update(model="tiny", total_steps=600, eval_every=600, checkpoint_every=600)
+  return ex.sft_prior(TASK, quick=quick, difficulty=DIFFICULTY,
+                      root=os.path.join(root, "hinted"), overrides=overrides)
+
+
+def teacher_eval(workdir: str, *, num_prompts: int, num_samples: int) -> dict:
+  """pass@k of the prior on the hinted prompts of its held-out problems (cached)."""
+  path = os.path.join(workdir, f"teacher_eval_n{num_samples}_p{num_prompts}.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  import jax
+  from explore_rl.eval.evaluate import evaluate, held_out_problems
+  from explore_rl.sampling.processors import SamplingConfig
+  from explore_rl.tasks import get_task
+  from explore_rl.training.workdir import load_policy
+  task = get_task(TASK)
+  problems = [dataclasses.replace(p, prompt=task.teacher_prompt(p)) for p in
+              held_out_problems(task, seed=0, num_prompts=num_prompts, difficulty=DIFFICULTY)]
+  out = evaluate(load_policy(workdir), task, problems, num_samples=num_samples,
+                 sampling=SamplingConfig(temperature=1.0, max_new_tokens=RESPONSE_LEN),
+                 prompt_len=TEACHER_PROMPT_LEN, rng=jax.random.key(1))
+  with open(path, "w") as f:
+    json.dump(out, f)
+  return out
+
+
+def arm_config(method: str, overrides: dict, *, prior_dir: str, quick: bool):
+  scale = QUICK_SCALE if quick else {**ex.RL_SCALES["full"], "eval_every": 10}
+  config = load_config(method, {"init_from": prior_dir, "task": TASK, "difficulty": DIFFICULTY,
+                                "max_prompt_len": PROMPT_LEN, "max_response_len": RESPONSE_LEN,
+                                **scale, "checkpoint_every": scale["total_steps"]})
+  config.log_clusters = False
+  for key, value in overrides.items():
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+def sampled_tokens(workdir: str) -> list[tuple[int, float]]:
+  """(step, cumulative sampled tokens) per row: flops_sample / (2 · params)."""
+  from explore_rl.metrics_log import read_metrics
+  from explore_rl.training.workdir import read_model_config
+  n_params = read_model_config(workdir).num_params()
+  return [(r["step"], r["flops_sample"] / (2.0 * n_params)) for r in read_metrics(workdir)]
+
+
+def tokens_curve(runs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(mean sampled tokens, mean pass@1, CI) at every evaluation step all seeds logged."""
+  steps, mean, half = ex.curves(runs, "pass@1")
+  per_seed = [dict(sampled_tokens(w)) for w in runs.values()]
+  x = np.asarray([np.mean([s[t] for s in per_seed]) for t in steps])
+  return x, mean, half
+
+
+def verdicts(runs: dict) -> list[str]:
+  lines = []
+  final = lambda key: lambda w: ex.final_eval(w)[key]
+  for label in runs:
+    if label == "GRPO":
+      continue
+    m, h = ex.paired_diff(runs[label], runs["GRPO"], final("pass@1"))
+    claim = f"[{TASK}] {label} raises the final pass@1 over GRPO"
+    nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds"
+    if not np.isfinite(h):
+      lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
+    elif m - h > 0:
+      lines.append(f"{claim}: SUPPORTED: {nums}")
+    elif m + h < 0:
+      lines.append(f"{claim}: REJECTED (lower, significantly): {nums}")
+    else:
+      lines.append(f"{claim}: REJECTED (no significant difference): {nums}")
+  return lines
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="smoke scale (4 arms, 1 seed, 2 steps)")
+  parser.add_argument("--out", default=os.path.join("results", "self_distillation"))
+  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors")
+  parser.add_argument("--seeds", type=int, default=None, help="default: 1 quick, 3 full")
+  args = parser.parse_args(argv)
+  ex.enable_compile_cache(args.shared)
+  seeds = list(range(args.seeds or (1 if args.quick else 3)))
+  t0 = time.perf_counter()
+  prior_dir = prior(quick=args.quick, root=args.shared)
+  n_eval = (QUICK_SCALE if args.quick else ex.RL_SCALES["full"])["eval.num_prompts"]
+  student0 = ex.wide_eval(prior_dir, num_samples=8, num_prompts=n_eval)
+  teacher0 = teacher_eval(prior_dir, num_prompts=n_eval, num_samples=8)
+  runs = {label: ex.run_arm(ex.arm_name(label), lambda seed, m=method, o=overrides: arm_config(
+      m, o, prior_dir=prior_dir, quick=args.quick), seeds=seeds,
+      root=os.path.join(args.out, "runs")) for label, (method, overrides) in ARMS.items()
+      if not args.quick or label in QUICK_ARMS}
+  rows = [{"method": "SFT prior (student, plain prompt)",
+           "pass@1": f"{student0['pass@1']:.3f}", "pass@8": f"{student0['pass@8']:.3f}",
+           "distinct_strategies": f"{student0['distinct_strategies']:.2f}"},
+          {"method": "SFT prior (teacher, hinted prompt)",
+           "pass@1": f"{teacher0['pass@1']:.3f}", "pass@8": f"{teacher0['pass@8']:.3f}",
+           "distinct_strategies": f"{teacher0['distinct_strategies']:.2f}"}]
+  for label, r in runs.items():
+    rows.append({"method": label, **ex.summarize(r, ["pass@1", "pass@8"]),
+                 **ex.summarize(r, ["distinct_strategies"], digits=2),
+                 "sampled_tokens_M": ex.over_seeds(r, lambda w: sampled_tokens(w)[-1][1] / 1e6),
+                 "train_pass@1": ex.over_seeds(r, lambda w: ex.step_mean(w, "train_pass@1")),
+                 "distill_loss": ex.over_seeds(r, lambda w: ex.step_mean(w, "distill_loss"),
+                                               digits=4),
+                 "is_weight_mean": ex.over_seeds(r, lambda w: ex.step_mean(w, "is_weight_mean"))})
+  lines = verdicts(runs)
+  wall = time.perf_counter() - t0
+  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+      "", f"Task {TASK} at difficulty {DIFFICULTY}; seeds {seeds}; scale "
+      f"{'quick' if args.quick else 'full'}; wall time {wall:.0f} s. Prior: {prior_dir}.",
+      "pass@k, distinct_strategies: final held-out evaluation of the student on plain prompts; "
+      "sampled_tokens_M: cumulative prompt + response tokens the student decoded; "
+      "train_pass@1, distill_loss, is_weight_mean: means over training steps (n/a where the "
+      "arm does not log them). ± = 95% t-interval over seeds. The teacher row is the prior "
+      "shown the solution as a hint: the ceiling the distillation target can draw on."])
+  plots = {"pass1_vs_sampled_tokens": {label: tokens_curve(r) for label, r in runs.items()}}
+  ex.write_results(args.out, rows, COLUMNS, notes=notes, plots=plots, xlabel="sampled tokens",
+                   title="Privileged self-distillation vs GRPO (issue 11)")
+  print("\n".join(lines))
+  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
