@@ -1,0 +1,302 @@
+"""Two policies and dependent sampling on the demo task (partition); docs/algorithms.md, "Two
+policies, dependent sampling".
+
+The conjecture (the seed document behind issue 12): train with two policies, an explore
+policy that collects the data and an exploit policy trained from it and deployed; the
+exploit policy keeps single-policy pass@1 while the explore policy's pass@k and distinct
+strategies go up. Arms, all from the same SFT prior per seed, at the same sample budget
+(16 prompts x 8 samples per step, 40 steps; one sampling pass per step in every arm):
+
+  GRPO                        `configs/grpo.py`, one policy (shared with polyepo.py)
+  Poly-EPO                    `configs/polyepo.py`, one policy
+  explore Poly-EPO → exploit GRPO   `configs/explore_exploit.py`: separate parameter sets;
+                              the explore policy draws and is trained by Poly-EPO, the
+                              exploit policy by GRPO from its samples with truncated IS
+                              (cap 2)
+  explore pass@k → exploit GRPO     the same with the explore policy trained by analytic
+                              pass@k advantages (arXiv 2508.10751, k = 4)
+and, for one objective (Poly-EPO), three samplers:
+  Poly-EPO, sequential        `configs/sequential.py` (sample k sees samples < k)
+  Poly-EPO, sketch            `configs/sketch.py` (SESA, arXiv 2510.15502; 3-token sketches)
+
+Measured: exploit pass@1 (the policy that ships: `pass@1` of each run's held-out eval) and
+explore pass@8 / distinct successful strategies among 8 samples (the explore policy's for
+two-policy arms, drawn as in training; the one policy's otherwise) over training; the
+importance-weight statistics of the two-policy arms. For the samplers: distinct successful
+strategies per prompt and generated tokens per prompt, (a) in training (the rollouts'
+`train_distinct_strategies`, `response_len`), (b) from one fixed policy (the SFT prior)
+on 64 held-out prompts x 8 samples per sampler, so the samplers are compared at equal
+sampled tokens without training in between. ± = 95% t-interval over seeds.
+
+  .venv/bin/python experiments/two_policies.py            # full: 3 seeds
+  .venv/bin/python experiments/two_policies.py --quick    # smoke (the test suite)
+
+Hardware: 2-core CPU shared with other jobs.
+Full mode: see the reading at the end of this docstring (filled in from a measured run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from explore_rl import experiment as ex
+from explore_rl.metrics_log import read_metrics
+
+TASK = "partition"
+PASSK_EXPLORE = {  # configs/passk_analytic.py's objective, for the explore policy
+    "advantage": "passk_analytic", "advantage_kwargs": {"k": 4},
+    "aggregation": "token-mean", "aggregation_kwargs": {}, "loss_kwargs": {}}
+ARMS = {  # label: (config, overrides)
+    "GRPO": ("grpo", {}),
+    "Poly-EPO": ("polyepo", {}),
+    "explore Poly-EPO → exploit GRPO": ("explore_exploit", {}),
+    "explore pass@k → exploit GRPO": ("explore_exploit", {
+        f"explore.objective.{k}": v for k, v in PASSK_EXPLORE.items()}),
+    "Poly-EPO, sequential": ("sequential", {}),
+    "Poly-EPO, sketch": ("sketch", {}),
+}
+SHARED_ARMS = ("GRPO",)                       # also polyepo.py's and entropy_mechanism.py's
+POLICY_ARMS = ("GRPO", "Poly-EPO", "explore Poly-EPO → exploit GRPO",
+               "explore pass@k → exploit GRPO")
+SAMPLER_ARMS = {"independent": "Poly-EPO", "sequential": "Poly-EPO, sequential",
+                "sketch": "Poly-EPO, sketch"}
+SAMPLER_KWARGS = {"independent": {}, "sequential": {}, "sketch": {"sketch_len": 3}}
+COLUMNS = ["arm", "exploit pass@1", "exploit pass@8", "explore pass@8", "explore distinct@8",
+           "Δ exploit pass@1 vs GRPO", "Δ explore pass@8 vs GRPO", "is_ess",
+           "is_truncated_frac", "is_weight_max"]
+SAMPLER_COLUMNS = ["sampler", "prior: distinct/prompt", "prior: tokens/prompt",
+                   "prior: distinct per 100 tokens", "prior: pass@8",
+                   "training: distinct/prompt", "training: tokens/prompt",
+                   "trained: pass@1", "trained: pass@8", "trained: distinct@8"]
+
+
+def two_policy(label: str) -> bool:
+  return ARMS[label][0] == "explore_exploit"
+
+
+def explore_key(label: str, key: str) -> str:
+  """The explore policy's metric: `explore/<key>` for two-policy arms, else the policy's."""
+  return f"explore/{key}" if two_policy(label) else key
+
+
+def arm_config(label: str, *, prior: str, quick: bool):
+  method, overrides = ARMS[label]
+  overrides = dict(overrides)
+  if quick:
+    overrides.update({"total_steps": 2, "eval_every": 2, "checkpoint_every": 2})
+  config = ex.rl_arm_config(method, prior=prior, task=TASK, quick=quick, overrides=overrides)
+  if two_policy(label) and config.explore.objective.aggregation == "seq-mean-token-sum-norm":
+    config.explore.objective.aggregation_kwargs.norm = config.max_response_len
+  return config
+
+
+def run_arms(*, quick: bool, seeds, shared: str, out: str) -> tuple[str, dict]:
+  """Every arm for every seed: seed by seed (so an interrupted full run has whole seeds),
+  this experiment's own arms first, the shared GRPO baseline (maybe being trained by
+  another experiment) last."""
+  prior = ex.task_prior(TASK, quick=quick, root=shared)
+  runs = {label: {} for label in ARMS}
+  order = [(s, label) for shared_arm in (False, True) for s in seeds for label in ARMS
+           if (label in SHARED_ARMS) == shared_arm]
+  for seed, label in order:
+    root = ex.shared_rl_root(shared, TASK, quick) if label in SHARED_ARMS and not quick \
+        else os.path.join(out, "runs")
+    runs[label].update(ex.run_arm(ex.arm_name(label), lambda _, lab=label: arm_config(
+        lab, prior=prior, quick=quick), seeds=[seed], root=root))
+  return prior, runs
+
+
+def sampler_diversity(prior: str, sampler: str, seed: int, *, num_prompts: int,
+                      num_samples: int, out: str) -> dict:
+  """Distinct successful strategies per prompt, generated tokens per prompt and pass@N of
+  the prior's samples drawn by `sampler` (N per prompt, held-out prompts; cached)."""
+  path = os.path.join(out, "sampler_diversity", f"{sampler}_seed{seed}_p{num_prompts}.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  import jax
+  from explore_rl.eval.evaluate import held_out_problems
+  from explore_rl.sampling import Policies, make_sampler
+  from explore_rl.sampling.processors import SamplingConfig
+  from explore_rl.sampling.rollout import sample_and_score
+  from explore_rl.tasks import get_task
+  from explore_rl.training.workdir import load_policy
+  with open(os.path.join(prior, "config.json")) as f:
+    run = json.load(f)
+  task = get_task(TASK)
+  problems = held_out_problems(task, seed=seed, num_prompts=num_prompts,
+                               difficulty=ex.TASK_SETTINGS[TASK]["difficulty"])
+  policy = load_policy(prior)
+  s = make_sampler(sampler, sampling=SamplingConfig(temperature=1.0,
+                                                    max_new_tokens=run["max_response_len"]),
+                   prompt_len=run["max_prompt_len"], task=task, **SAMPLER_KWARGS[sampler])
+  scored = sample_and_score(s, Policies(policy), task, problems, num_samples=num_samples,
+                            rng=jax.random.key(seed))
+  distinct = scored.distinct_successful_strategies()
+  tokens = scored.host.mask.reshape(len(problems), -1).sum(axis=1)
+  out_row = {"distinct": float(distinct.mean()), "tokens": float(tokens.mean()),
+             "pass": float(scored.correct.any(axis=1).mean())}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(out_row, f)
+  return out_row
+
+
+def stat(values, digits: int = 3) -> str:
+  return ex.fmt(*ex.mean_ci(values), digits=digits)
+
+
+def paired(runs_a: dict, runs_b: dict, key_a: str, key_b: str) -> tuple[float, float]:
+  """(mean, CI) over common seeds of final-eval metric a − b."""
+  seeds = sorted(set(runs_a) & set(runs_b))
+  return ex.mean_ci(ex.final_eval(runs_a[s])[key_a] - ex.final_eval(runs_b[s])[key_b]
+                    for s in seeds)
+
+
+def policy_rows(runs: dict) -> list[dict]:
+  rows = []
+  for label in POLICY_ARMS:
+    r = runs[label]
+    finals = [ex.final_eval(w) for w in r.values()]
+    row = {"arm": label,
+           "exploit pass@1": stat(f["pass@1"] for f in finals),
+           "exploit pass@8": stat(f["pass@8"] for f in finals),
+           "explore pass@8": stat(f[explore_key(label, "pass@8")] for f in finals),
+           "explore distinct@8": stat(f[explore_key(label, "distinct_strategies")]
+                                      for f in finals)}
+    if label != "GRPO":
+      row["Δ exploit pass@1 vs GRPO"] = ex.fmt(*paired(r, runs["GRPO"], "pass@1", "pass@1"))
+      row["Δ explore pass@8 vs GRPO"] = ex.fmt(*paired(
+          r, runs["GRPO"], explore_key(label, "pass@8"), "pass@8"))
+    if two_policy(label):
+      for key in ("is_ess", "is_truncated_frac"):
+        row[key] = ex.over_seeds(r, lambda w, k=key: ex.step_mean(w, k))
+      row["is_weight_max"] = ex.over_seeds(
+          r, lambda w: max(x["is_weight_max"] for x in read_metrics(w)), digits=2)
+    rows.append(row)
+  return rows
+
+
+def sampler_rows(runs: dict, prior: str, seeds, *, quick: bool, out: str) -> list[dict]:
+  num_prompts = 8 if quick else 64
+  rows = []
+  for sampler, label in SAMPLER_ARMS.items():
+    d = [sampler_diversity(prior, sampler, s, num_prompts=num_prompts, num_samples=8, out=out)
+         for s in seeds]
+    r = runs[label]
+    finals = [ex.final_eval(w) for w in r.values()]
+    n = 8
+    rows.append({
+        "sampler": sampler,
+        "prior: distinct/prompt": stat(x["distinct"] for x in d),
+        "prior: tokens/prompt": stat((x["tokens"] for x in d), 1),
+        "prior: distinct per 100 tokens": stat(100 * x["distinct"] / x["tokens"] for x in d),
+        "prior: pass@8": stat(x["pass"] for x in d),
+        "training: distinct/prompt": ex.over_seeds(
+            r, lambda w: ex.step_mean(w, "train_distinct_strategies")),
+        "training: tokens/prompt": ex.over_seeds(
+            r, lambda w: n * ex.step_mean(w, "response_len"), digits=1),
+        "trained: pass@1": stat(f["pass@1"] for f in finals),
+        "trained: pass@8": stat(f["pass@8"] for f in finals),
+        "trained: distinct@8": stat(f["distinct_strategies"] for f in finals)})
+  return rows
+
+
+def judge(claim: str, m: float, h: float, nums: str, *, non_inferior: bool = False) -> str:
+  """SUPPORTED / NOT SUPPORTED / REJECTED from a paired 95% interval (m ± h)."""
+  if not np.isfinite(h):
+    return f"{claim}: NOT TESTABLE (one seed): {nums}"
+  if non_inferior:                     # "kept": the interval excludes a loss of > 0.02
+    verdict = "SUPPORTED" if m - h > -0.02 else (
+        "REJECTED" if m + h < 0 else "NOT TESTABLE (interval too wide)")
+  else:
+    verdict = "SUPPORTED" if m - h > 0 else (
+        "REJECTED (significantly the opposite)" if m + h < 0 else
+        "NOT SUPPORTED (no significant difference)")
+  return f"{claim}: {verdict}: {nums}"
+
+
+def verdicts(runs: dict, samplers: list[dict]) -> list[str]:
+  lines = []
+  for label in ("explore Poly-EPO → exploit GRPO", "explore pass@k → exploit GRPO"):
+    m, h = paired(runs[label], runs["GRPO"], "pass@1", "pass@1")
+    lines.append(judge(f"[{label}] exploit pass@1 is kept vs one-policy GRPO "
+                       "(non-inferior, margin 0.02)", m, h, f"Δ {ex.fmt(m, h)}",
+                       non_inferior=True))
+    m, h = paired(runs[label], runs["GRPO"], "explore/pass@8", "pass@8")
+    lines.append(judge(f"[{label}] explore pass@8 is above one-policy GRPO's pass@8", m, h,
+                       f"Δ {ex.fmt(m, h)}"))
+    m, h = paired(runs[label], runs["GRPO"], "explore/distinct_strategies",
+                  "distinct_strategies")
+    lines.append(judge(f"[{label}] explore distinct strategies above GRPO's", m, h,
+                       f"Δ {ex.fmt(m, h)}"))
+    m, h = paired(runs[label], runs["Poly-EPO"], "pass@1", "pass@1")
+    lines.append(judge(f"[{label}] exploit pass@1 above one-policy Poly-EPO's", m, h,
+                       f"Δ {ex.fmt(m, h)}"))
+  by = {r["sampler"]: r for r in samplers}
+  for sampler in ("sequential", "sketch"):
+    lines.append(f"[{sampler} vs independent] distinct strategies per prompt from the prior: "
+                 f"{by[sampler]['prior: distinct/prompt']} vs "
+                 f"{by['independent']['prior: distinct/prompt']} at "
+                 f"{by[sampler]['prior: tokens/prompt']} vs "
+                 f"{by['independent']['prior: tokens/prompt']} generated tokens per prompt; "
+                 f"in training {by[sampler]['training: distinct/prompt']} vs "
+                 f"{by['independent']['training: distinct/prompt']}")
+  return lines
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 2 steps)")
+  parser.add_argument("--out", default=os.path.join("results", "two_policies"))
+  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
+  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
+  args = parser.parse_args(argv)
+  ex.enable_compile_cache(args.shared)
+  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  t0 = time.perf_counter()
+  prior, runs = run_arms(quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
+  rows = policy_rows(runs)
+  samplers = sampler_rows(runs, prior, seeds, quick=args.quick, out=args.out)
+  lines = verdicts(runs, samplers)
+  if args.quick:                       # the quick prior barely solves the task
+    lines = [f"SMOKE (quick scale, not evidence) {line}" for line in lines]
+  plots = {
+      "exploit_pass1": {l: ex.curves(runs[l], "pass@1") for l in POLICY_ARMS},
+      "explore_pass8": {l: ex.curves(runs[l], explore_key(l, "pass@8")) for l in POLICY_ARMS},
+      "explore_distinct": {l: ex.curves(runs[l], explore_key(l, "distinct_strategies"))
+                           for l in POLICY_ARMS},
+      "train_distinct_by_sampler": {s: ex.curves(runs[l], "train_distinct_strategies")
+                                    for s, l in SAMPLER_ARMS.items()},
+  }
+  wall = time.perf_counter() - t0
+  scale = dict(ex.RL_SCALES["quick" if args.quick else "full"])
+  if args.quick:
+    scale.update(total_steps=2, eval_every=2)
+  sampler_table = ["", "## Dependent sampling (Poly-EPO objective)", "",
+                   "| " + " | ".join(SAMPLER_COLUMNS) + " |", "|" + "---|" * len(SAMPLER_COLUMNS)]
+  sampler_table += ["| " + " | ".join(str(r.get(c, "")) for c in SAMPLER_COLUMNS) + " |"
+                    for r in samplers]
+  notes = "\n".join(sampler_table + ["", "## Verdicts", ""] + [f"- {v}" for v in lines] + [
+      "", f"Seeds {seeds}; task {TASK}; scale {scale}; prior {prior}; wall time {wall:.0f} s.",
+      "exploit = the policy evaluated and shipped (for one-policy arms, the one policy); "
+      "explore = the policy that draws the rollouts, evaluated as it draws in training "
+      "(two-policy arms: `explore/*` metrics); final held-out eval, 8 samples per prompt. "
+      "Δ = paired difference over seeds (same prior, problems, held-out set). IS statistics: "
+      "means over steps (is_weight_max: the largest over the run). Prior sampler rows: the SFT "
+      "prior drawing 8 samples for each held-out prompt with each sampler (seed = held-out "
+      "set and key). ± = 95% t-interval over seeds."])
+  ex.write_results(args.out, rows, COLUMNS,
+                   title="Two policies and dependent sampling (partition)", notes=notes,
+                   plots=plots)
+  print("\n".join(lines))
+  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""experiments/two_policies.py --quick runs end to end (every arm, both tables, the plots)."""
+from __future__ import annotations
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_quick_mode_writes_both_tables(tmp_path):
+  out = tmp_path / "out"
+  env = {**os.environ, "EXPLORE_RL_JAX_CACHE": str(ROOT / ".jax_cache")}
+  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "two_policies.py"),
+                         "--quick", "--out", str(out), "--shared", str(tmp_path / "shared")],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out / "table.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["arm"] for r in rows] == ["GRPO", "Poly-EPO", "explore Poly-EPO → exploit GRPO",
+                                      "explore pass@k → exploit GRPO"]
+  for row in rows:
+    assert "±" in row["exploit pass@1"] and "±" in row["explore pass@8"]
+  assert all("±" in r["is_ess"] for r in rows if "exploit GRPO" in r["arm"])
+  table = (out / "table.md").read_text()
+  for sampler in ("independent", "sequential", "sketch"):
+    assert f"| {sampler} |" in table
+  verdicts = [line for line in table.splitlines() if line.startswith("- ")]
+  assert any("exploit pass@1 is kept" in v for v in verdicts)
+  assert all(v.startswith("- SMOKE") for v in verdicts)
+  pngs = {p.name for p in out.glob("*.png")}
+  assert pngs == {"explore_distinct.png", "explore_pass8.png", "exploit_pass1.png",
+                  "train_distinct_by_sampler.png"}
+  assert "wall time" in proc.stdout
