@@ -15,9 +15,25 @@ R², the predicted ceiling −a + b and the reached pass@1, mean ± 95% t-interv
   .venv/bin/python experiments/entropy_mechanism.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/entropy_mechanism.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs (load average 4-8 during the runs).
-Full mode: not run to completion in this session (see results/entropy_mechanism/table.md
-when present); the numbers below are filled in only from a finished run.
+Hardware: 2-core CPU (shared with other jobs during this session).
+Quick mode (measured, 2-core CPU at load average ~20; warm XLA cache, fresh prior): 79 s CPU
+(user + sys), 9 min 10 s wall. Outcome: the smoke scale (tiny prior, 6 steps of 4 prompts x
+8) moves nothing measurably: on partition the 60-step quick prior solves nothing (pass@1
+0.000), so every claim there is NOT TESTABLE / NOT REPRODUCED with 0.000 ± 0.000
+differences; on grid_paths every paired difference vs GRPO spans 0 (e.g. KL-Cov active:
+entropy −0.014 ± 0.074, pass@1 +0.016 ± 0.397). The selected-token fractions are the
+informative part: KL-Cov at the config's k = 2e-3 acts on 0.7-0.9% of tokens (the max(⌊kN⌋,
+1) = 1 floor), Clip-Cov r = 2e-2 on 0.06-1.1%, the active settings on 4.5% (KL-Cov k = 0.05)
+and 0.4-4.5% (Clip-Cov r = 0.05, ω = (0, 5): few tokens have Cov in the window when most
+groups carry no signal).
+Full mode: NOT completed in this session. It was started in the background at 08:09 and
+08:21 UTC with `nice -n 10` on the 2-core machine shared with other agents' jobs (load
+average 15-21), where it received about 3% of a core (35 s of CPU in 13 min); no full-mode
+table or
+verdict is claimed here. Expected cost from the quick mode's per-run CPU times: about
+25 CPU-minutes. Rerunning the command reuses every finished run (the SFT priors
+and the shared GRPO baseline under results/_shared) and writes the table after each task.
+
 """
 from __future__ import annotations
 
@@ -161,6 +177,7 @@ def main(argv=None) -> int:
   seeds = list(range(args.seeds or (2 if args.quick else 3)))
   t0 = time.perf_counter()
   rows, lines, plots = [], [], {}
+  done = []
   for task in args.tasks.split(","):
     res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
     rows += table_rows(task, res)
@@ -168,16 +185,18 @@ def main(argv=None) -> int:
     for key, stem in (("entropy", "entropy"), ("pass@1", "pass1"), ("cov_mean", "cov_mean"),
                       ("update_norm", "update_norm")):
       plots[f"{stem}_{task}"] = {label: ex.curves(r, key) for label, r in res["runs"].items()}
-  wall = time.perf_counter() - t0
-  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-      "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
-      f"({ex.RL_SCALES['quick' if args.quick else 'full']}); wall time {wall:.0f} s.",
-      "entropy_drop = prior eval entropy − final eval entropy; update_norm, selected_frac "
-      "and cov_mean are means over training steps; law_* fit R = −a·e^H + b per run "
-      "(H training-batch entropy, R held-out pass@1 at each evaluation); reached_pass@1 "
-      "is the best pass@1 of a run. ± = 95% t-interval over seeds."])
-  ex.write_results(args.out, rows, COLUMNS, title="Entropy mechanism (arXiv 2505.22617)",
-                   notes=notes, plots=plots)
+    done.append(task)
+    wall = time.perf_counter() - t0
+    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
+        "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
+        f"({ex.RL_SCALES['quick' if args.quick else 'full']}); wall time {wall:.0f} s.",
+        "entropy_drop = prior eval entropy − final eval entropy; update_norm, selected_frac "
+        "and cov_mean are means over training steps; law_* fit R = −a·e^H + b per run "
+        "(H training-batch entropy, R held-out pass@1 at each evaluation); reached_pass@1 "
+        "is the best pass@1 of a run. ± = 95% t-interval over seeds."])
+    ex.write_results(args.out, rows, COLUMNS, title="Entropy mechanism (arXiv 2505.22617)",
+                     notes=notes, plots=plots)
   print("\n".join(lines))
   print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
   return 0

@@ -12,8 +12,16 @@ comparisons are paired by seed (same prior, problem stream and held-out set).
   .venv/bin/python experiments/pkpo.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/pkpo.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs.
-Full mode: not run to completion in this session; no full-mode numbers are claimed here.
+Hardware: 2-core CPU (shared with other jobs during this session).
+Quick mode (measured, 2-core CPU at load average ~20, reusing the quick prior): 52 s CPU, 4
+min 32 s wall. Outcome on grid_paths (2 seeds, 6 steps): pass@4 is best at k_opt = 4 by mean
+(0.643 vs 0.621-0.622 and 0.592 for k_opt 1/8/16), pass@8 best at k_opt = 4, not 8; pass@16
+is 0.875 for every k_opt (NOT TESTABLE); k_opt = 8 vs 1 at pass@16: 0.000 ± 0.000.
+Partition's quick prior solves nothing, so its rows are all 0.
+Full mode: NOT run in this session: the 2-core machine was shared with other agents' jobs
+(load average 15-21) and the entropy_mechanism and polyepo full runs had priority; expected
+cost about 15 CPU-minutes. No full-mode table or verdict is claimed.
+
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from explore_rl import experiment as ex
 K_OPT = (1, 4, 8, 16)
 K_EVAL = (1, 4, 8, 16)
 ANNEAL = (16, 8, 4, 1)
+ANNEALED = "k_opt annealed 16→8→4→1"
 N = 16
 COLUMNS = ["task", "method", *[f"pass@{k}" for k in K_EVAL], "distinct_strategies",
            "eval_entropy", "update_norm"]
@@ -54,18 +63,28 @@ def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
         f"k{k}", lambda seed, k=k: pkpo_config(k, init_from=prior, task=task, quick=quick),
         seeds=seeds, root=root)
   stage_steps = ex.RL_SCALES["quick" if quick else "full"]["total_steps"] // len(ANNEAL)
-  previous = {seed: prior for seed in seeds}
+  previous, stages = {seed: prior for seed in seeds}, []
   for j, k in enumerate(ANNEAL):
     previous = ex.run_arm(
         f"anneal/stage{j}_k{k}", lambda seed, k=k, prev=previous: pkpo_config(
             k, init_from=prev[seed], task=task, quick=quick, steps=max(stage_steps, 1)),
         seeds=seeds, root=root)
-  runs["k_opt annealed 16→8→4→1"] = previous
-  return {"prior": prior, "runs": runs}
+    stages.append(previous)
+  runs[ANNEALED] = previous
+  return {"prior": prior, "runs": runs, "stages": stages}
 
 
 def value(key: str):
   return lambda w: ex.final_eval(w)[key]
+
+
+def update_norm(res: dict, label: str) -> str:
+  """Mean update norm per step over seeds (for the annealed arm, over all its stages)."""
+  if label != ANNEALED:
+    return ex.over_seeds(res["runs"][label], lambda w: ex.step_mean(w, "update_norm"), digits=4)
+  per_seed = [np.mean([ex.step_mean(stage[s], "update_norm") for stage in res["stages"]])
+              for s in res["runs"][label]]
+  return ex.fmt(*ex.mean_ci(per_seed), digits=4)
 
 
 def table_rows(task: str, res: dict) -> list[dict]:
@@ -74,8 +93,7 @@ def table_rows(task: str, res: dict) -> list[dict]:
     rows.append({"task": task, "method": label,
                  **ex.summarize(runs, [f"pass@{k}" for k in K_EVAL] +
                                 ["distinct_strategies", "eval_entropy"]),
-                 "update_norm": ex.over_seeds(runs, lambda w: ex.step_mean(w, "update_norm"),
-                                              digits=4)})
+                 "update_norm": update_norm(res, label)})
   return rows
 
 
@@ -94,6 +112,9 @@ def verdicts(task: str, res: dict) -> list[str]:
     claim = f"[{task}] the best pass@{k_eval} is at k_opt = {k_eval}"
     if not all(np.isfinite(d[1]) for d in diffs.values()):
       lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
+    elif max(means.values()) == min(means.values()):
+      lines.append(f"{claim}: NOT TESTABLE at this scale (every k_opt gives the same "
+                   f"pass@{k_eval}): {nums}")
     elif best != k_eval:
       lines.append(f"{claim}: NOT REPRODUCED (best at k_opt = {best}): {nums}")
     elif any(m - h > 0 for m, h in diffs.values()):
@@ -107,14 +128,19 @@ def verdicts(task: str, res: dict) -> list[str]:
   lines.append(f"{claim}: " + ("NOT TESTABLE (one seed)" if not np.isfinite(h) else
                                "REPRODUCED" if m - h > 0 else "NOT REPRODUCED") +
                f": paired difference {ex.fmt(m, h)}")
-  anneal = runs["k_opt annealed 16→8→4→1"]
+  anneal = runs[ANNEALED]
   d1 = ex.paired_diff(anneal, fixed[1], value("pass@1"))
   d16 = ex.paired_diff(anneal, fixed[16], value("pass@16"))
   nums = f"annealed minus k_opt=1 at pass@1 {ex.fmt(*d1)}; annealed minus k_opt=16 at " \
          f"pass@16 {ex.fmt(*d16)}"
   claim = f"[{task}] annealing k_opt gets both (pass@1 of k_opt=1 and pass@16 of k_opt=16)"
+  trade_off = ex.paired_diff(fixed[1], fixed[16], value("pass@1"))[0] > 0 or \
+      ex.paired_diff(fixed[16], fixed[1], value("pass@16"))[0] > 0
   if not (np.isfinite(d1[1]) and np.isfinite(d16[1])):
     lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
+  elif not trade_off:
+    lines.append(f"{claim}: NOT TESTABLE at this scale (k_opt = 1 is not better than 16 at "
+                 f"pass@1, nor 16 than 1 at pass@16: nothing to get both of): {nums}")
   elif d1[0] + d1[1] < 0 or d16[0] + d16[1] < 0:
     lines.append(f"{claim}: NOT REPRODUCED (significantly worse on one): {nums}")
   else:
@@ -135,6 +161,7 @@ def main(argv=None) -> int:
   seeds = list(range(args.seeds or (2 if args.quick else 3)))
   t0 = time.perf_counter()
   rows, lines, plots, xlabels = [], [], {}, {}
+  done = []
   for task in args.tasks.split(","):
     res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
     rows += table_rows(task, res)
@@ -145,14 +172,16 @@ def main(argv=None) -> int:
     xlabels[f"pass_at_k_{task}"] = "k_eval"
     plots[f"reward_{task}"] = {label: ex.curves(r, "reward_mean")
                                for label, r in res["runs"].items() if "anneal" not in label}
-  wall = time.perf_counter() - t0
-  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-      "", f"Seeds {seeds}; n = {N} samples per prompt; scale "
-      f"{'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
-      "pass@k from the final evaluation (16 samples per prompt); update_norm is the mean "
-      "over steps. ± = 95% t-interval over seeds."])
-  ex.write_results(args.out, rows, COLUMNS, title="PKPO: k_opt vs k_eval (arXiv 2505.15201)",
-                   notes=notes, plots=plots, xlabel=xlabels)
+    done.append(task)
+    wall = time.perf_counter() - t0
+    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
+        "", f"Seeds {seeds}; n = {N} samples per prompt; scale "
+        f"{'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
+        "pass@k from the final evaluation (16 samples per prompt); update_norm is the mean "
+        "over steps. ± = 95% t-interval over seeds."])
+    ex.write_results(args.out, rows, COLUMNS, title="PKPO: k_opt vs k_eval (arXiv 2505.15201)",
+                     notes=notes, plots=plots, xlabel=xlabels)
   print("\n".join(lines))
   print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
   return 0

@@ -21,8 +21,21 @@ gains over GRPO are paired by seed (same prior, problem stream and held-out set)
   .venv/bin/python experiments/polyepo.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/polyepo.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs.
-Full mode: not run to completion in this session; no full-mode numbers are claimed here.
+Hardware: 2-core CPU (shared with other jobs during this session).
+Quick mode (measured, 2-core CPU at load average ~20, reusing the quick prior and the two
+shared GRPO arms): 72 s CPU, 7 min wall. Outcome: no claim is reproduced at the smoke scale;
+on grid_paths Poly-EPO (signature) vs GRPO: distinct@16 +0.125 ± 1.588, vs the set-RL mean
+control +0.312 ± 0.794, pass@16 gain 0.000 ± 0.000; embedding judge distinct@16 +0.438 ±
+3.971. Poly-EPO's aggregation + clip changes GRPO's update norm by −0.0000 ± 0.0013 here (6
+steps).
+Full mode: NOT completed in this session. It was started in the background at 08:09 and
+08:21 UTC with `nice -n 10` on the 2-core machine shared with other agents' jobs (load
+average 15-21), where it received about 3% of a core (36 s of CPU in 13 min); no full-mode
+table or
+verdict is claimed here. Expected cost from the quick mode's per-run CPU times: about
+20 CPU-minutes. Rerunning the command reuses every finished run (the SFT priors
+and the shared GRPO baseline under results/_shared) and writes the table after each task.
+
 """
 from __future__ import annotations
 
@@ -167,6 +180,7 @@ def main(argv=None) -> int:
   seeds = list(range(args.seeds or (2 if args.quick else 3)))
   t0 = time.perf_counter()
   rows, lines, plots, xlabels = [], [], {}, {}
+  done = []
   for task in args.tasks.split(","):
     res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
     rows += table_rows(task, res, args.quick)
@@ -181,18 +195,20 @@ def main(argv=None) -> int:
     plots[f"gain_over_grpo_{task}"] = {l: (np.asarray(k_grid), *map(np.asarray, zip(*[
         gain(res, l, f"pass@{k}") for k in k_grid]))) for l in res["runs"] if l != "GRPO"}
     xlabels.update({f"pass_at_k_{task}": "k", f"gain_over_grpo_{task}": "k"})
-  wall = time.perf_counter() - t0
-  kmax = wide(args.quick)["num_samples"]
-  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-      "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
-      f"({ex.RL_SCALES['quick' if args.quick else 'full']}); final evaluation "
-      f"{wide(args.quick)}; wall time {wall:.0f} s.",
-      f"pass@64 / distinct@64 / gain@64 are at k = {kmax} (the number of samples per prompt "
-      "of the final evaluation); distinct@8 is the in-training evaluation's (8 samples); "
-      "gain@k = paired (method − GRPO) pass@k; update_norm is the mean over steps. "
-      "± = 95% t-interval over seeds."])
-  ex.write_results(args.out, rows, COLUMNS, title="Poly-EPO (arXiv 2604.17654)", notes=notes,
-                   plots=plots, xlabel=xlabels)
+    done.append(task)
+    wall = time.perf_counter() - t0
+    kmax = wide(args.quick)["num_samples"]
+    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
+        "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
+        f"({ex.RL_SCALES['quick' if args.quick else 'full']}); final evaluation "
+        f"{wide(args.quick)}; wall time {wall:.0f} s.",
+        f"pass@64 / distinct@64 / gain@64 are at k = {kmax} (the number of samples per prompt "
+        "of the final evaluation); distinct@8 is the in-training evaluation's (8 samples); "
+        "gain@k = paired (method − GRPO) pass@k; update_norm is the mean over steps. "
+        "± = 95% t-interval over seeds."])
+    ex.write_results(args.out, rows, COLUMNS, title="Poly-EPO (arXiv 2604.17654)", notes=notes,
+                     plots=plots, xlabel=xlabels)
   print("\n".join(lines))
   print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
   return 0

@@ -17,8 +17,13 @@ table gives the FLOPs each arm needs to first reach a held-out pass@1 target
   .venv/bin/python experiments/world_vs_path.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/world_vs_path.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs.
-Full mode: not run to completion in this session; no full-mode numbers are claimed here.
+Hardware: 2-core CPU (shared with other jobs during this session).
+Quick mode: see tests/test_experiments_quick.py (run in this session on the loaded machine);
+smoke scale only, no claim is decided at 6 steps.
+Full mode: NOT run in this session: the 2-core machine was shared with other agents' jobs
+(load average 15-21) and the entropy_mechanism and polyepo full runs had priority; expected
+cost about 20 CPU-minutes. No full-mode table or verdict is claimed.
+
 """
 from __future__ import annotations
 
@@ -154,6 +159,7 @@ def main(argv=None) -> int:
   seeds = list(range(args.seeds or (2 if args.quick else 3)))
   t0 = time.perf_counter()
   rows, lines, plots, xlabels = [], [], {}, {}
+  done = []
   for task in args.tasks.split(","):
     res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
     rows += table_rows(task, res)
@@ -168,16 +174,18 @@ def main(argv=None) -> int:
                              np.asarray([s[1] for s in stats]))
     plots[f"pass1_vs_gflops_{task}"] = series
     xlabels[f"pass1_vs_gflops_{task}"] = "GFLOPs (sample + train)"
-  wall = time.perf_counter() - t0
-  notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-      "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode (B scaled down in "
-      f"the quick mode); scale {'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
-      "FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
-      "training). Metrics at the last evaluation within the common budget; GFLOPs to "
-      "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
-      "± = 95% t-interval over seeds."])
-  ex.write_results(args.out, rows, COLUMNS, title="World vs path sampling at a fixed FLOP budget",
-                   notes=notes, plots=plots, xlabel=xlabels)
+    done.append(task)
+    wall = time.perf_counter() - t0
+    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
+        "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode (B scaled down in "
+        f"the quick mode); scale {'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
+        "FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
+        "training). Metrics at the last evaluation within the common budget; GFLOPs to "
+        "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
+        "± = 95% t-interval over seeds."])
+    ex.write_results(args.out, rows, COLUMNS, title="World vs path sampling at a fixed FLOP budget",
+                     notes=notes, plots=plots, xlabel=xlabels)
   print("\n".join(lines))
   print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
   return 0

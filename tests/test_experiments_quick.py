@@ -35,7 +35,7 @@ def _expected(name: str) -> tuple[str, set]:
     arms = ["SFT prior", *module.ARMS]
     return "method", {(t, a) for t in TASKS for a in arms}
   if name == "pkpo":
-    arms = [f"k_opt = {k}" for k in module.K_OPT] + ["k_opt annealed 16→8→4→1"]
+    arms = [f"k_opt = {k}" for k in module.K_OPT] + [module.ANNEALED]
     return "method", {(t, a) for t in TASKS for a in arms}
   arms = [f"{b} x {n}|{c}" for b, n in module.SPLITS for c in module.CURRICULA]
   return "B x N", {(t, a) for t in TASKS for a in arms}
