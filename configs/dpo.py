@@ -8,7 +8,8 @@ full-batch step on −log σ(β[(log π(y⁺) − log π_ref(y⁺)) − (log π(
 
 Command:  explore-rl train --config configs/dpo.py --workdir runs/dpo
           (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
-Hardware: 2 CPU cores. Runtime: ~1.5 minutes (60 steps, one update per step).
+Hardware: 2 CPU cores. Runtime: not measured at full scale on a quiet machine; the `:tiny`
+smoke run took 96 s on a 2-core machine at load 5-15 (other jobs).
 Expected: not measured against GRPO yet; metrics.jsonl logs pairs, reward_accuracy and
 reward_margin per step (the `:tiny` variant is smoke-tested).
 """

@@ -9,7 +9,8 @@ online DPO only by the KL term.
 
 Command:  explore-rl train --config configs/hypo.py --workdir runs/hypo
           (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
-Hardware: 2 CPU cores. Runtime: ~1.5 minutes (60 steps, one update per step).
+Hardware: 2 CPU cores. Runtime: not measured at full scale on a quiet machine; the `:tiny`
+smoke run took 53 s on a 2-core machine at load 5-15 (other jobs).
 Expected: not measured against GRPO yet; metrics.jsonl logs kl_ref (which the KL term
 keeps near 0) next to the DPO metrics (the `:tiny` variant is smoke-tested).
 """

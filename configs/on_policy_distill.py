@@ -9,7 +9,8 @@ vocabulary (`method="teacher"`: no aggregation; GKD arXiv 2306.13649, docs/algor
 Command:  explore-rl train --config configs/sft.py --workdir runs/demo/sft_base \
               --config.model=base            # a larger teacher
           explore-rl train --config configs/on_policy_distill.py --workdir runs/opd
-Hardware: 2 CPU cores. Runtime: ~3 minutes (60 steps; the teacher's forward pass per update).
+Hardware: 2 CPU cores. Runtime: not measured at full scale on a quiet machine; the `:tiny`
+smoke run took 41 s on a 2-core machine at load 5-15 (other jobs).
 Expected: not measured at the full setting (the larger SFT teacher is a separate 10-minute
 run); the `:tiny` variant (teacher = the initial policy, so KL starts at 0) is
 smoke-tested, and tests/training/test_distill_trainer.py checks the teacher is frozen.

@@ -11,12 +11,13 @@ student to the product-of-experts target p* ∝ p_s·p_t (docs/algorithms.md,
 Command:  explore-rl train --config configs/self_distill.py --workdir runs/self_distill
           (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
           other targets: --config.objective.distill.method=interp|trust_region|teacher
-Hardware: 2 CPU cores. Runtime: ~2.5 minutes (60 steps; one extra teacher forward pass
-per update over GRPO).
-Expected: (measured by experiments/self_distillation.py, see its docstring and
-results/self_distillation/table.md) the demo SFT prior never saw hint prompts, so the
-teacher gains little from the hint and accuracy stays near the prior's; the distillation
-loss and kl_teacher_student in metrics.jsonl say how far teacher and student differ.
+Hardware: 2 CPU cores. Runtime: not measured at full scale on a quiet machine; the `:tiny`
+smoke run took 31 s on a 2-core machine at load 5-15 (other jobs).
+Expected: not measured at full scale. The demo prior (configs/sft.py) never saw hinted
+prompts, so its teacher may gain little from the hint: give the prior `hint_rate=0.25`
+(--config.hint_rate on configs/sft.py, with max_prompt_len 96) as
+experiments/self_distillation.py does. metrics.jsonl logs distill_loss, kl_teacher_student
+(how far the hinted teacher is from the student) and kl_target_student.
 """
 import ml_collections
 
