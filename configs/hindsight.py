@@ -14,8 +14,12 @@ Hardware: 2 CPU cores. Runtime: about 1.5x GRPO per step (two decodes of N/2 sam
           policy's log-probs on the proposals).
 Expected: every step logs `hindsight_proposals` (64 = 16 prompts x 4), `hindsight_success_rate`,
           `hindsight_draft_success_rate`, `hindsight_improved_frac`, `hindsight_token_share`,
-          and `is_weight_mean` / `is_capped_frac`; measured numbers (95% CIs over seeds) in
-          results/exploration_diagnostics/table.md (experiments/exploration_diagnostics.py).
+          `is_weight_mean`, `is_capped_frac`. Measured (experiments/exploration_diagnostics.py:
+          tiny-preset partition prior, 30 steps, 3 seeds; results/exploration_diagnostics/
+          table.md): a prior never trained on hindsight contexts proposes badly: proposal
+          success 0.02-0.03 vs drafts 0.34-0.36, 0.1-0.5% of proposals beat their draft,
+          proposals 36-37% of the trained tokens, IS weight mean 0.90 (0.9% capped);
+          held-out pass@1 0.352 ± 0.073, coverage 0.92 ± 0.04 (GRPO 0.358, 0.94).
 """
 import ml_collections
 
