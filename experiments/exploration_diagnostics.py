@@ -3,8 +3,12 @@ mode, hindsight proposals and the Gibbs policy (RWR), with the exploration diagn
 every evaluation (explore_rl/eval/diagnostics.py; docs/algorithms.md, "Exploration
 diagnostics").
 
-  .venv/bin/python experiments/exploration_diagnostics.py            # full: 3 seeds, <= 30 min
-  .venv/bin/python experiments/exploration_diagnostics.py --quick    # smoke, <= 90 s (tests)
+  .venv/bin/python experiments/exploration_diagnostics.py            # full: 3 seeds
+  .venv/bin/python experiments/exploration_diagnostics.py --quick    # smoke (tests)
+
+Measured on a shared 2-core CPU (load average ~15): full 21 min (1246 s, 15 runs), quick
+about 5 min (287 s in the test, prior and compiles included; the target of 90 s assumes
+a quiet machine and a warm .jax_cache). Finished runs are read back, not retrained.
 
 Every arm starts from the same SFT prior on `partition` (full: the tiny preset after 600
 steps, the prior the reproduction experiments share; quick: 60 steps) and draws the same
@@ -49,6 +53,9 @@ FINAL = ["pass@1", "coverage", "solved_by_none", "solved_by_all",
          "distinct_correct_strategies", "distinct_correct_answers", "branch_point_mean",
          "branch_first_mean", "branch_identical_frac"]
 CURVES = ["coverage", "branch_point_mean", "progress_mean", "distinct_correct_strategies"]
+HINDSIGHT_KEYS = ["hindsight_success_rate", "hindsight_draft_success_rate",
+                  "hindsight_improved_frac", "hindsight_token_share", "is_weight_mean",
+                  "is_capped_frac"]
 
 
 def arm_config(name: str, overrides: dict, *, prior: str, quick: bool):
@@ -65,6 +72,17 @@ def mean_over_rows(workdir: str, key: str) -> float:
   evaluations for eval keys, the steps for training keys."""
   values = [r[key] for r in read_metrics(workdir) if key in r]
   return float(np.mean(values)) if values else float("nan")
+
+
+def verdict(rho: tuple[float, float]) -> str:
+  """The answer to "do earlier branchers cover more?" from Spearman's (ρ, p)."""
+  r, p = rho
+  if not np.isfinite(r):
+    return "undetermined (no spread in branching or coverage)."
+  if p < 0.05:
+    return ("yes: earlier branching goes with more coverage." if r < 0 else
+            "no: earlier branching goes with less coverage.")
+  return f"no evidence either way at this scale (|ρ| = {abs(r):.2f}, p = {p:.2f})."
 
 
 def main(argv=None) -> int:
@@ -117,15 +135,22 @@ def main(argv=None) -> int:
   wall = time.perf_counter() - t0
   notes = (
       f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
-      f"({SCALES['quick' if args.quick else 'full']}); SFT prior {prior}; wall time "
-      f"{wall:.0f} s.\n\nSpearman rank correlation over the {int(ok.sum())} (arm, seed) final "
+      f"({SCALES['quick' if args.quick else 'full']}); SFT prior {prior}; wall time of this "
+      f"invocation {wall:.0f} s (runs already finished are read back).\n\n"
+      f"Spearman rank correlation over the {int(ok.sum())} (arm, seed) final "
       f"evaluations: branch_point_mean vs coverage ρ = {rho_mean[0]:.2f} (p = "
       f"{rho_mean[1]:.2f}); branch_first_mean vs coverage ρ = {rho_first[0]:.2f} (p = "
-      f"{rho_first[1]:.2f}). Negative ρ: runs that branch earlier cover more prompts.\n\n"
+      f"{rho_first[1]:.2f}). Negative ρ: runs that branch earlier cover more prompts. "
+      f"Verdict: {verdict(rho_mean)}\n\n"
       "Branching points are token positions (0 = the first response token differs); "
       "coverage = pass@8; learning progress = mean over evaluations of the mean absolute "
       "change of a held-out prompt's pass rate since the previous evaluation; hindsight "
       "success = the proposals' success rate, mean over steps.")
+  for label, arm in runs.items():
+    if ARMS[label][0] == "hindsight":
+      stats_ = ", ".join(f"{k} {ex.fmt(*ex.mean_ci(mean_over_rows(w, k) for w in arm.values()))}"
+                         for k in HINDSIGHT_KEYS)
+      notes += f"\n\n{label}, means over steps (95% CI over seeds): {stats_}."
   plots = {key: {label: ex.curves(arm, key) for label, arm in runs.items()} for key in CURVES}
   path = ex.write_results(out, rows, columns, title="Exploration diagnostics: who branches "
                           "earlier and covers more?", notes=notes, plots=plots)
