@@ -204,3 +204,18 @@ def test_first_preference_loss_is_log_two(tmp_path, toy_prior, method):
   assert _max_diff(_params(trainer.state.params), before) > 0
   metrics = trainer.step(1)
   assert metrics["dpo_loss"] < math.log(2.0) + 0.05 and metrics["updates_skipped"] == 0
+
+
+def test_on_policy_distill_from_a_separate_checkpoint(tmp_path, toy_prior):
+  """teacher_from = the student's own start: KL(p_s ‖ p_t) is 0 at the first step, and the
+  loaded teacher stays frozen while the student moves."""
+  c = _config(toy_prior, base="on_policy_distill:tiny", teacher_from=toy_prior,
+              **{"objective.entropy_coef": 0.05})
+  trainer = RLTrainer(c, str(tmp_path), progress=False)
+  assert trainer.teacher is not None and trainer._distill_args()["teacher_params"] is not None
+  teacher = _params(trainer.teacher.params)
+  metrics = trainer.step(0)
+  assert metrics["distill_loss"] == pytest.approx(0.0, abs=1e-5)
+  assert _max_diff(_params(trainer.teacher.params), teacher) == 0.0
+  assert _max_diff(_params(trainer.state.params), teacher) > 0
+  assert trainer.step(1)["distill_loss"] > 0        # the student has left the teacher
