@@ -6,9 +6,9 @@ diagnostics").
   .venv/bin/python experiments/exploration_diagnostics.py            # full: 3 seeds
   .venv/bin/python experiments/exploration_diagnostics.py --quick    # smoke (tests)
 
-Measured on a shared 2-core CPU (load average ~15): full 21 min (1246 s, 15 runs), quick
-about 5 min (287 s in the test, prior and compiles included; the target of 90 s assumes
-a quiet machine and a warm .jax_cache). Finished runs are read back, not retrained.
+Measured on a shared 2-core CPU (load average ~15): full 21 min (1246 s, 15 runs); quick
+92 s in the test with a warm .jax_cache (XLA's persistent compilation cache), 287 s cold
+(prior and compiles included). Finished runs are read back, not retrained.
 
 Every arm starts from the same SFT prior on `partition` (full: the tiny preset after 600
 steps, the prior the reproduction experiments share; quick: 60 steps) and draws the same
