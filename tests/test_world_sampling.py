@@ -1,0 +1,42 @@
+"""experiments/world_sampling.py --quick runs end to end (in a subprocess, as a user runs
+it) and writes both tables: one row per world-sampling arm with every family's held-out
+pass@1, and ours vs reasoning-gym's countdown side by side."""
+from __future__ import annotations
+
+import csv
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_world_sampling_quick_writes_both_tables(tmp_path):
+  out, shared = tmp_path / "out", tmp_path / "shared"
+  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "world_sampling.py"),
+                         "--quick", "--out", str(out), "--shared", str(shared)],
+                        cwd=ROOT, capture_output=True, text=True, timeout=1800)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  sys.path.insert(0, str(ROOT / "experiments"))
+  try:
+    import world_sampling as ws
+  finally:
+    sys.path.pop(0)
+  with open(out / "table.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["arm"] for r in rows] == ["SFT prior (no RL)", *ws.ARMS]
+  for row in rows:
+    for family in ws.TRAIN + ws.HELD_OUT:  # every family evaluated, held-out ones too
+      value = float(row[family].split(" ")[0])
+      assert 0.0 <= value <= 1.0, (row["arm"], family, row[family])
+  for row in rows[1:]:
+    assert float(row["GFLOPs read"].split(" ")[0]) > 0
+    assert "±" in row["trained 8: pass@1"]  # two seeds: an interval
+  with open(out / "countdown.csv") as f:
+    cd = list(csv.DictReader(f))
+  assert [r["world"] for r in cd] == ["countdown", "reasoning_gym:countdown"]
+  assert cd[0]["sandbox calls"].startswith("0")  # ours never reaches the pool
+  table = (out / "table.md").read_text()
+  assert "## Ours vs reasoning-gym: countdown side by side" in table
+  assert "| reasoning_gym:countdown |" in table and "Wall time" in table
+  assert "Final draw probabilities of the adaptive arm" in table
