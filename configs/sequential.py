@@ -5,11 +5,13 @@ importance sampling (explore_rl/sampling/dependent.py; docs/algorithms.md).
 
 Command:  explore-rl train --config configs/sequential.py --workdir runs/sequential
           (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
-Hardware: 2 CPU cores. Runtime: see experiments/two_policies.py (its "sequential" arm is
-          this config); sampling is N decodes in sequence per step instead of one.
-Expected: `train_distinct_strategies` per prompt vs the independent sampler at equal
-          sampled tokens, and held-out pass@1 / pass@8: measured in
-          experiments/two_policies.py and the README's "Dependent sampling" table.
+Hardware: 2 CPU cores. Runtime: 120-180 s per 40-step run of experiments/two_policies.py
+          (tiny prior, 16 prompts x 8), 41 s at :tiny; sampling is N decodes in sequence.
+Expected: (measured, 3 seeds, tiny prior, 40 steps) 0.44 ± 0.04 distinct successful
+          strategies per prompt in training at 39 generated tokens per prompt (independent
+          sampler: 2.01 at 83): the plain-prompt SFT prior cannot read a context of earlier
+          samples; held-out pass@1 0.322 ± 0.035, pass@8 0.906 ± 0.039 (independent
+          0.365 / 0.932).
 """
 from explore_rl.config_files import load_config
 

@@ -6,11 +6,12 @@ towards the plain-prompt policy (explore_rl/sampling/dependent.py; docs/algorith
 
 Command:  explore-rl train --config configs/sketch.py --workdir runs/sketch
           (after: explore-rl train --config configs/sft.py --workdir runs/demo/sft)
-Hardware: 2 CPU cores. Runtime: see experiments/two_policies.py (its "sketch" arm is this
-          config).
-Expected: distinct strategies per prompt between the independent and sequential samplers
-          at equal sampled tokens: measured in experiments/two_policies.py and the README's
-          "Dependent sampling" table.
+Hardware: 2 CPU cores. Runtime: 40-70 s per 40-step run of experiments/two_policies.py
+          (tiny prior, 16 prompts x 8), 54 s at :tiny.
+Expected: (measured, 3 seeds, tiny prior, 40 steps) 1.24 ± 0.26 distinct successful
+          strategies per prompt in training at 76 generated tokens per prompt (independent
+          2.01 at 83, sequential 0.44 at 39); held-out pass@1 0.340 ± 0.068, pass@8
+          0.948 ± 0.059 (independent 0.365 / 0.932).
 """
 from explore_rl.config_files import load_config
 

@@ -31,8 +31,35 @@ sampled tokens without training in between. ± = 95% t-interval over seeds.
   .venv/bin/python experiments/two_policies.py            # full: 3 seeds
   .venv/bin/python experiments/two_policies.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs.
-Full mode: see the reading at the end of this docstring (filled in from a measured run).
+Hardware: 2-core CPU shared with other jobs (load average 15-20 during the runs).
+Wall time: quick 92 s with its SFT prior and compile cache warm, 270-310 s cold on the
+loaded machine (the test suite's case: it trains the quick prior); full 1800 s (3 seeds x
+6 arms, 40 steps each, the shared tiny SFT prior already trained; the prior-sampler rows
+were computed first in a separate ~4 min pass and read from their cache).
+
+Measured (full mode, results/two_policies/table.md; 3 seeds, paired 95% CIs):
+  exploit pass@1   GRPO 0.385 ± 0.010, Poly-EPO 0.365 ± 0.032, explore Poly-EPO → exploit
+                   GRPO 0.354 ± 0.105 (Δ vs GRPO −0.031 ± 0.115), explore pass@k → exploit
+                   GRPO 0.338 ± 0.098 (Δ −0.047 ± 0.096)
+  explore pass@8   GRPO 0.927 ± 0.022; two policies 0.938 ± 0.078 (Δ +0.010 ± 0.059) and
+                   0.948 ± 0.045 (Δ +0.021 ± 0.022)
+  distinct@8       GRPO 1.95 ± 0.18; explore 2.07 ± 0.24 (Δ +0.12 ± 0.41) and 1.95 ± 0.37
+  IS weights       ESS 0.97 of the tokens, 0.3% truncated at cap 2, rare tokens up to w ~ 10^2
+  samplers (prior, 64 prompts x 8, per prompt): distinct strategies independent 2.08 ± 0.31
+                   at 81 generated tokens, sequential 0.44 ± 0.10 at 41 tokens, sketch
+                   1.31 ± 0.30 at 75 tokens; the same ordering in training (2.01 / 0.44 / 1.24)
+Reading: the seed's conjecture (exploit pass@1 kept, explore pass@k up) is NOT supported
+here. Exploit pass@1 is not distinguishable from one-policy GRPO, but its intervals are
+wide (±0.1: one seed's exploit fell to 0.30) and the point estimates are 0.03-0.05 lower,
+so "kept" is not shown either; explore pass@8 and distinct strategies are at most a
+small, non-significant gain (the pass@k explorer's +0.021 ± 0.022 is the closest). On this
+task GRPO itself barely collapses at 40 steps from this prior (pass@8 0.93, 1.95 strategies),
+which leaves the explorer little to add. Dependent sampling hurts with this prior: it was
+fine-tuned on plain prompts only, so a context holding earlier samples is out of
+distribution and later samples mostly fail (sequential pass@8 from the prior 0.43 vs 0.95);
+sketches, which keep expansions in the plain context, lose less. A fair test of the
+statistical-efficiency argument needs a prior trained to read such contexts (SESA trains
+its sketch-conditioned prompts).
 """
 from __future__ import annotations
 
