@@ -5,6 +5,7 @@ from explore_rl.errors import ConfigError
 from explore_rl.registry import Registry
 from explore_rl.sampling.aggregated import AggregatedSampler
 from explore_rl.sampling.dependent import SequentialSampler, SketchSampler
+from explore_rl.sampling.design import DesignSelectSampler, SmoothIGWSampler
 from explore_rl.sampling.hindsight import HindsightSampler
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import IndependentSampler, Sampler
@@ -15,6 +16,8 @@ SAMPLERS.register("sequential")(SequentialSampler)
 SAMPLERS.register("sketch")(SketchSampler)
 SAMPLERS.register("aggregated")(AggregatedSampler)
 SAMPLERS.register("hindsight")(HindsightSampler)
+SAMPLERS.register("design_select")(DesignSelectSampler)
+SAMPLERS.register("smooth_igw")(SmoothIGWSampler)
 
 
 def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, task=None,

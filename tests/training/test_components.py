@@ -44,7 +44,9 @@ CASES = {
 }
 SAMPLER_CASES = {"independent": {}, "aggregated": {"method": "poe", "alpha": 1.0},
                  "sequential": {}, "sketch": {"sketch_len": 2},
-                 "hindsight": {"proposal_frac": 0.5, "correction": "is"}}
+                 "hindsight": {"proposal_frac": 0.5, "correction": "is"},
+                 "design_select": {"candidates": 6},
+                 "smooth_igw": {"candidates": 6, "gamma": 1.0, "h": 1.0}}
 REGISTRIES = {"advantage": ADVANTAGES, "reward_shaper": REWARD_SHAPERS, "loss": POLICY_LOSSES,
               "aggregation": AGGREGATIONS, "kl_estimator": KL_ESTIMATORS}
 
