@@ -10,7 +10,9 @@ curriculum; everything else fixed. FLOPs are the trainer's counters, cumulative 
 metrics row: `flops_sample` = 2·params·tokens per sampled token (prompt + response,
 forward), `flops_train` = 6·params·tokens per trained token (forward + backward). The
 budget is the smallest total (sample + train) FLOPs any run reached at its last step;
-every run is compared at its last evaluation within that budget, and the isoperformance
+every run is compared at its last evaluation within that budget (evaluations are every 5
+steps, so the compared FLOPs differ by up to one eval interval: the table gives them; the
+SFT prior's FLOPs are not counted), and the isoperformance
 table gives the FLOPs each arm needs to first reach a held-out pass@1 target
 (the prior's plus 0.02 and 0.05). ± = 95% t-interval over seeds, comparisons paired by seed.
 
@@ -54,15 +56,18 @@ def label(b: int, n: int, curriculum: str) -> str:
   return f"B={b} x N={n}, {curriculum}"
 
 
+def splits(quick: bool) -> list[tuple[int, int]]:
+  """The (B, N) pairs run: SPLITS, with B halved in the quick mode (32 rollouts a step)."""
+  return [(max(1, b // 2), n) for b, n in SPLITS] if quick else list(SPLITS)
+
+
 def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
   prior = ex.task_prior(task, quick=quick, root=shared)
   scale = ex.RL_SCALES["quick" if quick else "full"]
-  rollouts = ROLLOUTS if not quick else scale["rollout.prompts_per_step"] * 8
   runs = {}
-  for b, n in SPLITS:
-    b_run = max(1, b * rollouts // ROLLOUTS)
+  for b, n in splits(quick):
     for curriculum in CURRICULA:
-      overrides = {"rollout.prompts_per_step": b_run, "rollout.num_samples": n,
+      overrides = {"rollout.prompts_per_step": b, "rollout.num_samples": n,
                    "curriculum": curriculum}
       runs[(b, n, curriculum)] = ex.run_arm(
           f"b{b}_n{n}_{curriculum}",
@@ -125,12 +130,13 @@ def verdicts(task: str, res: dict) -> list[str]:
   best = max(means, key=lambda k: -math.inf if not np.isfinite(means[k]) else means[k])
   lines.append(f"[{task}] best split at {budget / 1e9:.2f} GFLOPs: "
                f"{label(*best)} (pass@1 {means[best]:.3f})")
+  (bw, nw), (bp, np_) = max((b, n) for b, n, _ in runs), min((b, n) for b, n, _ in runs)
   for curriculum in CURRICULA:
-    m, h = ex.paired_diff(runs[(4, 16, curriculum)], runs[(32, 2, curriculum)], score)
-    claim = f"[{task}] path sampling (N=16, B=4) beats world sampling (N=2, B=32) at a " \
-            f"fixed budget ({curriculum} curriculum)"
+    m, h = ex.paired_diff(runs[(bp, np_, curriculum)], runs[(bw, nw, curriculum)], score)
+    claim = f"[{task}] path sampling (B={bp} x N={np_}) beats world sampling (B={bw} x " \
+            f"N={nw}) at a fixed budget ({curriculum} curriculum)"
     lines.append(_judge(claim, m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
-  for b, n in SPLITS:
+  for b, n in sorted({(b, n) for b, n, _ in runs}, reverse=True):
     m, h = ex.paired_diff(runs[(b, n, "adaptive")], runs[(b, n, "uniform")], score)
     lines.append(_judge(f"[{task}] the adaptive curriculum beats the uniform one at B={b} x "
                         f"N={n}", m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
@@ -178,7 +184,7 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
         "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
-        "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode (B scaled down in "
+        "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode ({ROLLOUTS // 2} in "
         f"the quick mode); scale {'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
         "FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
         "training). Metrics at the last evaluation within the common budget; GFLOPs to "

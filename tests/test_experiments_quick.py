@@ -37,7 +37,7 @@ def _expected(name: str) -> tuple[str, set]:
   if name == "pkpo":
     arms = [f"k_opt = {k}" for k in module.K_OPT] + [module.ANNEALED]
     return "method", {(t, a) for t in TASKS for a in arms}
-  arms = [f"{b} x {n}|{c}" for b, n in module.SPLITS for c in module.CURRICULA]
+  arms = [f"{b} x {n}|{c}" for b, n in module.splits(quick=True) for c in module.CURRICULA]
   return "B x N", {(t, a) for t in TASKS for a in arms}
 
 
