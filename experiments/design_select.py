@@ -18,6 +18,16 @@ Full mode (≥ 3 seeds at the RL_SCALES "full" scale, issue 13) is NOT implement
 without --quick exits with an error. Quick scale: the tiny quick SFT prior (60 steps), 2 RL
 steps of 4 prompts x 8 kept responses, 8 held-out prompts; 2 seeds. At that scale the prior
 barely solves the task, so differences are noise.
+
+Measured (quick mode with the full-mode tiny prior: `--quick --prior full --steps 20 --seeds 5`,
+results/design_select/table.md; 69 s on the loaded 2-core machine, the prior already trained):
+design vs random, final held-out (8 prompts x 8): pass@1 0.322 ± 0.116 vs 0.325 ± 0.086,
+pass@8 0.825 ± 0.139 vs 0.900 ± 0.069 (Δ −0.075 ± 0.177), distinct@8 1.57 ± 0.52 vs
+1.70 ± 0.50 (Δ −0.13 ± 0.53); distinct successful strategies among the 8 kept training
+responses 1.69 ± 0.25 vs 1.88 ± 0.30. The design keeps more confident responses (mean r̂
+−0.353 vs −0.367 nats/token; all candidates −0.375): with the log-prob estimate it spends its
+picks near the apparent best, not on diversity. No difference is significant at this scale; the
+issue's full comparison (≥ 3 seeds at full scale) has not been run.
 """
 from __future__ import annotations
 
