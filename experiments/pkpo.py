@@ -12,15 +12,16 @@ comparisons are paired by seed (same prior, problem stream and held-out set).
   .venv/bin/python experiments/pkpo.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/pkpo.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU (shared with other jobs during this session).
-Quick mode (measured, 2-core CPU at load average ~20, reusing the quick prior): 52 s CPU, 4
-min 32 s wall. Outcome on grid_paths (2 seeds, 6 steps): pass@4 is best at k_opt = 4 by mean
-(0.643 vs 0.621-0.622 and 0.592 for k_opt 1/8/16), pass@8 best at k_opt = 4, not 8; pass@16
-is 0.875 for every k_opt (NOT TESTABLE); k_opt = 8 vs 1 at pass@16: 0.000 ± 0.000.
-Partition's quick prior solves nothing, so its rows are all 0.
-Full mode: NOT run in this session: the 2-core machine was shared with other agents' jobs
-(load average 15-21) and the entropy_mechanism and polyepo full runs had priority; expected
-cost about 15 CPU-minutes. No full-mode table or verdict is claimed.
+Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
+10-21).
+Full mode: NOT run in this session (`.venv/bin/python experiments/pkpo.py`): the CPU went to
+entropy_mechanism and polyepo, as planned. No full-mode table or verdict is claimed.
+Expected cost, from polyepo's measured ~3.4 CPU-minutes for 18 grid_paths runs: well under
+30 minutes of a quiet 2-core machine.
+Quick mode, measured (same machine, reusing the quick prior): 52 s CPU, 4 min 32 s wall; a
+smoke test (6 steps): on grid_paths pass@4 is best at k_opt = 4 by mean (0.643 vs
+0.592-0.622), pass@16 is 0.875 for every k_opt (not testable); the partition quick prior
+solves nothing.
 
 """
 from __future__ import annotations

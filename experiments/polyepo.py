@@ -21,20 +21,22 @@ gains over GRPO are paired by seed (same prior, problem stream and held-out set)
   .venv/bin/python experiments/polyepo.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/polyepo.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU (shared with other jobs during this session).
-Quick mode (measured, 2-core CPU at load average ~20, reusing the quick prior and the two
-shared GRPO arms): 72 s CPU, 7 min wall. Outcome: no claim is reproduced at the smoke scale;
-on grid_paths Poly-EPO (signature) vs GRPO: distinct@16 +0.125 ± 1.588, vs the set-RL mean
-control +0.312 ± 0.794, pass@16 gain 0.000 ± 0.000; embedding judge distinct@16 +0.438 ±
-3.971. Poly-EPO's aggregation + clip changes GRPO's update norm by −0.0000 ± 0.0013 here (6
-steps).
-Full mode: NOT completed in this session. It was started in the background at 08:09 and
-08:21 UTC with `nice -n 10` on the 2-core machine shared with other agents' jobs (load
-average 15-21), where it received about 3% of a core (36 s of CPU in 13 min); no full-mode
-table or
-verdict is claimed here. Expected cost from the quick mode's per-run CPU times: about
-20 CPU-minutes. Rerunning the command reuses every finished run (the SFT priors
-and the shared GRPO baseline under results/_shared) and writes the table after each task.
+Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
+10-21).
+Full mode, measured: `.venv/bin/python experiments/polyepo.py --tasks grid_paths,partition`
+under `nice -n 10`: grid_paths finished (3 seeds x 6 arms, 64 x 64 final evaluations) in
+2749 s wall but only ~3.4 CPU-minutes (the wall time is the contention); partition was NOT
+run: stopped at its first arm at 09:08 UTC to free the CPU for entropy_mechanism. Outcome on
+grid_paths (results/polyepo/table.md): GRPO collapses strategy coverage (distinct successful
+strategies among 64 samples 7.78 for the prior -> 3.69 ± 1.40), Poly-EPO keeps it (signature
+judge 7.32 ± 0.71, embedding judge 6.42 ± 0.37): REPRODUCED vs GRPO (+3.64 ± 1.88) and vs
+the set-RL mean control with the same aggregation/clip/lr (+3.34 ± 1.65), so the gain is the
+objective's; the aggregation + clip alone changes neither the update norm (+0.0001 ± 0.0013)
+nor coverage (-0.26 ± 1.27) here. pass@64 gain over GRPO +0.042 ± 0.059: NOT REPRODUCED (not
+significant); the gain grows with k (gain@64 - gain@1 = +0.096 ± 0.064, REPRODUCED), because
+Poly-EPO's pass@1 is lower (-0.055 ± 0.113) and its pass@8 higher (+0.072 ± 0.104).
+Quick mode, measured (same machine, reusing the quick prior and the shared GRPO arms): 72 s
+CPU, 7 min wall; a smoke test, no claim decided at 6 steps.
 
 """
 from __future__ import annotations

@@ -19,12 +19,15 @@ table gives the FLOPs each arm needs to first reach a held-out pass@1 target
   .venv/bin/python experiments/world_vs_path.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/world_vs_path.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU (shared with other jobs during this session).
-Quick mode: see tests/test_experiments_quick.py (run in this session on the loaded machine);
-smoke scale only, no claim is decided at 6 steps.
-Full mode: NOT run in this session: the 2-core machine was shared with other agents' jobs
-(load average 15-21) and the entropy_mechanism and polyepo full runs had priority; expected
-cost about 20 CPU-minutes. No full-mode table or verdict is claimed.
+Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
+10-21).
+Full mode: NOT run in this session (`.venv/bin/python experiments/world_vs_path.py`): the
+CPU went to entropy_mechanism and polyepo, as planned. No full-mode table or verdict is
+claimed. Expected cost, from polyepo's measured ~3.4 CPU-minutes for 18 grid_paths runs:
+well under 30 minutes of a quiet 2-core machine.
+Quick mode, measured (same machine): 61 s CPU, 4 min 21 s wall
+(tests/test_experiments_quick.py: 238 s wall with fresh quick priors); a smoke test, no
+claim decided at 6 steps.
 
 """
 from __future__ import annotations
