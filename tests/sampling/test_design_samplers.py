@@ -16,7 +16,7 @@ from explore_rl.sampling.design import (CandidateSampler, DesignSelectSampler, S
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.registry import make_sampler
 from explore_rl.sampling.samplers import IndependentSampler, Policies
-from explore_rl.tasks.base import Problem
+from explore_rl.tasks.base import MALFORMED, OK, WRONG, Problem, Task
 
 L, P, CANDS, N = 6, 8, 6, 3
 PROBLEMS = [Problem(prompt=f"q{i}:", answer="a", solution="a", difficulty=0.5, meta={})
@@ -163,3 +163,55 @@ def test_bad_kwargs_are_config_errors():
   sampler = DesignSelectSampler(sampling=SAMPLING, prompt_len=P, candidates=3)
   with pytest.raises(ValueError, match="candidates > rollout.num_samples"):
     sampler.choose(np.eye(3), np.zeros(3), 3, 0)
+
+
+class Lowercase(Task):
+  """Correct iff the response starts with a lower-case letter."""
+  name = "lowercase_design_test"
+
+  def sample(self, rng, difficulty=None):
+    return PROBLEMS[0]
+
+  def correct_responses(self, problem, rng, num):
+    return ["a"] * num
+
+  def mistake(self, problem, rng, response):
+    return "Z" + response
+
+  def parse(self, problem, response):
+    return response[:1] or None
+
+  def check(self, problem, parsed):
+    return parsed.islower()
+
+  def parsed_answer(self, problem, parsed):
+    return parsed
+
+  def parsed_signature(self, problem, parsed):
+    return parsed
+
+  def score(self, problem, response, *, truncated=False):
+    parsed = self.parse(problem, response)
+    return MALFORMED if parsed is None else (OK if self.check(problem, parsed) else WRONG)
+
+
+def test_reward_estimate_is_the_verifiers(policies, candidates):
+  """r̂ = the verifier's reward of each candidate (truncated ones score 0, as in training)."""
+  cands, phi, _, seeds = candidates
+  task = Lowercase()
+  sampler = make_sampler("design_select", sampling=SAMPLING, prompt_len=P, task=task,
+                         candidates=CANDS, estimate="reward")
+  tok = policies.trained.tokenizer
+  # The tiny random model rarely stops within L tokens: score the candidates as if complete
+  # too, so the rewards vary.
+  whole = cands._replace(truncated=np.zeros_like(cands.truncated))
+  want = np.asarray([task.score(PROBLEMS[i // CANDS], tok.decode(t)).reward
+                     for i, t in enumerate(cands.tokens)]).reshape(len(PROBLEMS), CANDS)
+  assert 0 < want.mean() < 1, "all rewards equal: the check cannot tell estimates apart"
+  np.testing.assert_array_equal(sampler.describe(policies, PROBLEMS, whole)[1], want)
+  want = np.where(cands.truncated.reshape(want.shape), 0.0, want)
+  np.testing.assert_array_equal(sampler.describe(policies, PROBLEMS, cands)[1], want)
+  batch = _rows(sampler(policies, PROBLEMS, RNG, num_samples=N))
+  picks = np.stack([design_select(phi[b], N, estimates=want[b], seed=int(seeds[b]))
+                    for b in range(len(PROBLEMS))])
+  np.testing.assert_array_equal(batch.tokens, _expect(cands, picks)[0])
