@@ -17,7 +17,8 @@ over seeds; Δ = paired difference (design − random) over seeds.
 Full mode (≥ 3 seeds at the RL_SCALES "full" scale, issue 13) is NOT implemented: running
 without --quick exits with an error. Quick scale: the tiny quick SFT prior (60 steps), 2 RL
 steps of 4 prompts x 8 kept responses, 8 held-out prompts; 2 seeds. At that scale the prior
-barely solves the task, so differences are noise.
+barely solves the task, so differences are noise. Wall time of the default --quick: 76 s with
+the compile cache warm, 151 s cold (both train the quick prior; loaded 2-core machine).
 
 Measured (quick mode with the full-mode tiny prior: `--quick --prior full --steps 20 --seeds 5`,
 results/design_select/table.md; 69 s on the loaded 2-core machine, the prior already trained):
