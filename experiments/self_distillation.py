@@ -24,12 +24,22 @@ of pass@1 against sampled tokens; paired differences to GRPO as verdicts.
   .venv/bin/python experiments/self_distillation.py            # full: 3 seeds
   .venv/bin/python experiments/self_distillation.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs.
+Hardware: 2-core CPU shared with other jobs (load 12-18 during these runs).
 Quick mode (4 of the arms, 1 seed, 2 steps each): measured with all 7 arms at 160 s of CPU
-time, 523 s wall at load 12-16 (other agents' experiments); the 4-arm quick mode is about
-half of that. Full mode: estimated ~30 minutes on a quiet 2-core machine (tiny preset;
-7 arms x 3 seeds x 40 steps); the outcome is whatever results/self_distillation/table.md
-holds from a finished run, negative or not.
+time, 523 s wall at load 12-16; the 4-arm quick mode is about half of that.
+Full mode (measured once, nice -n 10, load 15-18): 2849 s wall = the hinted prior (600
+steps, ~25 min) + 21 RL runs (~20 min); over the 30-minute target on this loaded machine.
+
+Measured outcome (full mode, results/self_distillation/table.md): NEGATIVE. The prior
+rarely succeeds (student pass@1 0.002, pass@8 0.016 on 64 held-out prompts); shown the
+solution it does better but still weakly (teacher pass@1 0.029, pass@8 0.141): the tiny
+model copies the hint only partly. After 40 steps (0.16M sampled tokens) final pass@1 is
+GRPO 0.014 ± 0.026, SD poe 0.012 ± 0.003, interp 0.007 ± 0.011, trust_region 0.010 ±
+0.010, teacher 0.007 ± 0.014, aggregated sampling 0.006 ± 0.005, GRPO + SD poe 0.014 ±
+0.013 (3 seeds, 95% t): no arm differs significantly from GRPO (paired differences
+−0.008..0.000, half-widths 0.012-0.023). Aggregated sampling does raise the training
+success rate under p* (train_pass@1 0.083 ± 0.029 vs GRPO's 0.011 ± 0.003, IS weight mean
+0.77), but this does not carry over to the student's held-out accuracy at this scale.
 """
 from __future__ import annotations
 
