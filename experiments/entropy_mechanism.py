@@ -15,24 +15,27 @@ R², the predicted ceiling −a + b and the reached pass@1, mean ± 95% t-interv
   .venv/bin/python experiments/entropy_mechanism.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/entropy_mechanism.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU (shared with other jobs during this session).
-Quick mode (measured, 2-core CPU at load average ~20; warm XLA cache, fresh prior): 79 s CPU
-(user + sys), 9 min 10 s wall. Outcome: the smoke scale (tiny prior, 6 steps of 4 prompts x
-8) moves nothing measurably: on partition the 60-step quick prior solves nothing (pass@1
-0.000), so every claim there is NOT TESTABLE / NOT REPRODUCED with 0.000 ± 0.000
-differences; on grid_paths every paired difference vs GRPO spans 0 (e.g. KL-Cov active:
-entropy −0.014 ± 0.074, pass@1 +0.016 ± 0.397). The selected-token fractions are the
-informative part: KL-Cov at the config's k = 2e-3 acts on 0.7-0.9% of tokens (the max(⌊kN⌋,
-1) = 1 floor), Clip-Cov r = 2e-2 on 0.06-1.1%, the active settings on 4.5% (KL-Cov k = 0.05)
-and 0.4-4.5% (Clip-Cov r = 0.05, ω = (0, 5): few tokens have Cov in the window when most
-groups carry no signal).
-Full mode: NOT completed in this session. It was started in the background at 08:09 and
-08:21 UTC with `nice -n 10` on the 2-core machine shared with other agents' jobs (load
-average 15-21), where it received about 3% of a core (35 s of CPU in 13 min); no full-mode
-table or
-verdict is claimed here. Expected cost from the quick mode's per-run CPU times: about
-25 CPU-minutes. Rerunning the command reuses every finished run (the SFT priors
-and the shared GRPO baseline under results/_shared) and writes the table after each task.
+Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
+5-21).
+Full mode, measured: `.venv/bin/python experiments/entropy_mechanism.py --tasks
+grid_paths,partition` under `nice -n 10`: grid_paths finished (3 seeds x 8 arms, 9
+evaluations a run) in 3028 s wall, of which a few CPU-minutes (the rest is contention);
+partition was NOT finished this session (still training when the session ended), so no
+partition verdict is claimed. Outcome on grid_paths (results/entropy_mechanism/table.md):
+GRPO collapses entropy (held-out 0.431 for the prior -> 0.229 ± 0.095). Entropy bonus 0.01
+does not prevent it (drop 0.187 ± 0.064, REPRODUCED); the reference KL 0.1 leaves a smaller
+but still significant drop (0.078 ± 0.012, REPRODUCED in the strict sense, though it keeps
+most of the entropy). Clip-Cov as configured (r = 2e-2, ω = (1, 5), 1.5% of tokens selected)
+keeps entropy higher (+0.149 ± 0.056 over GRPO, REPRODUCED) but does not raise pass@1
+(-0.040 ± 0.142, NOT REPRODUCED). KL-Cov as configured (k = 2e-3: 0.2% of tokens) changes
+nothing measurable (entropy +0.003 ± 0.162). At 4.9% of tokens neither keeps entropy
+significantly higher (Clip-Cov r = 0.05 with ω = (0, 5): +0.004 ± 0.070, which also widens
+the window to low-covariance tokens; KL-Cov k = 0.05: +0.047 ± 0.073) nor raises pass@1
+(+0.024 ± 0.088, +0.017 ± 0.073): NOT REPRODUCED. Entropy law fits per run: R² 0.28-0.90,
+ceilings -a + b 0.67-0.88 against reached pass@1 0.63-0.69, with wide intervals over 3
+seeds.
+Quick mode, measured (same machine; warm XLA cache, fresh quick prior): 79 s CPU (user +
+sys), 9 min 10 s wall; a smoke test (tiny prior, 6 steps), no claim decided there.
 
 """
 from __future__ import annotations
