@@ -19,7 +19,7 @@ Hardware: 2-core CPU, shared with other agents' jobs during this session (load a
 5-21).
 Full mode, measured: `.venv/bin/python experiments/entropy_mechanism.py --tasks
 grid_paths,partition` under `nice -n 10`: grid_paths finished (3 seeds x 8 arms, 9
-evaluations a run) in 3028 s wall, of which a few CPU-minutes (the rest is contention);
+evaluations a run) in 3028 s wall, but ~7 CPU-minutes (the rest is contention);
 partition was NOT finished this session (still training when the session ended), so no
 partition verdict is claimed. Outcome on grid_paths (results/entropy_mechanism/table.md):
 GRPO collapses entropy (held-out 0.431 for the prior -> 0.229 ± 0.095). Entropy bonus 0.01
