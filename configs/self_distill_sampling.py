@@ -15,6 +15,8 @@ smoke run took 56 s on a 2-core machine at load 5-15 (other jobs).
 Expected: not measured at full scale (see experiments/self_distillation.py for the
 comparison). metrics.jsonl logs train_pass@1 under p* next to the student's held-out
 pass@1, and is_weight_mean / is_capped_frac: how far p* is from the student.
+In experiments/self_distillation.py (countdown d0.3, tiny hinted prior, 40 steps, 3 seeds):
+train_pass@1 0.083 ± 0.029 under p* vs GRPO's 0.011, held-out pass@1 0.006 ± 0.005 (GRPO 0.014).
 """
 import ml_collections
 
