@@ -34,8 +34,9 @@ world` / `--part countdown`, then `--part all` to write the tables from the fini
 the mixture prior (200 SFT steps) ~24 min; the 9 GRPO runs 1149 s; the countdown part
 (two 60-step priors, 4 GRPO runs) 1776 s; 48 min from the first launch (including runs
 restarted at a smaller scale), over the 30-minute target on this loaded machine. --quick:
-570 s standalone, 1498 s as tests/test_world_sampling.py (same load), far over the 90 s
-target (mostly compiling for 224- and 512-character prompts).
+570 s standalone with a cold compile cache, 151 s with a warm one (load average ~8), 1498 s
+as tests/test_world_sampling.py (cold cache, load ~20): over the 90 s target (mostly
+compiling for 224- and 512-character prompts).
 
 Measured (full mode, results/world_sampling/table.md; seeds 0-2; 4 held-out prompts per
 family x 8 samples; every run read at its final evaluation, 63-65 GFLOPs): no arm differs
