@@ -18,22 +18,21 @@ R², the predicted ceiling −a + b and the reached pass@1, mean ± 95% t-interv
 Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
 5-21).
 Full mode, measured: `.venv/bin/python experiments/entropy_mechanism.py --tasks
-grid_paths,partition` under `nice -n 10`: grid_paths finished (3 seeds x 8 arms, 9
-evaluations a run) in 3028 s wall, but ~7 CPU-minutes (the rest is contention);
-partition was NOT finished this session (still training when the session ended), so no
-partition verdict is claimed. Outcome on grid_paths (results/entropy_mechanism/table.md):
-GRPO collapses entropy (held-out 0.431 for the prior -> 0.229 ± 0.095). Entropy bonus 0.01
-does not prevent it (drop 0.187 ± 0.064, REPRODUCED); the reference KL 0.1 leaves a smaller
-but still significant drop (0.078 ± 0.012, REPRODUCED in the strict sense, though it keeps
-most of the entropy). Clip-Cov as configured (r = 2e-2, ω = (1, 5), 1.5% of tokens selected)
-keeps entropy higher (+0.149 ± 0.056 over GRPO, REPRODUCED) but does not raise pass@1
-(-0.040 ± 0.142, NOT REPRODUCED). KL-Cov as configured (k = 2e-3: 0.2% of tokens) changes
-nothing measurable (entropy +0.003 ± 0.162). At 4.9% of tokens neither keeps entropy
-significantly higher (Clip-Cov r = 0.05 with ω = (0, 5): +0.004 ± 0.070, which also widens
-the window to low-covariance tokens; KL-Cov k = 0.05: +0.047 ± 0.073) nor raises pass@1
-(+0.024 ± 0.088, +0.017 ± 0.073): NOT REPRODUCED. Entropy law fits per run: R² 0.28-0.90,
-ceilings -a + b 0.67-0.88 against reached pass@1 0.63-0.69, with wide intervals over 3
-seeds.
+grid_paths,partition` under `nice -n 10`, both tasks finished: 08:21-09:24 UTC in three
+segments on the loaded machine (restarts reused finished runs), about 10 CPU-minutes in all.
+Outcome on grid_paths: GRPO collapses entropy (held-out 0.431 for the prior -> 0.229 ±
+0.095). Entropy bonus 0.01 does not prevent it (drop 0.187 ± 0.064, REPRODUCED); the
+reference KL 0.1 leaves a smaller but still significant drop (0.078 ± 0.012, REPRODUCED in
+the strict sense, though it keeps most of the entropy). Clip-Cov as configured (r = 2e-2, ω
+= (1, 5), 1.5% of tokens) keeps entropy higher (+0.149 ± 0.056, REPRODUCED) but does not
+raise pass@1 (-0.040 ± 0.142, NOT REPRODUCED); KL-Cov as configured (0.2% of tokens) changes
+nothing measurable; at 4.9% of tokens neither keeps entropy significantly higher nor raises
+pass@1 (NOT REPRODUCED). On partition: GRPO's drop is smaller (0.340 -> 0.267 ± 0.014);
+bonus and KL still drop significantly (0.064 ± 0.033, 0.051 ± 0.020: REPRODUCED); only
+KL-Cov at k = 0.05 keeps entropy higher (+0.044 ± 0.004, REPRODUCED); no Cov variant raises
+pass@1 (KL-Cov k = 2e-3 lowers it, -0.020 ± 0.018). Entropy-law fits per run: R² 0.14-0.90,
+ceilings -a + b 0.37-0.88, close to the reached pass@1, with wide intervals over 3 seeds.
+
 Quick mode, measured (same machine; warm XLA cache, fresh quick prior): 79 s CPU (user +
 sys), 9 min 10 s wall; a smoke test (tiny prior, 6 steps), no claim decided there.
 
