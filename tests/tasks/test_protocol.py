@@ -75,9 +75,11 @@ def test_teacher_prompt_holds_problem_and_solution(task):
 
 
 def test_every_family_is_covered():
-  # Guards the parametrisation: a family registered later is tested too.
-  assert set(TASKS.names()) == {"arithmetic", "countdown", "grid_paths", "jsonl", "partition",
-                                "reasoning_gym"}
+  # Guards the parametrisation: a family registered later is tested too. Test suites may
+  # register toy families of their own (defined outside the package); those are not built-ins.
+  builtin = {n for n in TASKS.names() if TASKS.get(n).__module__.startswith("explore_rl.")}
+  assert builtin == {"arithmetic", "countdown", "grid_paths", "jsonl", "partition",
+                     "reasoning_gym"}
 
 
 def test_problems_carry_their_family(task):

