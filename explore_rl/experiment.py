@@ -15,7 +15,6 @@ reported as "mean ± half-width"; `mean_ci` also serves intervals over prompts.
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import math
 import os
@@ -82,22 +81,14 @@ def paired_diff(a: Mapping[int, str], b: Mapping[int, str],
 
 
 def enable_compile_cache(root: str = SHARED_ROOT) -> None:
-  """Compile each jitted function once per experiment, not once per run.
-
-  Every run builds a fresh optax optimizer, a static argument of the jitted update, so
-  runs of one process would retrace and recompile an update an earlier run (another seed)
-  already compiled. Optimizers with equal hyper-parameters are the same pure function, so
-  the trainer's `make_optimizer` is memoised here (numerics unchanged); and XLA's
-  persistent compilation cache under ROOT/jax_cache (or $EXPLORE_RL_JAX_CACHE) serves later
-  processes.
-  """
+  """XLA's persistent compilation cache under ROOT/jax_cache (or $EXPLORE_RL_JAX_CACHE), so
+  later processes reuse what earlier ones compiled. Within a process, runs with equal
+  hyper-parameters already share one compiled update (`training.state.make_optimizer` is
+  memoised)."""
   import jax
-  from explore_rl.training import rl, state
   cache = os.environ.get("EXPLORE_RL_JAX_CACHE") or os.path.join(root, "jax_cache")
   jax.config.update("jax_compilation_cache_dir", os.path.abspath(cache))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  if not hasattr(rl.make_optimizer, "cache_info"):
-    rl.make_optimizer = functools.lru_cache(maxsize=None)(state.make_optimizer)
 
 
 # -- runs -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Train state and optimizer: plain pytrees, so the update is a pure jitted function."""
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -15,6 +16,9 @@ class TrainState(NamedTuple):
   rng: jax.Array         # uint32 [2] raw key data (checkpoint friendly)
 
 
+# Memoised: the optimizer is a static argument of the jitted updates, so runs (seeds,
+# trainers of one test session) with equal hyper-parameters share one compiled update.
+@functools.lru_cache(maxsize=None)
 def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: int = 0,
                    weight_decay: float = 0.0, grad_clip: float = 1.0, b1: float = 0.9,
                    b2: float = 0.999, schedule: str = "constant") -> optax.GradientTransformation:
