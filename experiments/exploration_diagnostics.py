@@ -95,11 +95,7 @@ def main(argv=None) -> int:
   parser.add_argument("--shared", default=ex.SHARED_ROOT, help="where SFT priors are shared")
   args = parser.parse_args(argv)
   t0 = time.perf_counter()
-  # XLA's persistent compilation cache: later processes (a rerun, the test) skip compiles
-  import jax
-  jax.config.update("jax_compilation_cache_dir", os.path.abspath(
-      os.environ.get("EXPLORE_RL_JAX_CACHE") or ".jax_cache"))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  ex.enable_compile_cache(args.shared)
   out = args.out or os.path.join("results", "exploration_diagnostics" + "_quick" * args.quick)
   seeds = list(range(args.seeds or (1 if args.quick else 3)))
   prior = ex.sft_prior("partition", quick=args.quick, root=args.shared,

@@ -252,10 +252,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   scale = SCALES["quick" if args.quick else "full"]
   seeds = list(range(args.seeds or scale["seeds"]))
-  import jax
-  jax.config.update("jax_compilation_cache_dir",
-                    os.path.abspath(os.path.join(args.shared, "jax_cache")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  ex.enable_compile_cache(args.shared)
   t0 = time.perf_counter()
   root = os.path.join(args.out, "runs")
   if args.part == "countdown":

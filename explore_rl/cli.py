@@ -17,6 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from explore_rl import compile_cache
 from explore_rl.errors import UserError
 from explore_rl.registry import Registry
 
@@ -34,6 +35,10 @@ _SEED = flags.DEFINE_integer("seed", None, "eval/sample: seed of the held-out pr
 _ALLOW_METHOD_CHANGE = flags.DEFINE_bool(
     "allow_method_change", False, "train: resume a run directory with another method "
     "(objective, rollout, optimizer); by default a resume must keep the stored config.")
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "Directory of XLA's persistent compilation cache, so a rerun of a "
+    "config skips its compiles (default: $EXPLORE_RL_JAX_CACHE, else ~/.cache/explore_rl/jax); "
+    "'off' turns it off.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU/TPU; the "
     "coordinator comes from the cluster environment, e.g. TPU pod metadata or SLURM).")
@@ -136,6 +141,7 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
   command = commands[0]
+  compile_cache.enable(_COMPILE_CACHE.value)
   if _DISTRIBUTED.value:
     import jax
     jax.distributed.initialize()

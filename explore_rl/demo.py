@@ -13,6 +13,7 @@ import argparse
 import os
 import time
 
+from explore_rl import compile_cache
 from explore_rl.config_files import load_config
 from explore_rl.eval.report import write_report
 
@@ -25,7 +26,11 @@ def main(argv=None):
   parser.add_argument("--preset", default="small")
   parser.add_argument("--smoke", action="store_true",
                       help="the tiny variants of every config (a test of the pipeline)")
+  parser.add_argument("--compile_cache", default=None,
+                      help="XLA's persistent compilation cache directory (default: "
+                      "~/.cache/explore_rl/jax, see explore_rl/compile_cache.py); 'off' turns it off")
   args = parser.parse_args(argv)
+  compile_cache.enable(args.compile_cache)
   variant = ":tiny" if args.smoke else ""
   from explore_rl.training.rl import train_rl
   from explore_rl.training.sft import train_sft

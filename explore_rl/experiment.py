@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from explore_rl import compile_cache
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 
@@ -81,14 +82,11 @@ def paired_diff(a: Mapping[int, str], b: Mapping[int, str],
 
 
 def enable_compile_cache(root: str = SHARED_ROOT) -> None:
-  """XLA's persistent compilation cache under ROOT/jax_cache (or $EXPLORE_RL_JAX_CACHE), so
-  later processes reuse what earlier ones compiled. Within a process, runs with equal
-  hyper-parameters already share one compiled update (`training.state.make_optimizer` is
-  memoised)."""
-  import jax
-  cache = os.environ.get("EXPLORE_RL_JAX_CACHE") or os.path.join(root, "jax_cache")
-  jax.config.update("jax_compilation_cache_dir", os.path.abspath(cache))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  """XLA's persistent compilation cache under ROOT/jax_cache (or $EXPLORE_RL_JAX_CACHE;
+  see `explore_rl.compile_cache`), so later processes reuse what earlier ones compiled.
+  Within a process, runs with equal hyper-parameters already share one compiled update
+  (`training.state.make_optimizer` is memoised)."""
+  compile_cache.enable(default=os.path.join(root, "jax_cache"))
 
 
 # -- runs -------------------------------------------------------------------------------

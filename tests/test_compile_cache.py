@@ -1,0 +1,50 @@
+"""explore_rl/compile_cache.py: which directory wins, the lock is on, a second process
+loads what the first compiled."""
+import os
+import subprocess
+import sys
+
+import jax
+
+from explore_rl import compile_cache
+
+_PROGRAM = """
+import jax, jax.numpy as jnp
+from jax._src import monitoring
+from explore_rl import compile_cache
+hits = []
+monitoring.register_event_listener(
+    lambda name, **kw: hits.append(name) if name == "/jax/compilation_cache/cache_hits" else None)
+compile_cache.enable({path!r}, min_compile_secs=0.0)
+f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum() * 3.0 + 1.25)
+print(float(f(jnp.ones((7, 5)))), len(hits))
+"""
+
+
+def test_precedence_explicit_then_environment_then_default(monkeypatch, tmp_path):
+  monkeypatch.delenv(compile_cache.ENV, raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert compile_cache.resolve() == str(tmp_path / "xdg" / "explore_rl" / "jax")
+  assert compile_cache.resolve(default="d") == os.path.abspath("d")
+  monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "env"))
+  assert compile_cache.resolve(default="d") == str(tmp_path / "env")
+  assert compile_cache.resolve("explicit", default="d") == os.path.abspath("explicit")
+  assert compile_cache.resolve("off") is None
+  monkeypatch.setenv(compile_cache.ENV, "off")
+  assert compile_cache.resolve(default="d") is None
+
+
+def test_the_suite_runs_with_the_locked_cache():
+  # The file lock of JAX's cache is taken only when eviction is on (a size bound).
+  assert jax.config.jax_compilation_cache_max_size == compile_cache.MAX_BYTES > 0
+  assert jax.config.jax_compilation_cache_dir == compile_cache.resolve()
+
+
+def test_a_second_process_loads_the_compiled_function(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != compile_cache.ENV}
+  program = _PROGRAM.format(path=str(tmp_path / "cache"))
+  runs = [subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                         text=True, check=True).stdout.split() for _ in range(2)]
+  assert runs[0][0] == runs[1][0]
+  assert int(runs[0][1]) == 0 < int(runs[1][1])   # misses, then hits
+  assert any(p.name.endswith("-cache") for p in (tmp_path / "cache").iterdir())
