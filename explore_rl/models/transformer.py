@@ -23,24 +23,37 @@ from explore_rl.models.config import ModelConfig
 
 
 class KVCache(NamedTuple):
-  """Preallocated keys/values, one [B, kv_heads, S, head_dim] array per layer.
+  """Preallocated keys [B, kv_heads, head_dim, S] and values [B, kv_heads, S, head_dim],
+  one array each per layer.
 
-  Heads before slots is the layout both attention dots consume as they are
-  (contracting head_dim, then slots), so a decode step copies nothing but the
-  new token's keys and values.
+  The layouts the two attention matmuls consume as they are: scores are
+  q [G·T, H] @ k [H, S] and outputs probs [G·T, S] @ v [S, H] per (row, kv head),
+  both plain row-major matmuls (k stored [S, H] made the scores a batched dot
+  XLA:CPU ran at a third of the memory bandwidth: benchmarks/README.md). A decode
+  step copies nothing but the new token's keys and values.
   """
   k: tuple[jax.Array, ...]
   v: tuple[jax.Array, ...]
 
   @classmethod
   def zeros(cls, config: ModelConfig, batch: int, length: int) -> "KVCache":
-    shape = (batch, config.num_key_value_heads, length, config.head_size)
-    z = tuple(jnp.zeros(shape, config.compute_dtype) for _ in range(config.num_hidden_layers))
-    return cls(z, z)
+    b, n, h, dt = batch, config.num_key_value_heads, config.head_size, config.compute_dtype
+    layers = range(config.num_hidden_layers)
+    return cls(tuple(jnp.zeros((b, n, h, length), dt) for _ in layers),
+               tuple(jnp.zeros((b, n, length, h), dt) for _ in layers))
 
   @property
   def length(self) -> int:
-    return self.k[0].shape[2]
+    return self.v[0].shape[2]
+
+  def grow(self, length: int) -> "KVCache":
+    """The same cache with `length` slots, the new ones zero (a copy; `length` >= S)."""
+    extra = length - self.length
+    if extra < 0:
+      raise ValueError(f"cannot shrink a cache of {self.length} slots to {length}")
+    pad = lambda axis: lambda x: jnp.pad(x, [(0, extra if i == axis else 0)
+                                             for i in range(x.ndim)])
+    return KVCache(tuple(map(pad(3), self.k)), tuple(map(pad(2), self.v)))
 
 
 def rope_frequencies(config: ModelConfig) -> jax.Array:
@@ -103,7 +116,7 @@ class Attention(nnx.Module):
     self.shape = (nq, nkv, h)
 
   def __call__(self, x, positions, inv_freq, mask, kv, cache_index):
-    """x [B, T, D]; mask [B, T, S] bool; kv: (k, v) cache arrays [B, K, S, H] or None."""
+    """x [B, T, D]; mask [B, T, S] bool; kv: (k [B, K, H, S], v [B, K, S, H]) or None."""
     b, t, d = x.shape
     nq, nkv, h = self.shape
     x2 = x.reshape(b * t, d)  # 2-D projections: XLA:CPU's backward then needs no transposes
@@ -114,25 +127,33 @@ class Attention(nnx.Module):
       out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])  # [B, T, Nq, H]
       new_kv = (k, v)
     else:  # write this chunk at slots [cache_index, cache_index + T), attend to all S
-      new_kv = tuple(
-          jax.lax.dynamic_update_slice_in_dim(c, a.transpose(0, 2, 1, 3).astype(c.dtype),
-                                              cache_index, 2) for c, a in zip(kv, (k, v)))
+      ck, cv = kv
+      new_kv = (jax.lax.dynamic_update_slice_in_dim(ck, k.transpose(0, 2, 3, 1).astype(ck.dtype),
+                                                    cache_index, 3),
+                jax.lax.dynamic_update_slice_in_dim(cv, v.transpose(0, 2, 1, 3).astype(cv.dtype),
+                                                    cache_index, 2))
       out = cached_attention(q, *new_kv, mask)
     return self.o_proj(out.reshape(b * t, nq * h)).reshape(b, t, d), new_kv
 
 
 def cached_attention(q, k, v, mask):
-  """softmax(q kᵀ / √H) v over cache slots, grouped-query: q [B, T, Nq, H],
-  k/v [B, K, S, H], mask [B, T, S] -> [B, T, Nq, H]. Scores and softmax in fp32."""
+  """softmax(q kᵀ / √H) v over cache slots, grouped-query, scores and softmax in fp32.
+
+  q [B, T, Nq, H], k [B, K, H, S], v [B, K, S, H], mask [B, T, S] -> [B, T, Nq, H].
+  The G = Nq / K query heads of a kv head and the T positions form the rows of
+  one matmul per (row, kv head): [G·T, H] @ [H, S], then [G·T, S] @ [S, H].
+  """
   b, t, nq, h = q.shape
   nkv = k.shape[1]
-  q = q.reshape(b, t, nkv, nq // nkv, h)
-  scores = jnp.einsum("btkgh,bksh->bkgts", q, k.astype(q.dtype),
-                      preferred_element_type=jnp.float32) / math.sqrt(h)
-  scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+  g = nq // nkv
+  q = q.reshape(b, t, nkv, g, h).transpose(0, 2, 3, 1, 4).reshape(b, nkv, g * t, h)
+  scores = jnp.einsum("bkqh,bkhs->bkqs", q, k.astype(q.dtype),
+                      preferred_element_type=jnp.float32) / math.sqrt(h)  # [B, K, G·T, S]
+  keep = jnp.broadcast_to(mask[:, None, None], (b, 1, g, t, mask.shape[-1]))
+  scores = jnp.where(keep.reshape(b, 1, g * t, -1), scores, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-  out = jnp.einsum("bkgts,bksh->btkgh", probs, v.astype(q.dtype))
-  return out.reshape(b, t, nq, h)
+  out = jnp.einsum("bkqs,bksh->bkqh", probs, v.astype(q.dtype))          # [B, K, G·T, H]
+  return out.reshape(b, nkv, g, t, h).transpose(0, 3, 1, 2, 4).reshape(b, t, nq, h)
 
 
 class MLP(nnx.Module):

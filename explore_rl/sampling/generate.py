@@ -2,9 +2,15 @@
 
 Layout: prompts are left-padded to P tokens so every row's last prompt token sits
 at slot P-1 and decode step t writes slot P+t for all rows at once; RoPE
-positions count only real tokens, so padding changes nothing. The cache holds
-P + max_new_tokens slots; every decode step attends to all of them under a mask,
-so a step costs the same at position 16 as at position 512.
+positions count only real tokens, so padding changes nothing.
+
+Cache-length buckets: decoding runs in segments, one `while_loop` each, and the
+cache grows between them. Segment j holds L_j = min(⌈(P+1)/c⌉·c + j·c, P+M) slots
+(c = `cache_bucket`) and runs the steps whose slot P+t < L_j, so a step reads
+at most c - 1 slots past its position, whatever the maximum length: its cost
+follows the position. Masked slots get probability exactly 0, so the buckets
+change the result only by the summation order of the attention (`cache_bucket=0`
+attends to all P+M slots from the first step: the unbucketed decode).
 """
 from __future__ import annotations
 
@@ -32,22 +38,34 @@ class Rollout(NamedTuple):
   steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
 
 
+def cache_lengths(prompt_len: int, max_new_tokens: int, bucket: int) -> list[int]:
+  """The cache length L_j of each decode segment (module docstring); [P+M] when bucket=0."""
+  total = prompt_len + max_new_tokens
+  if bucket <= 0:
+    return [total]
+  first = -(-(prompt_len + 1) // bucket) * bucket
+  return [min(length, total) for length in range(first, total + bucket - 1, bucket)]
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "config", "eos_id",
-                                             "pad_id"))
+                                             "pad_id", "cache_bucket"))
 def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array,
              rng: jax.Array, *, num_samples: int, config: SamplingConfig, eos_id: int,
-             pad_id: int) -> Rollout:
-  """Sample `num_samples` responses for each of B left-padded prompts [B, P]."""
+             pad_id: int, cache_bucket: int = 128) -> Rollout:
+  """Sample `num_samples` responses for each of B left-padded prompts [B, P].
+
+  `cache_bucket`: the cache grows in multiples of this many slots (module docstring).
+  """
   model = nnx.merge(graphdef, params)
   b, p = prompt_tokens.shape
   m = config.max_new_tokens
   s = p + m
 
-  # Prefill once per prompt.
-  cache = KVCache.zeros(model.config, b, s)
+  # Prefill once per prompt, into a cache of exactly P slots.
+  cache = KVCache.zeros(model.config, b, p)
   key_valid = jnp.zeros((b, s), bool).at[:, :p].set(prompt_valid)
-  mask = jnp.pad(causal_mask(prompt_valid), ((0, 0), (0, 0), (0, m)))  # [B, P, S]
-  logits, cache = model(prompt_tokens, positions_from_mask(prompt_valid), mask, cache, 0)
+  logits, cache = model(prompt_tokens, positions_from_mask(prompt_valid),
+                        causal_mask(prompt_valid), cache, 0)
   last = logits[:, -1]                                                  # [B, V]
   next_pos = prompt_valid.sum(axis=1).astype(jnp.int32)                 # [B]
 
@@ -57,9 +75,8 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
   last, key_valid, next_pos = rep(last), rep(key_valid), rep(next_pos)
   rows = b * num_samples
 
-  def cond(state):
-    t, done = state[0], state[3]
-    return (t < m) & ~jnp.all(done)
+  def cond(end):
+    return lambda state: (state[0] < end) & ~jnp.all(state[3])
 
   def body(state):
     t, rng, cache, done, last, key_valid, out = state
@@ -78,13 +95,16 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
     # Feed the token at slot P + t; it attends to every valid slot up to itself.
     slot = p + t
     key_valid = key_valid.at[:, slot].set(True)
-    logits, cache = model(tok[:, None], (next_pos + t)[:, None], key_valid[:, None, :],
-                          cache, slot)
+    logits, cache = model(tok[:, None], (next_pos + t)[:, None],
+                          key_valid[:, None, :cache.length], cache, slot)
     return t + 1, rng, cache, done, logits[:, 0], key_valid, out
 
   out = (jnp.full((rows, m), pad_id, jnp.int32), jnp.zeros((rows, m), bool),
          jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32),
          jnp.zeros((rows, m), jnp.float32))
   state = (jnp.int32(0), rng, cache, jnp.zeros((rows,), bool), last, key_valid, out)
-  steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = jax.lax.while_loop(cond, body, state)
+  for length in cache_lengths(p, m, cache_bucket):  # segments: steps with slot P + t < L_j
+    state = state[:2] + (state[2].grow(length),) + state[3:]
+    state = jax.lax.while_loop(cond(length - p), body, state)
+  steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = state
   return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)

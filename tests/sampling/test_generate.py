@@ -102,3 +102,16 @@ def test_mask_and_lengths_are_consistent(model, prompts):
     assert m[row, :n].all() and not m[row, n:].any()
     assert (toks[row, n:] == PAD).all()
     assert bool(out.truncated[row]) == (EOS not in toks[row, :n].tolist())
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_cache_buckets_equal_the_unbucketed_decode(model, prompts, temperature):
+  # P = 6, 10 new tokens: bucket 4 decodes in segments of 8, 12 and 16 slots.
+  graphdef, params = model
+  cfg = SamplingConfig(temperature=temperature, max_new_tokens=10)
+  outs = {c: generate(graphdef, params, *prompts, jax.random.key(4), num_samples=2, config=cfg,
+                      eos_id=EOS, pad_id=PAD, cache_bucket=c) for c in (0, 4)}
+  np.testing.assert_array_equal(outs[4].tokens, outs[0].tokens)
+  for field in ("logprobs", "sample_logprobs", "entropy"):
+    np.testing.assert_allclose(getattr(outs[4], field), getattr(outs[0], field), atol=1e-5)
+  assert int(outs[4].steps) == int(outs[0].steps)
