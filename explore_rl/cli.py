@@ -40,8 +40,17 @@ _COMPILE_CACHE = flags.DEFINE_string(
     "config skips its compiles (default: $EXPLORE_RL_JAX_CACHE, else ~/.cache/explore_rl/jax); "
     "'off' turns it off.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first (multi-host GPU/TPU; the "
-    "coordinator comes from the cluster environment, e.g. TPU pod metadata or SLURM).")
+    "distributed", False, "train: one process of a multi-process (multi-host) run: "
+    "jax.distributed.initialize() first. On TPU pods and under SLURM the coordinator comes "
+    "from the cluster; elsewhere give --coordinator_address, --num_processes, --process_id. "
+    "See README.md, 'Running on many devices'.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "--distributed: host:port of process 0's coordinator "
+    "(the same on every process).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "--distributed: number of processes of the run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None,
+                                   "--distributed: this process's index, 0..num_processes-1.")
 
 
 @TRAINERS.register("sft")
@@ -132,6 +141,22 @@ def _sample(workdir: str):
       print(f"  [{out.statuses[i]:>9} r={out.rewards[b, j]:.2f}] {out.responses[i]!r}")
 
 
+def _initialize_distributed(command: str):
+  """Joins a multi-process run (`--distributed`); the coordinator flags need it."""
+  given = [f.name for f in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID) if f.value is not None]
+  if not _DISTRIBUTED.value:
+    if given:
+      raise UserError(f"--{', --'.join(given)} only apply with --distributed")
+    return
+  if command != "train":
+    raise UserError(f"--distributed applies to train, not {command}")
+  if _NUM_PROCESSES.value is not None and _PROCESS_ID.value is not None and \
+      not 0 <= _PROCESS_ID.value < _NUM_PROCESSES.value:
+    raise UserError(f"--process_id={_PROCESS_ID.value} is not in 0..{_NUM_PROCESSES.value - 1}")
+  from explore_rl import distributed
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+
+
 def main(argv):
   logging.set_verbosity(logging.WARNING)  # Orbax logs every file it closes at INFO
   commands = [a for a in argv[1:]]
@@ -142,9 +167,7 @@ def main(argv):
     raise app.UsageError("--workdir is required")
   command = commands[0]
   compile_cache.enable(_COMPILE_CACHE.value)
-  if _DISTRIBUTED.value:
-    import jax
-    jax.distributed.initialize()
+  _initialize_distributed(command)
   if command == "train":
     config = _CONFIG.value
     if config is None:

@@ -125,6 +125,17 @@ class MetricsWriter:
       self._tb.close()
 
 
+class DiscardMetrics:
+  """The writer of a multi-process run's processes other than 0: rows are dropped (every
+  process computes the same metrics; process 0 writes them)."""
+
+  def write(self, step: int, metrics: Mapping[str, object]):
+    del step, metrics
+
+  def close(self):
+    pass
+
+
 def read_metrics(workdir: str, *, strict: bool = True) -> list[dict]:
   """All rows of DIR/metrics.jsonl (the last row per step wins after a resume).
 

@@ -96,6 +96,10 @@ def test_sigint_saves_and_the_same_command_resumes(tmp_path):
      "temperature"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.objective.advantage=gpro"),
      "valid names"),
+    (("train", "--config", "configs/grpo.py:tiny", "--num_processes=2"),
+     "only apply with --distributed"),
+    (("train", "--config", "configs/grpo.py:tiny", "--distributed", "--num_processes=2",
+      "--process_id=2"), "--process_id=2 is not in 0..1"),
     (("eval", "--num_prompts", "-3"), "num_prompts"),
     (("sample", "--num_prompts", "0"), "num_prompts"),
 ])

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explore_rl.distributed import to_host
 from explore_rl.tasks.base import DEGENERATE, Problem, Task
 from explore_rl.tasks.registry import score_batch, task_of
 
@@ -73,7 +74,7 @@ def score(task: Task, problems: Sequence[Problem], batch: RolloutBatch,
   """Decode and verify every sample. Each problem is scored by its own family
   (`tasks.task_of`; `task` for problems of its family), sandboxed families in one
   batched call (`tasks.score_batch`)."""
-  host = jax.device_get(batch)
+  host = to_host(batch)
   n = host.num_samples
   responses = [tokenizer.decode(t) for t in host.tokens]
   per_row = [p for p in problems for _ in range(n)]

@@ -3,7 +3,10 @@
 A checkpoint holds the train state (params, optimizer state, step, PRNG key
 data) and a JSON-serialisable dict (loop step, curriculum/data state, skipped-
 update counters). Restoring into a target built from `jax.eval_shape` keeps
-optax's state types and puts arrays on the target's shardings. Nothing here
+optax's state types and puts arrays on the target's shardings, whatever mesh (or
+number of processes) saved them. In a multi-process run every process calls `save`
+and `restore` (Orbax coordinates them; each writes and reads its own shards); the
+checksums are written by process 0 and checked by every process. Nothing here
 unpickles: Orbax writes tensors + JSON only.
 
 Integrity. Orbax/TensorStore do not checksum the array chunks, so flipped bytes
@@ -149,8 +152,10 @@ class Checkpointer:
     return None
 
   def _restore_step(self, target: Any, step: int) -> tuple[Any, dict]:
+    one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                       sharding=getattr(x, "sharding", None) or one_device),
         target)
     out = self._mgr.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
@@ -174,8 +179,11 @@ class Checkpointer:
 
   def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
     """(state, meta) of `step`, or of the newest usable step; `target` gives structure and
-    shardings. A named `step` that is corrupt raises `UserError`; without one, corrupt
-    newer steps are skipped with a warning. No checkpoint at all: FileNotFoundError."""
+    shardings (a leaf without one, e.g. from `jax.eval_shape`, goes to this process's
+    first device). The shardings need not be those of the save: a checkpoint written
+    under one mesh or process count restores under another. A named `step` that is
+    corrupt raises `UserError`; without one, corrupt newer steps are skipped with a
+    warning. No checkpoint at all: FileNotFoundError."""
     self._finish_pending()
     if step is not None:
       restored, problem = self._try_step(target, step)

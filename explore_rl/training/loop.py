@@ -9,6 +9,9 @@
 SIGINT (Ctrl-C) and SIGTERM (batch schedulers, preemptible TPU VMs) finish the
 step in flight, save a checkpoint and return: the same command resumes. A second
 signal interrupts at once.
+
+In a multi-process run every process runs the loop (each step is a collective
+computation) and computes the same metrics; process 0 writes them.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ import signal
 import threading
 from typing import Callable
 
-from explore_rl.metrics_log import MetricsWriter
+from explore_rl.distributed import is_primary
+from explore_rl.metrics_log import DiscardMetrics, MetricsWriter
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -56,7 +60,7 @@ def run_loop(config, workdir: str, *, start_step: int, desc: str, progress: bool
   total = config.total_steps
   max_skips = config.get("max_consecutive_skips", 5)
   writer = MetricsWriter(workdir, total_steps=total, initial_step=start_step, desc=desc,
-                         progress=progress)
+                         progress=progress) if is_primary() else DiscardMetrics()
   consecutive_skips, last_eval = 0, {}
   try:
     with stop_requests() as stop:

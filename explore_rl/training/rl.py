@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
 from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.metrics_log import read_metrics
@@ -343,7 +344,7 @@ class RLTrainer:
       context["answer_ids"] = _answer_ids(self.task, scored)
     ctx = GroupContext(rewards=scored.rewards, mask=np.ones((b, n), bool),
                        lengths=scored.host.lengths.reshape(b, n), rng=rng, **context)
-    shaped, adv = jax.device_get(objective(ctx))
+    shaped, adv = to_host(objective(ctx))
     return np.asarray(shaped), np.asarray(adv), metrics
 
   def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
@@ -394,7 +395,7 @@ class RLTrainer:
       for i, idx in enumerate(np.array_split(order, c.learner.mini_batches)):
         mb = jax.device_put(jax.tree.map(lambda x: x[idx], full), shardings)  # on device
         collected.append(update(mb, jax.random.fold_in(rng, epoch * c.learner.mini_batches + i)))
-    metrics = jax.device_get(collected)
+    metrics = to_host(collected)
     out = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
     out["updates_skipped"] = int(sum(bool(m["update_skipped"]) for m in metrics))
     out.pop("update_skipped")

@@ -24,6 +24,9 @@
 All refusals are `UserError`s with one line naming the differing keys and the
 fix. The lock needs a local filesystem (flock is advisory and not reliable on
 every network filesystem). See docs/design.md, "Run directories".
+
+In a multi-process run (explore_rl/distributed.py) only process 0 locks the workdir
+and writes the run files; every process checks a resume against the stored config.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import os
 import re
 from typing import Any, Iterator
 
+from explore_rl.distributed import is_primary
 from explore_rl.errors import UserError
 
 LOCK_FILE = ".lock"
@@ -163,18 +167,23 @@ def _write_private(path: str, text: str):
 class RunDir:
   """The lock on a workdir and its run files; close it (or use `with`) when the run ends."""
 
-  def __init__(self, path: str, fd: int, config_text: str, model_dict: dict | None,
+  def __init__(self, path: str, fd: int | None, config_text: str, model_dict: dict | None,
                resumed: bool):
     self.path = path
     self.resumed = resumed  # The workdir already held a config.json.
+    self.primary = fd is not None  # Process 0 of a multi-process run (or the only one).
+    self._open = True
     self._fd: int | None = fd
     self._config_text = config_text
     self._model_dict = model_dict
 
   def write_run_files(self):
-    """Writes config.json and model.json (0600, atomic): the run has really started."""
-    if self._fd is None:
+    """Writes config.json and model.json (0600, atomic): the run has really started.
+    A process other than the primary writes nothing."""
+    if not self._open:
       raise RuntimeError(f"run directory {self.path} is closed")
+    if not self.primary:
+      return
     _write_private(os.path.join(self.path, CONFIG_FILE), self._config_text + "\n")
     if self._model_dict is not None:
       _write_private(os.path.join(self.path, MODEL_FILE),
@@ -182,6 +191,7 @@ class RunDir:
 
   def close(self):
     """Releases the lock (idempotent); the .lock file stays, harmless."""
+    self._open = False
     if self._fd is not None:
       fcntl.flock(self._fd, fcntl.LOCK_UN)
       os.close(self._fd)
@@ -244,7 +254,7 @@ def prepare_run_dir(workdir: str, config: Any, model_config: Any = None, *,
     model_dict = json.loads(json.dumps(
         dataclasses.asdict(model_config) if dataclasses.is_dataclass(model_config)
         else dict(model_config), default=str))
-  fd = lock_run_dir(workdir)
+  fd = lock_run_dir(workdir) if is_primary() else None
   try:
     resumed = os.path.exists(os.path.join(workdir, CONFIG_FILE))
     if resumed:
@@ -252,8 +262,9 @@ def prepare_run_dir(workdir: str, config: Any, model_config: Any = None, *,
                     allow_method_change=allow_method_change)
     run = RunDir(workdir, fd, config_text, model_dict, resumed)
   except BaseException:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    if fd is not None:
+      fcntl.flock(fd, fcntl.LOCK_UN)
+      os.close(fd)
     raise
   if write:
     run.write_run_files()

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explore_rl.distributed import to_host
 from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.models import sharding
 from explore_rl.sampling.processors import SamplingConfig
@@ -121,7 +122,7 @@ def train_sft(config, workdir: str, *, progress: bool = True,
     t0 = time.perf_counter()
     batch = jax.device_put(sft_batch(source, policy.tokenizer, config, step), data_sharding)
     train["state"], metrics = sft_step(policy.graphdef, optimizer, train["state"], batch)
-    metrics = jax.device_get(metrics)
+    metrics = to_host(metrics)
     metrics["updates_skipped"] = int(metrics.pop("update_skipped"))
     metrics["step_time"] = time.perf_counter() - t0
     metrics["tokens_per_s"] = float(batch.response_mask.sum() + batch.prompt_valid.sum()) / \
