@@ -36,6 +36,20 @@ def logprobs_from_logits(logits, response_tokens, response_mask):
   return jnp.where(response_mask, logp, 0.0), jnp.where(response_mask, entropy, 0.0)
 
 
+def packed_response_logprobs(graphdef, params, tokens, segments, positions, index,
+                             response_tokens, response_mask, *, temperature: float = 1.0):
+  """`response_logprobs` of sequences packed several to a row (training/packing.py).
+
+  tokens/segments/positions: int32 [R_p, L], the packed rows; index: int32 [R, M],
+  the flat packed slot whose logits score response token t of padded row i.
+  Returns (log-probs fp32 [R, M], entropy fp32 [R, M]) in the padded layout.
+  """
+  logits = transformer.packed_forward(graphdef, params, tokens, segments, positions)
+  logits = logits.reshape(-1, logits.shape[-1])[index]                        # [R, M, V]
+  return logprobs_from_logits(logits.astype(jnp.float32) / temperature, response_tokens,
+                              response_mask)
+
+
 def response_logprobs(graphdef, params, prompt_tokens, prompt_valid, response_tokens,
                       response_mask, *, temperature: float = 1.0):
   """(log pi(y_t | x, y_<t) fp32 [B, M], entropy H_t fp32 [B, M]), zero where masked.

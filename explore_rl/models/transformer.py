@@ -241,6 +241,18 @@ def causal_mask(valid: jax.Array) -> jax.Array:
   return (causal & valid[:, None, :]) | jnp.eye(t, dtype=bool)
 
 
+def segment_mask(segments: jax.Array) -> jax.Array:
+  """Self-attention mask [B, T, T] of packed rows: causal within each sequence.
+
+  segments: int32 [B, T], k > 0 for the k-th sequence of a row, 0 for padding
+  (training/packing.py). Each query also sees itself so padding rows stay finite.
+  """
+  t = segments.shape[1]
+  causal = jnp.tril(jnp.ones((t, t), bool))
+  same = (segments[:, :, None] == segments[:, None, :]) & (segments[:, None, :] > 0)
+  return (causal & same) | jnp.eye(t, dtype=bool)
+
+
 def positions_from_mask(valid: jax.Array) -> jax.Array:
   """RoPE positions [B, T] counting only valid tokens (left padding gets 0)."""
   return jnp.maximum(jnp.cumsum(valid.astype(jnp.int32), axis=1) - 1, 0)
@@ -252,4 +264,13 @@ def forward(graphdef, params, tokens: jax.Array, valid: jax.Array | None = None)
     valid = jnp.ones(tokens.shape, bool)
   model = nnx.merge(graphdef, params)
   logits, _ = model(tokens, positions_from_mask(valid), causal_mask(valid))
+  return logits
+
+
+def packed_forward(graphdef, params, tokens: jax.Array, segments: jax.Array,
+                   positions: jax.Array) -> jax.Array:
+  """Full forward of packed rows (several sequences each, `segment_mask`):
+  tokens, segments, positions int32 [B, T] -> logits fp32 [B, T, V]."""
+  model = nnx.merge(graphdef, params)
+  logits, _ = model(tokens, positions, segment_mask(segments))
   return logits

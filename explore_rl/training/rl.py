@@ -28,8 +28,8 @@ from explore_rl.errors import ConfigError
 from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.metrics_log import read_metrics
 from explore_rl.models import sharding
-from explore_rl.models.logprobs import (logprobs_from_logits, response_logits, response_logprobs,
-                                        score_responses)
+from explore_rl.models.logprobs import (logprobs_from_logits, packed_response_logprobs,
+                                        response_logits, response_logprobs, score_responses)
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.distillation import distillation_loss
 from explore_rl.objectives.context import GroupContext
@@ -43,6 +43,7 @@ from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.distill import DistillSpec, distill_settings, ema_update
 from explore_rl.training.loop import run_loop
+from explore_rl.training import packing
 from explore_rl.training.objective import LossSpec, Objective
 from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
 from explore_rl.training.run_dir import prepare_run_dir
@@ -64,6 +65,11 @@ class RLBatch(NamedTuple):
   # teacher reads `prompt_tokens` (or there is no distillation term).
   teacher_prompt_tokens: jax.Array | None = None  # int32 [R, P_t]
   teacher_prompt_valid: jax.Array | None = None   # bool  [R, P_t]
+  # The same rows packed several to a row (training/packing.py); None: the padded layout.
+  packed_tokens: jax.Array | None = None     # int32 [R_p, L]
+  packed_segments: jax.Array | None = None   # int32 [R_p, L]
+  packed_positions: jax.Array | None = None  # int32 [R_p, L]
+  packed_index: jax.Array | None = None      # int32 [R, M]
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "loss_spec",
@@ -88,6 +94,8 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   teacher is (teacher_graphdef or graphdef, teacher_params or the live params) on
   the batch's teacher prompt (or the plain one), under stop_gradient: the term moves
   the student only. `distill=None` is the plain update (no extra forward pass).
+  A batch with `packed_*` fields runs the policy and reference forward passes
+  over the packed rows (training/packing.py): same loss, fewer padding slots.
   """
   zeros = jnp.zeros(batch.response_mask.shape, jnp.float32)
   _, denominator = aggregate(zeros, batch.response_mask, mode=loss_spec.aggregation,
@@ -97,19 +105,24 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   micro = jax.tree.map(split, batch)
   keys = jax.random.split(rng, micro_batches)
 
+  def logprobs(params, mb: RLBatch):
+    if mb.packed_tokens is not None:
+      return packed_response_logprobs(graphdef, params, mb.packed_tokens, mb.packed_segments,
+                                      mb.packed_positions, mb.packed_index, mb.response_tokens,
+                                      mb.response_mask, temperature=temperature)
+    return response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
+                             mb.response_tokens, mb.response_mask, temperature=temperature)
+
   def micro_loss(params, mb: RLBatch, key):
     if distill is None:
-      logp, entropy = response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
-                                        mb.response_tokens, mb.response_mask,
-                                        temperature=temperature)
+      logp, entropy = logprobs(params, mb)
     else:
       logits = response_logits(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
                                mb.response_tokens, mb.response_mask, temperature=temperature)
       logp, entropy = logprobs_from_logits(logits, mb.response_tokens, mb.response_mask)
     ref = None
     if loss_spec.kl_coef:
-      ref, _ = response_logprobs(graphdef, ref_params, mb.prompt_tokens, mb.prompt_valid,
-                                 mb.response_tokens, mb.response_mask, temperature=temperature)
+      ref, _ = logprobs(ref_params, mb)
     num, den, metrics = loss_spec(logp, mb.old_logprobs, mb.advantages, mb.response_mask,
                                   rng=key, ref_logprobs=ref, entropy=entropy,
                                   behaviour_logprobs=mb.behaviour_logprobs)
@@ -367,6 +380,8 @@ class RLTrainer:
                    jnp.asarray(adv.reshape(-1), jnp.float32), *teacher_prompt)
 
     def update(mb: RLBatch, key) -> dict:
+      if self.distill is None and c.learner.get("pack", True):
+        mb = self._packed(mb)
       self.state, metrics = rl_update(
           self.policy.graphdef, self.optimizer, self.objective.loss_spec, self.state,
           self.ref_params, mb, key, micro_batches=c.learner.micro_batches,
@@ -380,6 +395,17 @@ class RLTrainer:
     tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
     out["_train_tokens"] = tokens * c.learner.epochs
     return out
+
+  def _packed(self, mb: RLBatch) -> RLBatch:
+    """`mb` with its rows packed (training/packing.py), micro-batch by micro-batch."""
+    c = self.config
+    packed = packing.pack(*jax.device_get((mb.prompt_tokens, mb.prompt_valid,
+                                           mb.response_tokens, mb.response_mask)),
+                          row_len=packing.default_row_len(c.max_prompt_len, c.max_response_len),
+                          groups=c.learner.micro_batches,
+                          row_multiple=sharding.local_batch_divisor(self.mesh))
+    put = lambda x: jax.device_put(x, sharding.batch_sharding(self.mesh, x.ndim))
+    return mb._replace(**{f"packed_{k}": put(v) for k, v in packed._asdict().items()})
 
   def _minibatches(self, full: RLBatch, step: int, rng, update) -> dict:
     """`update(mini-batch, key) -> metrics` over learner.epochs passes of `full` in
