@@ -1,4 +1,10 @@
-"""Train state and optimizer: plain pytrees, so the update is a pure jitted function."""
+"""Train state and optimizer: plain pytrees, so the update is a pure jitted function.
+
+Low-precision parameters (a bf16 model, `ModelConfig.param_dtype`): the optimizer's
+moments live in fp32 and the update is computed in fp32, p ← bf16(fp32(p) + u(fp32(g))),
+so Adam's v = E[g²] neither underflows nor rounds to bf16's 8 mantissa bits. For fp32
+parameters every cast is the identity.
+"""
 from __future__ import annotations
 
 import functools
@@ -40,8 +46,13 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: 
                      optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
 
 
+def _fp32(tree):
+  return jax.tree.map(lambda x: x.astype(jnp.float32), tree)
+
+
 def init_state(params, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
-  return TrainState(params, optimizer.init(params), jnp.int32(0),
+  """Step 0; the optimizer state (moments) is fp32 whatever the parameters' dtype."""
+  return TrainState(params, optimizer.init(_fp32(params)), jnp.int32(0),
                     jax.random.key_data(jax.random.key(seed)))
 
 
@@ -56,9 +67,10 @@ def apply_if_finite(state: TrainState, grads, loss, optimizer) -> tuple[TrainSta
   the caller counts skipped updates and stops a persistently failing run.
   """
   finite = jnp.isfinite(loss) & all_finite(grads)
-  safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
-  updates, opt_state = optimizer.update(safe_grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), _fp32(grads))
+  updates, opt_state = optimizer.update(safe_grads, state.opt_state, _fp32(state.params))
+  params = jax.tree.map(lambda p, u: (p.astype(jnp.float32) + u).astype(p.dtype),
+                        state.params, updates)                 # optax.apply_updates, in fp32
   pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
   return TrainState(pick(params, state.params), pick(opt_state, state.opt_state),
                     state.step + finite.astype(jnp.int32), state.rng), finite

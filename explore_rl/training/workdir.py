@@ -38,11 +38,14 @@ def read_model_config(workdir: str) -> ModelConfig:
 
 def fresh_policy(config, mesh) -> Policy:
   """A new char-level model, params sharded on `mesh`: preset `config.model` with
-  `config.model_overrides`, seeded by `config.seed`."""
+  `config.model_overrides`, seeded by `config.seed`. The weights are drawn in fp32 and
+  rounded to `param_dtype`: a seed gives the same model at every precision."""
   tokenizer = CharTokenizer()
   model_config = get_preset(config.model, vocab_size=tokenizer.vocab_size,
                             **config.model_overrides)
-  graphdef, params = transformer.init(model_config, seed=config.seed)
+  _, params = transformer.init(model_config.replace(param_dtype="float32"), seed=config.seed)
+  graphdef, _ = transformer.abstract_init(model_config)
+  params = jax.tree.map(lambda x: x.astype(model_config.weight_dtype), params)
   return Policy(tokenizer, model_config, graphdef, sharding.shard_params(params, mesh))
 
 
