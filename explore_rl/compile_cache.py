@@ -17,6 +17,7 @@ all call `enable`, so they share this one policy:
 from __future__ import annotations
 
 import os
+import time
 
 ENV = "EXPLORE_RL_JAX_CACHE"
 MAX_BYTES = 8 << 30          # evict least recently used entries beyond 8 GiB
@@ -45,8 +46,22 @@ def enable(path: str | None = None, *, default: str | None = None,
   if directory is None:
     return None
   os.makedirs(directory, exist_ok=True)
+  _backfill_access_times(directory)
   jax.config.update("jax_compilation_cache_dir", directory)
   jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return directory
+
+
+def _backfill_access_times(directory: str) -> None:
+  """Gives every entry an access-time file. A cache written without a size bound has none,
+  and JAX's eviction scan then fails on each write (FileNotFoundError: ...-atime), so
+  nothing new would be cached there."""
+  now = time.time_ns().to_bytes(8, "little")
+  for name in os.listdir(directory):
+    if name.endswith("-cache"):
+      atime = os.path.join(directory, name[:-len("-cache")] + "-atime")
+      if not os.path.exists(atime):
+        with open(atime, "wb") as f:
+          f.write(now)

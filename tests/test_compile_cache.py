@@ -48,3 +48,14 @@ def test_a_second_process_loads_the_compiled_function(tmp_path):
   assert runs[0][0] == runs[1][0]
   assert int(runs[0][1]) == 0 < int(runs[1][1])   # misses, then hits
   assert any(p.name.endswith("-cache") for p in (tmp_path / "cache").iterdir())
+
+
+def test_entries_of_an_unbounded_cache_get_access_times(tmp_path):
+  # Written before the size bound: entries without "-atime" files, which JAX's eviction
+  # scan reads on every write.
+  (tmp_path / "jit_f-abc-cache").write_bytes(b"x")
+  (tmp_path / "jit_g-def-cache").write_bytes(b"y")
+  (tmp_path / "jit_g-def-atime").write_bytes((7).to_bytes(8, "little"))
+  compile_cache._backfill_access_times(str(tmp_path))
+  assert (tmp_path / "jit_f-abc-atime").stat().st_size == 8
+  assert int.from_bytes((tmp_path / "jit_g-def-atime").read_bytes(), "little") == 7
