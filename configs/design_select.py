@@ -1,8 +1,8 @@
 """GRPO on responses chosen by the multiset design (`rollout.sampler="design_select"`;
 explore_rl/sampling/design.py, docs/algorithms.md "Two policies, dependent sampling, designed
-multisets"): per prompt the policy draws M = 2N = 16 candidates, each described by its mean
-token embedding φ (L2-normalised) and its mean token log-prob r̂; GRPO trains on the N = 8 the
-design keeps, A = argmin_{|A|=N} max_{i≠â*} ‖φ_i − φ_{â*}‖²_{(λI + V(A))⁻¹} / Δ̂(i)².
+multisets"): per prompt the policy draws M = 2N = 16 candidates, each described by the
+embedding judge's MiniLM vector φ of its text and its mean token log-prob r̂; GRPO trains on the
+N = 8 the design keeps, A = argmin_{|A|=N} max_{i≠â*} ‖φ_i − φ_{â*}‖²_{(λI + V(A))⁻¹} / Δ̂(i)².
 `sampler_kwargs.selector="random"` keeps N random candidates instead (the control, same decode
 cost). The kept set is not an i.i.d. sample of the policy, so the update is a biased (filtered)
 policy gradient; see the sampler's docstring.
@@ -25,7 +25,8 @@ def get_config(arg=None):
   c = rl_config(arg)
   c.rollout.sampler = "design_select"
   c.rollout.sampler_kwargs = ml_collections.ConfigDict(dict(
-      candidates=2 * c.rollout.num_samples, selector="design", estimate="logprob",
+      candidates=2 * c.rollout.num_samples, selector="design", feature="judge",
+      estimate="logprob",
       ridge=1.0, epsilon=0.05, include_best=False))
   c.objective.advantage = "grpo"
   c.objective.loss = "ppo"

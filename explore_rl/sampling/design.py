@@ -6,14 +6,19 @@ draw M = `candidates` > N independent responses per prompt with the jitted `gene
 `IndependentSampler`, so the drawing policy and its log-probs are the same), describe each
 candidate i of prompt b by
 
-  a feature vector  φ_i = e̅_i / ‖e̅_i‖,  e̅_i = (1/|y_i|) Σ_{t ∈ y_i} E[y_{i,t}]  (`features`),
+a feature vector φ_i, chosen by `feature`:
 
-the mean of the response's token embeddings, E = `params["embed_tokens"]["embedding"]` [V, D] of
-the trained policy (EOS included, pads excluded), L2-normalised. The policy's final hidden state
-would be the richer feature but the model does not expose it; the embedding mean is a cheap,
-model-agnostic stand-in that needs no extra forward pass: two responses built of the same tokens
-get the same φ whatever their order (a bag-of-embeddings), so it separates responses by their
-vocabulary, not their structure. And by
+  "judge"       φ_i = the embedding judge's MiniLM vector of the decoded response (unit norm;
+                the same vectors the `embedding` judge clusters strategies with), so responses
+                are far apart when their text says different things. The trainer supplies the
+                embedder (`takes_embed`): sampling/ does not import rewards/.
+  "token_mean"  φ_i = e̅_i / ‖e̅_i‖,  e̅_i = (1/|y_i|) Σ_{t ∈ y_i} E[y_{i,t}]  (`features`): the
+                mean of the response's token embeddings, E = `params["embed_tokens"]["embedding"]`
+                [V, D] of the trained policy (EOS included, pads excluded). Cheap and needs no
+                text, but a bag of embeddings: two responses built of the same tokens get the
+                same φ whatever their order, so it separates vocabulary, not structure.
+
+And by
 
   an estimate  r̂_i = (1/|y_i|) Σ_t log π_θ(y_{i,t} | x, y_{i,<t})   (`estimate="logprob"`),
 
@@ -43,7 +48,7 @@ candidates is known (`rollout_design.smooth_igw_probs`) but is not used as a wei
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +65,7 @@ __all__ = ["CandidateSampler", "DesignSelectSampler", "SmoothIGWSampler", "featu
            "mean_logprob", "take_rows"]
 
 ESTIMATES = ("logprob", "reward")
+FEATURES = ("judge", "token_mean")
 
 
 @jax.jit
@@ -99,13 +105,20 @@ class CandidateSampler(Sampler):
   takes_task = True
 
   def __init__(self, *, sampling: SamplingConfig, prompt_len: int, task: Task | None = None,
-               candidates: int = 8, estimate: str = "logprob"):
+               embed: Callable[[list[str]], np.ndarray] | None = None, candidates: int = 8,
+               estimate: str = "logprob", feature: str | None = None):
     super().__init__(sampling=sampling, prompt_len=prompt_len)
     if estimate not in ESTIMATES:
       raise ValueError(f"estimate={estimate!r}; valid: {', '.join(ESTIMATES)}")
+    if feature is not None and feature not in FEATURES:
+      raise ValueError(f"feature={feature!r}; valid: {', '.join(FEATURES)}")
+    if feature == "judge" and embed is None:
+      raise ValueError("feature='judge' needs an embedder (the trainer passes the embedding "
+                       "judge's); use feature='token_mean' without one")
     if int(candidates) < 2:
       raise ValueError(f"candidates must be >= 2, got {candidates}")
     self.task, self.candidates, self.estimate = task, int(candidates), estimate
+    self.feature, self.embed = feature, embed
     self.draw = IndependentSampler(sampling=sampling, prompt_len=prompt_len)
     self._stats = np.zeros(3)  # prompts, mean r̂ of the kept rows, mean r̂ of the candidates
 
@@ -115,22 +128,28 @@ class CandidateSampler(Sampler):
     return np.asarray(jax.random.randint(rng, (num_prompts,), 0, 2**31 - 1))
 
   def describe(self, policies: Policies, problems: Sequence[Problem], cands: RolloutBatch):
-    """(φ [B, M, D], r̂ [B, M]) NumPy: the candidates' features and estimates."""
+    """(φ [B, M, D] or None without a `feature`, r̂ [B, M]) NumPy: the candidates' features
+    and estimates."""
     b, m = len(problems), self.candidates
-    phi = features(policies.trained.params["embed_tokens"]["embedding"], cands.tokens,
-                   cands.mask)
+    texts = None
+    if self.feature == "judge" or self.estimate == "reward":
+      tokens, truncated = jax.device_get((cands.tokens, cands.truncated))
+      texts = [policies.trained.tokenizer.decode(t) for t in tokens]
+    phi = None
+    if self.feature == "judge":
+      phi = self.embed(texts)                                             # [B*M, D]
+    elif self.feature == "token_mean":
+      phi = features(policies.trained.params["embed_tokens"]["embedding"], cands.tokens,
+                     cands.mask)
     if self.estimate == "logprob":
       r = np.asarray(mean_logprob(cands.policy_logprobs, cands.mask)).reshape(b, m)
     else:
       if self.task is None:
         raise ValueError("estimate='reward' needs the run's task")
-      tokens, truncated = jax.device_get((cands.tokens, cands.truncated))
-      tok = policies.trained.tokenizer
-      results = score_batch([p for p in problems for _ in range(m)],
-                            [tok.decode(t) for t in tokens], truncated.tolist(),
+      results = score_batch([p for p in problems for _ in range(m)], texts, truncated.tolist(),
                             default_task=self.task)
       r = np.asarray([x.reward for x in results], np.float64).reshape(b, m)
-    return np.asarray(phi, np.float64).reshape(b, m, -1), r
+    return (None if phi is None else np.asarray(phi, np.float64).reshape(b, m, -1)), r
 
   @abc.abstractmethod
   def choose(self, phi: np.ndarray, r: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -142,7 +161,8 @@ class CandidateSampler(Sampler):
     cands = self.draw(policies, problems, k_cand, num_samples=self.candidates)
     phi, r = self.describe(policies, problems, cands)
     seeds = self.seeds(k_sel, len(problems))
-    picks = np.stack([self.choose(phi[b], r[b], num_samples, int(seeds[b]))
+    picks = np.stack([self.choose(None if phi is None else phi[b], r[b], num_samples,
+                                  int(seeds[b]))
                       for b in range(len(problems))])                  # [B, N]
     self._stats += [len(problems), np.take_along_axis(r, picks, 1).mean(1).sum(),
                     r.mean(1).sum()]
@@ -163,18 +183,21 @@ class DesignSelectSampler(CandidateSampler):
   """`rollout.sampler="design_select"`: keep the N of M candidates the multiset design picks.
 
   sampler_kwargs: candidates M (8; must exceed rollout.num_samples N), selector ("design" |
-  "random", the control), estimate ("logprob" | "reward"), ridge λ (1.0), epsilon ε (0.05),
-  include_best (False). With â* = argmax r̂ and Δ̂(i) = max(ε, r̂_{â*} − r̂_i), the kept set is
+  "random", the control), feature ("judge" | "token_mean"), estimate ("logprob" | "reward"),
+  ridge λ (1.0), epsilon ε (0.05), include_best (False). With â* = argmax r̂ and
+  Δ̂(i) = max(ε, r̂_{â*} − r̂_i), the kept set is
   A = argmin_{|A|=N} max_{i≠â*} ‖φ_i − φ_{â*}‖²_{(λI + Σ_{j∈A} φ_jφ_jᵀ)⁻¹} / Δ̂(i)² (greedy +
   swaps; `rollout_design.design_select`). See the module docstring for the bias.
   """
   name = "design_select"
+  takes_embed = True
 
   def __init__(self, *, sampling: SamplingConfig, prompt_len: int, task: Task | None = None,
-               candidates: int = 8, selector: str = "design", estimate: str = "logprob",
-               ridge: float = 1.0, epsilon: float = 0.05, include_best: bool = False):
-    super().__init__(sampling=sampling, prompt_len=prompt_len, task=task, candidates=candidates,
-                     estimate=estimate)
+               embed=None, candidates: int = 8, selector: str = "design",
+               estimate: str = "logprob", feature: str = "judge", ridge: float = 1.0,
+               epsilon: float = 0.05, include_best: bool = False):
+    super().__init__(sampling=sampling, prompt_len=prompt_len, task=task, embed=embed,
+                     candidates=candidates, estimate=estimate, feature=feature)
     self.select = SELECTORS.get(selector)
     self.selector = selector
     self.options = {"ridge": float(ridge), "epsilon": float(epsilon),

@@ -21,11 +21,13 @@ SAMPLERS.register("smooth_igw")(SmoothIGWSampler)
 
 
 def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, task=None,
-                 **kwargs) -> Sampler:
+                 embed=None, **kwargs) -> Sampler:
   """The sampler registered as `name`, built with the run's settings and its own kwargs.
 
   Samplers that declare `takes_task = True` (e.g. `aggregated`, which needs each problem's
-  privileged prompt) also receive the run's `task`.
+  privileged prompt) also receive the run's `task`; those that declare `takes_embed = True`
+  (`design_select`, describing responses by text embeddings) receive `embed`, a function
+  from texts to unit vectors [N, D] (the trainer passes the embedding judge's).
   """
   try:
     cls = SAMPLERS.get(name)
@@ -33,6 +35,8 @@ def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, task=N
     raise ConfigError(str(e)) from None
   if getattr(cls, "takes_task", False):
     kwargs["task"] = task
+  if getattr(cls, "takes_embed", False):
+    kwargs["embed"] = embed
   try:
     return cls(sampling=sampling, prompt_len=prompt_len, **kwargs)
   except (TypeError, ValueError) as e:

@@ -224,7 +224,7 @@ class RLTrainer:
     self.sampling = SamplingConfig(temperature=r.temperature, top_k=r.top_k, top_p=r.top_p,
                                    min_p=r.min_p, max_new_tokens=c.max_response_len)
     self.sampler = make_sampler(r.get("sampler", "independent"), sampling=self.sampling,
-                                prompt_len=c.max_prompt_len, task=self.task,
+                                prompt_len=c.max_prompt_len, task=self.task, embed=self._embed,
                                 **r.get("sampler_kwargs", {}))
     if r.old_logprobs not in ("sampler", "recompute"):
       raise ConfigError(f"rollout.old_logprobs={r.old_logprobs!r}; valid: recompute, sampler")
@@ -293,6 +293,13 @@ class RLTrainer:
     # The last evaluation's per-prompt correct counts: learning progress (eval/diagnostics.py)
     self.previous_eval = previous_eval_counts(workdir, self.start_step)
     self.run_dir.write_run_files()                          # the run really starts
+
+  def _embed(self, texts: list[str]) -> np.ndarray:
+    """The embedding judge's unit vectors of `texts` [N, 384] (samplers that describe responses
+    by their text, `make_sampler(embed=)`); the judge loads on first use."""
+    if self.embedder is None:
+      self.embedder = get_judge("embedding")
+    return self.embedder.embed(texts)
 
   @property
   def current_policy(self):

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from explore_rl.errors import ConfigError
 from explore_rl.bandits.rollout_design import design_select, random_select, smooth_igw_draw
 from explore_rl.models import transformer as tr
 from explore_rl.models.config import get_preset
@@ -96,7 +97,7 @@ def test_features_and_estimates_are_the_masked_means():
 def test_design_select_keeps_the_selectors_rows(selector, select, policies, candidates):
   cands, phi, r, seeds = candidates
   sampler = make_sampler("design_select", sampling=SAMPLING, prompt_len=P, candidates=CANDS,
-                         selector=selector)
+                         selector=selector, feature="token_mean")
   assert isinstance(sampler, DesignSelectSampler)
   batch = _rows(sampler(policies, PROBLEMS, RNG, num_samples=N))
   picks = np.stack([select(phi[b], N, estimates=r[b], seed=int(seeds[b]))
@@ -110,6 +111,36 @@ def test_design_select_keeps_the_selectors_rows(selector, select, policies, cand
   np.testing.assert_allclose(m["design_select_estimate_kept"],
                              np.take_along_axis(r, picks, 1).mean(), rtol=1e-5)
   assert sampler.metrics() == {}
+
+
+def test_judge_features_are_the_embedders_vectors_of_the_decoded_responses(policies,
+                                                                         candidates):
+  cands, _, r, seeds = candidates
+  tok = policies.trained.tokenizer
+  seen = []
+
+  def embed(texts):   # a deterministic stand-in for MiniLM: unit vectors from the text
+    seen.extend(texts)
+    v = np.stack([np.random.default_rng(sum(map(ord, t)) + len(t)).normal(size=4)
+                  for t in texts])
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+  sampler = make_sampler("design_select", sampling=SAMPLING, prompt_len=P, candidates=CANDS,
+                         embed=embed)
+  batch = _rows(sampler(policies, PROBLEMS, RNG, num_samples=N))
+  texts = [tok.decode(t) for t in cands.tokens]
+  assert seen == texts                      # every candidate, decoded, in row order
+  phi = embed(texts).reshape(len(PROBLEMS), CANDS, -1)
+  picks = np.stack([design_select(phi[b], N, estimates=r[b], seed=int(seeds[b]))
+                    for b in range(len(PROBLEMS))])
+  tokens, lengths = _expect(cands, picks)
+  np.testing.assert_array_equal(batch.tokens, tokens)
+  np.testing.assert_array_equal(batch.lengths, lengths)
+
+
+def test_judge_features_without_an_embedder_fail_at_construction():
+  with pytest.raises(ConfigError, match="embedder"):
+    make_sampler("design_select", sampling=SAMPLING, prompt_len=P, candidates=CANDS)
 
 
 def test_design_and_random_choose_differently_somewhere(candidates):
@@ -155,12 +186,15 @@ def test_smooth_igw_acceptance_follows_the_formula():
 
 
 def test_bad_kwargs_are_config_errors():
-  from explore_rl.errors import ConfigError
   with pytest.raises(ConfigError, match="selector"):
-    make_sampler("design_select", sampling=SAMPLING, prompt_len=P, selector="best")
+    make_sampler("design_select", sampling=SAMPLING, prompt_len=P, selector="best",
+                 feature="token_mean")
+  with pytest.raises(ConfigError, match="feature"):
+    make_sampler("design_select", sampling=SAMPLING, prompt_len=P, feature="hidden")
   with pytest.raises(ConfigError, match="estimate"):
     make_sampler("smooth_igw", sampling=SAMPLING, prompt_len=P, estimate="value")
-  sampler = DesignSelectSampler(sampling=SAMPLING, prompt_len=P, candidates=3)
+  sampler = DesignSelectSampler(sampling=SAMPLING, prompt_len=P, candidates=3,
+                                feature="token_mean")
   with pytest.raises(ValueError, match="candidates > rollout.num_samples"):
     sampler.choose(np.eye(3), np.zeros(3), 3, 0)
 
@@ -200,7 +234,7 @@ def test_reward_estimate_is_the_verifiers(policies, candidates):
   cands, phi, _, seeds = candidates
   task = Lowercase()
   sampler = make_sampler("design_select", sampling=SAMPLING, prompt_len=P, task=task,
-                         candidates=CANDS, estimate="reward")
+                         candidates=CANDS, estimate="reward", feature="token_mean")
   tok = policies.trained.tokenizer
   # The tiny random model rarely stops within L tokens: score the candidates as if complete
   # too, so the rewards vary.
