@@ -50,6 +50,20 @@ def matmul_peak_flops(n: int = 2048, *, repeats: int = 5, dtype=jnp.float32) -> 
   return 2.0 * n ** 3 / best_time(lambda: matmul(a, b), repeats=repeats)
 
 
+def copy_bandwidth(nbytes: int = 64 << 20, *, repeats: int = 10) -> float:
+  """Measured memory bandwidth (bytes/s): a NumPy copy of `nbytes`, counting read + write,
+  best of `repeats` (~15 GB/s on the 2-core CPU of benchmarks/README.md)."""
+  import numpy as np
+  src = np.ones(nbytes // 4, np.float32)
+  dst = np.empty_like(src)
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    np.copyto(dst, src)
+    best = min(best, time.perf_counter() - t0)
+  return 2 * nbytes / best
+
+
 def peak_memory_bytes() -> tuple[int, str]:
   """(peak bytes, what was measured).
 

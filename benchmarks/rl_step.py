@@ -1,31 +1,33 @@
 """One RL step of the `grpo` config, phase by phase, side by side with TRL's GRPOTrainer.
 
-Runs `RLTrainer`'s phases (sample, score, update) on a freshly initialised
-preset (default `small`: 16 prompts x 8 samples, prompt 20 + response 28
-tokens, two optimizer updates of 64 rows per step) and prints per phase the
-best time over the timed steps (compilation excluded by warm-up steps), the
-tokens/s, the peak memory, and the update's achieved FLOP/s as a fraction of
-the measured f32 matmul peak:
+A sweep over rows per step R in {32, 64, 128} (R / 8 prompts x 8 samples, two
+optimizer updates of R / 2 rows) and response lengths M in {28, 64}, from a fresh
+`small` model and from the SFT prior (`explore_rl.experiment.sft_prior()`,
+trained once if missing: ~4 min), prompt 20 tokens. Per point it prints the best
+step time over the timed steps (compilation excluded by a warm-up step whose
+compile seconds are reported), the share of padding in the update's token slots
+(packed: training/packing.py; padded: the [P | M] layout), and, with the `hf`
+extra (torch, transformers, trl, datasets), TRL's `GRPOTrainer` on a
+`LlamaForCausalLM` of the same shape and weights (the fresh model's own random
+init, or the SFT prior exported with `hf_export`), same prompts, reward, group
+size, lengths, mini-batches, clip and loss aggregation, and the ratio of step times.
 
-  update FLOPs = 6 * params * rows * (P + M) * epochs
+Then the update's matmul efficiency: `rl_update` alone on packed mini-batches of
+32, 64 and 128 rows of the R = 128 steps, counting only real tokens,
 
-counting every processed token, padding included (attention FLOPs left out,
-the usual approximation). The update is timed twice: as the trainer's phase
-(host batching + device transfer + `rl_update`) and as `rl_update` alone.
+  FLOP/s = 6 * params * real tokens / time,  as a fraction of the measured f32 matmul peak,
 
-With the `hf` extra (torch, transformers, trl, datasets) it then runs TRL's
-`GRPOTrainer` in the same process on a randomly initialised `LlamaForCausalLM`
-of the same shape, on the same prompts and reward (the task's verifier), with
-the same group size, lengths, mini-batches, clip and loss aggregation, and
-prints the ratio of RL-step throughputs.
+and the compile time of a fresh `explore-rl train` (1 step) run twice with the
+same persistent compilation cache (the second must spend < 20% of the first).
 
-Targets (issue 6): at least 3x TRL's RL-step throughput on CPU; the update at
->= 50% of the measured matmul peak for the `small` preset.
+Targets (issue 17): RL step >= 2.5x TRL's (goal 3x) at every point; the update at
+>= 60% of the matmul peak (real tokens) at 32, 64, 128 rows; padding < 10%.
 
-  python benchmarks/rl_step.py                 # small, 3 timed steps, TRL (~1-3 min on 2 cores)
-  python benchmarks/rl_step.py --quick         # tiny, 1 timed step
-  python benchmarks/rl_step.py --profile       # + the update's most expensive XLA ops
-  python benchmarks/rl_step.py --no-trl
+  python benchmarks/rl_step.py                  # the full sweep (~15-30 min on 2 cores)
+  python benchmarks/rl_step.py --rows 64 --lengths 28 --inits fresh
+  python benchmarks/rl_step.py --quick          # tiny, R 32, M 28, fresh, 1 timed step
+  python benchmarks/rl_step.py --profile        # + the update's most expensive XLA ops
+  python benchmarks/rl_step.py --no-trl --no-compile-cache
 """
 from __future__ import annotations
 
@@ -33,9 +35,12 @@ import argparse
 import collections
 import glob
 import gzip
+import inspect
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -44,10 +49,14 @@ import jax
 import numpy as np
 
 import _common
+from explore_rl import compile_time
 from explore_rl.config_files import load_config
 from explore_rl.models import sharding
+from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
 from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+
+PROMPTS_PER_ROW = 8   # samples per prompt: R rows = R / 8 prompts x 8 samples
 
 
 class JaxRL:
@@ -75,29 +84,30 @@ class JaxRL:
             "sample_tokens": int(mask.sum() + scored.host.prompt_valid.sum()
                                  * scored.num_samples)}
 
-  def processed_tokens(self) -> int:
-    """Tokens the update's forward/backward passes run over, padding included."""
-    c = self.config
-    rows = c.rollout.prompts_per_step * c.rollout.num_samples
-    return rows * (c.max_prompt_len + c.max_response_len) * c.learner.epochs
-
-  def minibatch(self) -> RLBatch:
-    """The first mini-batch of the last step, as `_update` builds it (on the mesh)."""
+  def minibatch(self, rows: int) -> RLBatch:
+    """The first `rows` rows of the last step, padded, on the mesh (as `_update` builds them)."""
     scored, adv = self.last
     n, t, ro = scored.num_samples, self.trainer, scored.host
-    take = np.arange(ro.tokens.shape[0] // self.config.learner.mini_batches)
-    full = dict(prompt_tokens=np.repeat(ro.prompt_tokens, n, 0)[take],
-                prompt_valid=np.repeat(ro.prompt_valid, n, 0)[take],
-                response_tokens=ro.tokens[take], response_mask=ro.mask[take],
-                old_logprobs=ro.policy_logprobs[take],
-                behaviour_logprobs=ro.behaviour_logprobs[take], advantages=adv.reshape(-1)[take])
+    full = dict(prompt_tokens=np.repeat(ro.prompt_tokens, n, 0)[:rows],
+                prompt_valid=np.repeat(ro.prompt_valid, n, 0)[:rows],
+                response_tokens=ro.tokens[:rows], response_mask=ro.mask[:rows],
+                old_logprobs=ro.policy_logprobs[:rows],
+                behaviour_logprobs=ro.behaviour_logprobs[:rows],
+                advantages=adv.reshape(-1)[:rows])
     return RLBatch(**{k: jax.device_put(v, sharding.batch_sharding(t.mesh, v.ndim))
                       for k, v in full.items()})
 
-  def update_call(self):
-    """A closure running one `rl_update` on a fixed mini-batch (the state is donated and kept)."""
+  def packed(self, rows: int) -> tuple[RLBatch, dict]:
+    """(`minibatch(rows)` packed as the trainer packs it, token counts)."""
+    mb = self.trainer._packed(self.minibatch(rows))
+    real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
+    return mb, {"real": real, "padded": mb.prompt_valid.size + mb.response_mask.size,
+                "packed": mb.packed_tokens.size}
+
+  def update_call(self, batch: RLBatch):
+    """A closure running one `rl_update` on `batch` (the state is donated and kept)."""
     t, c = self.trainer, self.config
-    batch, key = self.minibatch(), jax.random.key(0)
+    key = jax.random.key(0)
 
     def run():
       t.state, metrics = rl_update(t.policy.graphdef, t.optimizer, t.objective.loss_spec, t.state,
@@ -152,9 +162,13 @@ def char_tokenizer(tokenizer):
                                  pad_token="<pad>")
 
 
-def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list[dict]:
+def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
+                   from_weights: bool) -> list[dict]:
   """Per timed RL step of TRL's GRPOTrainer (one generation + its optimizer steps), seconds:
-  `step`, `sample` (HF generate), `rollout` (generate + rewards + old log-probs + advantages)."""
+  `step`, `sample` (HF generate), `rollout` (generate + rewards + old log-probs + advantages).
+
+  from_weights: start from the JAX policy's weights (exported with `hf_export`: the SFT
+  prior); else from a random init of the same shape."""
   import datasets
   import torch
   import transformers
@@ -166,13 +180,19 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
   updates = c.learner.mini_batches          # optimizer steps per generation
   torch.set_num_threads(_common.num_cores())
   torch.manual_seed(c.seed)
-  model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-      vocab_size=mc.vocab_size, hidden_size=mc.hidden_size,
-      intermediate_size=mc.intermediate_size, num_hidden_layers=mc.num_hidden_layers,
-      num_attention_heads=mc.num_attention_heads, num_key_value_heads=mc.num_key_value_heads,
-      head_dim=mc.head_size, max_position_embeddings=mc.max_position_embeddings,
-      rms_norm_eps=mc.rms_norm_eps, tie_word_embeddings=mc.tie_word_embeddings,
-      pad_token_id=0, bos_token_id=1, eos_token_id=2))
+  if from_weights:
+    from explore_rl.models.hf_export import save_hf_checkpoint
+    hf_dir = os.path.join(workdir, "hf_prior")
+    save_hf_checkpoint(hf_dir, mc, jax.device_get(t.policy.params), model_type="llama")
+    model = transformers.LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
+  else:
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=mc.vocab_size, hidden_size=mc.hidden_size,
+        intermediate_size=mc.intermediate_size, num_hidden_layers=mc.num_hidden_layers,
+        num_attention_heads=mc.num_attention_heads, num_key_value_heads=mc.num_key_value_heads,
+        head_dim=mc.head_size, max_position_embeddings=mc.max_position_embeddings,
+        rms_norm_eps=mc.rms_norm_eps, tie_word_embeddings=mc.tie_word_embeddings,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2))
   problems = sample_problems(t.task, c.seed + 1, groups * (steps + warmup), c.difficulty)
   dataset = datasets.Dataset.from_list(
       [{"prompt": p.prompt, "index": i} for i, p in enumerate(problems)])
@@ -184,6 +204,9 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
     return [t.task.score(problems[i], text, truncated=len(ids) >= max_len and ids[-1] != eos).reward
             for text, ids, i in zip(completions, completion_ids, index)]
 
+  clip = {k: p.default for k, p in inspect.signature(ppo_loss).parameters.items()
+          if k.startswith("clip_eps")}
+  clip.update({k: v for k, v in c.objective.loss_kwargs.items() if k in clip})
   warnings.simplefilter("ignore", FutureWarning)   # transformers 5 renames, not ours
   args = GRPOConfig(
       output_dir=workdir, use_cpu=True, use_vllm=False, report_to="none", save_strategy="no",
@@ -194,8 +217,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
       max_completion_length=max_len, temperature=c.rollout.temperature,
       learning_rate=c.optim.learning_rate, lr_scheduler_type="constant", warmup_steps=0,
       weight_decay=c.optim.weight_decay, max_grad_norm=c.optim.grad_clip,
-      beta=c.objective.kl_coef, epsilon=c.objective.loss_kwargs.clip_eps_low,
-      epsilon_high=c.objective.loss_kwargs.clip_eps_high,
+      beta=c.objective.kl_coef, epsilon=clip["clip_eps_low"], epsilon_high=clip["clip_eps_high"],
       loss_type="dapo",                   # token-mean over the mini-batch, as `token-mean`
       dataloader_num_workers=0)
   marks: list[float] = []
@@ -232,88 +254,150 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str) -> list
           for t, g, r in zip(steps_s, phases["sample"], phases["rollout"])][warmup:]
 
 
+def cli_compile_seconds(preset: str) -> list[float]:
+  """XLA compile seconds of `explore-rl train` (grpo, fresh `preset`, 1 step) run twice with
+  one fresh persistent compilation cache, as the CLI prints them."""
+  out = []
+  with tempfile.TemporaryDirectory() as d:
+    for run in range(2):
+      cmd = [sys.executable, "-m", "explore_rl.cli", "train", "--config", "configs/grpo.py",
+             "--workdir", os.path.join(d, f"run{run}"), "--compile_cache", os.path.join(d, "cc"),
+             "--config.init_from=", f"--config.model={preset}", "--config.total_steps=1",
+             "--config.eval_every=100", "--config.checkpoint_every=100"]
+      text = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout
+      out.append(float(re.search(r"compile time: ([\d.]+) s XLA", text).group(1)))
+  return out
+
+
+def point_config(args, rows: int, length: int, init: str):
+  overrides = {"model": args.preset, "rollout.prompts_per_step": rows // PROMPTS_PER_ROW,
+               "rollout.num_samples": PROMPTS_PER_ROW, "max_response_len": length,
+               "init_from": "" if init == "fresh" else args.prior}
+  return load_config(args.config, overrides)
+
+
+def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float) -> dict:
+  """One sweep point: JAX phases (+ TRL), padding, first-step compile, update efficiencies."""
+  config = point_config(args, rows, length, init)
+  rl = JaxRL(config, os.path.join(workdir, "jax"))
+  before = compile_time.seconds()
+  for s in range(args.warmup):
+    rl.step(s)
+  compiled = {k: v - before[k] for k, v in compile_time.seconds().items()}
+  runs = [rl.step(args.warmup + s) for s in range(args.steps)]
+  mb_rows = rows // config.learner.mini_batches
+  _, counts = rl.packed(mb_rows)
+  out = {"rows": rows, "length": length, "init": init, "compile": compiled,
+         "response_len": np.mean([r["response_tokens"] for r in runs]) / rows,
+         "pad_packed": 1 - counts["real"] / counts["packed"],
+         "pad_padded": 1 - counts["real"] / counts["padded"], "efficiency": {}}
+  if rows == max(args.rows):   # the update alone on packed mini-batches of 32, 64, 128 rows
+    params = rl.trainer.policy.config.num_params()
+    for r in (32, 64, 128):
+      if r <= rows:
+        batch, counts = rl.packed(r)
+        secs = _common.best_time(rl.update_call(batch), repeats=5)
+        out["efficiency"][r] = (6.0 * params * counts["real"] / secs / peak, secs, counts)
+    if args.profile:
+      profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
+  if args.trl:
+    trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"),
+                         from_weights=init != "fresh")
+    # JAX again after TRL, so both sides of the ratio saw the same range of machine load.
+    runs += [rl.step(args.warmup + args.steps + s) for s in range(args.steps)]
+    out["trl"] = {"step": min(r["step"] for r in trl), "sample": min(r["sample"] for r in trl),
+                  "update": min(r["step"] - r["rollout"] for r in trl)}
+  out.update({k: min(r[k] for r in runs) for k in ("sample", "score", "update", "step")})
+  out["load"] = _common.load_average()
+  return out
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", default="grpo", help="a config name in configs/")
   parser.add_argument("--preset", help="model preset (default small; tiny with --quick)")
-  parser.add_argument("--steps", type=int, default=3, help="timed RL steps (the best is kept)")
+  parser.add_argument("--rows", default="32,64,128", help="rows per step (x 8 samples each)")
+  parser.add_argument("--lengths", default="28,64", help="response lengths")
+  parser.add_argument("--inits", default="fresh,sft", help="fresh and/or sft (the SFT prior)")
+  parser.add_argument("--prior", help="SFT prior workdir (default: experiment.sft_prior())")
+  parser.add_argument("--steps", type=int, default=2, help="timed RL steps (the best is kept)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps (compilation)")
   parser.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer")
+  parser.add_argument("--no-compile-cache", action="store_true",
+                      help="skip the two CLI runs that measure the persistent cache")
   parser.add_argument("--profile", action="store_true", help="print the update's top XLA ops")
   parser.add_argument("--quick", action="store_true",
-                      help="one timed step; the tiny preset unless --preset is given")
+                      help="tiny, R 32, M 28, fresh, one timed step")
   args = parser.parse_args()
   if args.quick:
-    args.steps = 1
+    args.steps, args.rows, args.lengths, args.inits = 1, "32", "28", "fresh"
   args.preset = args.preset or ("tiny" if args.quick else "small")
-  use_trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
+  args.rows = [int(r) for r in args.rows.split(",")]
+  args.lengths = [int(m) for m in args.lengths.split(",")]
+  args.inits = args.inits.split(",")
+  args.trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
+  if "sft" in args.inits and not args.prior:
+    from explore_rl.experiment import sft_prior
+    args.prior = sft_prior()
+  compile_time.start()
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()
   print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s")
-  config = load_config(args.config, {"init_from": "", "model": args.preset})
+  c = load_config(args.config, {"model": args.preset})
+  print(f"config {args.config}, preset {args.preset}: {PROMPTS_PER_ROW} samples per prompt, "
+        f"prompt {c.max_prompt_len} tokens, {c.learner.mini_batches} mini-batches x "
+        f"{c.learner.epochs} epoch(s); best of {args.steps} timed steps after {args.warmup} "
+        f"warm-up" + (", twice (before and after TRL)" if args.trl else ""))
+  points = []
   with tempfile.TemporaryDirectory() as workdir:
-    rl = JaxRL(config, os.path.join(workdir, "jax"))
-    params = rl.trainer.policy.config.num_params()
-    c = config
-    print(f"config {args.config}, preset {args.preset} ({params / 1e6:.2f}M params): "
-          f"{c.rollout.prompts_per_step} prompts x {c.rollout.num_samples} samples, prompt "
-          f"{c.max_prompt_len} + response {c.max_response_len} tokens, "
-          f"{c.learner.mini_batches} mini-batches x {c.learner.epochs} epoch(s)")
-    for s in range(args.warmup):
-      rl.step(s)
-    runs = [rl.step(args.warmup + s) for s in range(args.steps)]
-    best = {k: min(r[k] for r in runs) for k in ("sample", "score", "update", "step")}
-    update_alone = _common.best_time(rl.update_call(), repeats=5)
-    jax_peak, what = _common.peak_memory_bytes()
+    for init in args.inits:
+      for length in args.lengths:
+        for rows in args.rows:
+          point = run_point(args, rows, length, init,
+                            os.path.join(workdir, f"{init}-{length}-{rows}"), peak)
+          points.append(point)
+          trl = f", TRL {point['trl']['step']:.2f} s" if args.trl else ""
+          print(f"  [{init} M={length} R={rows}] step {point['step']:.2f} s{trl}, "
+                f"load {point['load']}", flush=True)
 
-    tokens = rl.processed_tokens()
-    flops = 6.0 * params * tokens
-    mini = c.learner.mini_batches * c.learner.epochs
-    resp = np.mean([r["response_tokens"] for r in runs])
-    sample_tokens = np.mean([r["sample_tokens"] for r in runs])
-    print(f"\nJAX RL step (best of {args.steps} after {args.warmup} warm-up):")
-    _common.print_table(["phase", "s", "note"], [
-        ["sample", f"{best['sample']:.3f}", f"generate + verifier: {resp:.0f} response tokens, "
-         f"{resp / best['sample']:,.0f} tok/s"],
-        ["score", f"{best['score']:.3f}", "judge clusters, reward shaping, advantages (host)"],
-        ["update", f"{best['update']:.3f}", f"{tokens} tokens processed, {mini} optimizer steps"],
-        ["rl_update alone", f"{update_alone * mini:.3f}",
-         f"{mini} x {update_alone * 1e3:.0f} ms (no host batching)"],
-        ["step", f"{best['step']:.3f}", f"{sample_tokens / best['step']:,.0f} tok/s "
-         f"(prompt x N + response tokens / step time)"],
-    ])
-    print(f"\nupdate FLOPs 6*params*tokens = {flops / 1e9:.1f} GFLOP")
-    for label, secs in (("update phase", best["update"]), ("rl_update alone", update_alone * mini)):
-      print(f"  {label}: {flops / secs / 1e9:.1f} GFLOP/s = {flops / secs / peak:.0%} of the "
-            f"{peak / 1e9:.1f} GFLOP/s matmul peak (target >= 50%)")
-    print(f"peak memory ({what}): {_common.mib(jax_peak)}")
-    if args.profile:
-      profile_ops(rl.update_call())
+  print("\nRL step (s), JAX vs TRL (target JAX >= 2.5x, goal 3x); padding of the update's "
+        "token slots; first-step compile:")
+  headers = ["init", "M", "R", "resp len", "sample", "update", "step"]
+  if args.trl:
+    headers += ["TRL sample", "TRL update", "TRL step", "TRL/JAX"]
+  headers += ["pad packed", "pad padded", "compile s (XLA+trace)", "load"]
+  rows_out = []
+  for p in points:
+    row = [p["init"], p["length"], p["rows"], f"{p['response_len']:.1f}", f"{p['sample']:.3f}",
+           f"{p['update']:.3f}", f"{p['step']:.3f}"]
+    if args.trl:
+      t = p["trl"]
+      row += [f"{t['sample']:.3f}", f"{t['update']:.3f}", f"{t['step']:.3f}",
+              f"{t['step'] / p['step']:.2f}x"]
+    row += [f"{p['pad_packed']:.0%}", f"{p['pad_padded']:.0%}",
+            f"{p['compile']['xla']:.1f}+{p['compile']['trace']:.1f}", p["load"]]
+    rows_out.append(row)
+  _common.print_table(headers, rows_out)
 
-    if use_trl:
-      trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"))
-      # JAX again after TRL, so both sides of the ratio saw the same range of machine load.
-      runs += [rl.step(args.warmup + args.steps + s) for s in range(args.steps)]
-      best = {k: min(r[k] for r in runs) for k in best}
-      trl_best = {"sample": min(r["sample"] for r in trl),
-                  "score": min(r["rollout"] - r["sample"] for r in trl),
-                  "update": min(r["step"] - r["rollout"] for r in trl),
-                  "step": min(r["step"] for r in trl)}
-      took = ", ".join(f"{r['step']:.2f}" for r in trl)
-      print(f"\nTRL GRPOTrainer, same shape/batch/lengths/prompts/reward (best of {len(trl)} "
-            f"after {args.warmup} warm-up; its steps took {took} s), against JAX's best of "
-            f"{len(runs)} steps:")
-      _common.print_table(["phase", "TRL s", "JAX s", "TRL/JAX"], [
-          [label, f"{trl_best[k]:.3f}", f"{best[k]:.3f}", f"{trl_best[k] / best[k]:.2f}x"]
-          for label, k in (("sample (TRL: generate; JAX: + verifier)", "sample"),
-                           ("score (TRL: rewards + old log-probs)", "score"),
-                           ("update", "update"), ("RL step", "step"))])
-      print(f"RL-step throughput, JAX / TRL: {trl_best['step'] / best['step']:.2f}x "
-            "(target >= 3x)")
-      print(f"peak memory after TRL ({what}): {_common.mib(_common.peak_memory_bytes()[0])}")
-    elif not args.no_trl:
-      print("(TRL skipped: install the `hf` extra: torch, transformers, trl, datasets)")
+  print("\nupdate alone (rl_update, one packed mini-batch), FLOPs = 6 * params * real tokens "
+        "(target >= 60% of the matmul peak):")
+  eff = [[p["init"], p["length"], r, counts["real"], counts["packed"], f"{secs * 1e3:.0f}",
+          f"{frac * peak / 1e9:.1f}", f"{frac:.0%}"]
+         for p in points for r, (frac, secs, counts) in p["efficiency"].items()]
+  _common.print_table(["init", "M", "rows", "real tokens", "slots", "ms", "GFLOP/s", "of peak"],
+                      eff)
+
+  if not args.no_compile_cache:
+    first, second = cli_compile_seconds(args.preset)
+    print(f"\nexplore-rl train (grpo, fresh {args.preset}, 1 step), XLA compile seconds with one "
+          f"fresh persistent cache: first run {first:.1f} s, second run {second:.1f} s = "
+          f"{second / first:.0%} of the first (target < 20%)")
+  if not args.trl and not args.no_trl:
+    print("(TRL skipped: install the `hf` extra: torch, transformers, trl, datasets)")
+  print(f"peak memory ({_common.peak_memory_bytes()[1]}): "
+        f"{_common.mib(_common.peak_memory_bytes()[0])}")
   print(f"load average at the end: {_common.load_average()}")
 
 

@@ -1,22 +1,29 @@
 """Decode speed of `explore_rl.sampling.generate`, side by side with Hugging Face `generate`.
 
-Prints, for each preset and batch (prompt 32, 128 new tokens, greedy, the full
-128 steps forced by an EOS id that cannot be sampled):
+Prints, for each preset, batch (default 1, 16, 32, 64, 128) and temperature
+(greedy and sampling at T = 1; prompt 32, 128 new tokens, the full 128 steps
+forced by an EOS id that cannot be sampled):
   - tokens/s (new tokens over the wall time of one `generate` call, prefill included),
   - the same for HF `LlamaForCausalLM.generate` on a randomly initialised model of
-    the same shape (when torch/transformers are installed: the `hf` extra), and the ratio;
+    the same shape (when torch/transformers are installed: the `hf` extra; sampling
+    with top-k and top-p off, as ours), and the ratio;
 and, per preset, the time of one decode step after a prompt of 16 and of 512
-tokens (`decode_step_time`: the sampler's cache holds prompt + new slots and
-every step attends to all of them, so a long prompt makes each step dearer;
-position 512 lies past the tiny preset's max_position_embeddings, harmless for a
-speed test), plus the memory XLA plans for each call and the process's peak memory.
+tokens (`decode_step_time`; position 512 lies past the tiny preset's
+max_position_embeddings, harmless for a speed test) against its memory floor:
 
-Targets (issue 2): step time at position 512 within 1.5x of position 16; at
-batch 16 on CPU at least 3x the tokens/s of HF `generate`.
+  floor = (weight bytes + KV-cache bytes up to the mean position of the steps) / bandwidth,
 
-  python benchmarks/sampler.py                      # tiny, small (~1-6 min on 2 cores, by load)
-  python benchmarks/sampler.py --presets tiny,small,base
-  python benchmarks/sampler.py --quick              # tiny, batch 1/16, one timed run
+the bandwidth being a NumPy copy's (read + write) measured in the same run. The
+sampler's cache grows in buckets of 128 slots (sampling/generate.py), so a step
+reads at most 127 slots past its position. Also the memory XLA plans for each
+call and the process's peak memory.
+
+Targets (issue 17): >= 3x HF at batch 16, >= 1.5x at every batch, greedy and
+T = 1; the decode step at position 512 within 1.5x of its memory floor.
+
+  python benchmarks/sampler.py                      # tiny, small (~5-15 min on 2 cores, by load)
+  python benchmarks/sampler.py --presets small --batches 16 --temperatures 1
+  python benchmarks/sampler.py --quick              # tiny, batch 1/16, greedy, one timed run
   python benchmarks/sampler.py --no-hf              # JAX only
 """
 from __future__ import annotations
@@ -59,13 +66,13 @@ class JaxDecoder:
     self.compiled: dict = {}
 
   def compile(self, batch: int, prompt_len: int, new_tokens: int, *, eos_id: int = NO_EOS,
-              same_prompt: bool = False):
+              same_prompt: bool = False, temperature: float = 0.0):
     """(run, compiled, rollout of the warm-up run)."""
-    key = batch, prompt_len, new_tokens, eos_id, same_prompt
+    key = batch, prompt_len, new_tokens, eos_id, same_prompt, temperature
     if key not in self.compiled:
       prompts = jnp.asarray(random_prompts(self.config, batch, prompt_len, same=same_prompt))
       valid = jnp.ones(prompts.shape, bool)
-      sampling = SamplingConfig(temperature=0.0, max_new_tokens=new_tokens)
+      sampling = SamplingConfig(temperature=temperature, max_new_tokens=new_tokens)
       compiled = generate.lower(self.graphdef, self.params, prompts, valid, self.rng,
                                 num_samples=1, config=sampling, eos_id=eos_id,
                                 pad_id=PAD).compile()
@@ -73,9 +80,10 @@ class JaxDecoder:
       self.compiled[key] = run, compiled, run()  # the call is also the warm-up
     return self.compiled[key]
 
-  def time(self, batch: int, prompt_len: int, new_tokens: int, repeats: int):
+  def time(self, batch: int, prompt_len: int, new_tokens: int, repeats: int,
+           temperature: float = 0.0):
     """(best seconds of a call running all `new_tokens` steps, XLA-planned bytes of the call)."""
-    run, compiled, out = self.compile(batch, prompt_len, new_tokens)
+    run, compiled, out = self.compile(batch, prompt_len, new_tokens, temperature=temperature)
     if int(out.steps) != new_tokens:
       raise RuntimeError(f"generate ran {int(out.steps)} steps, expected {new_tokens}")
     return _common.best_time(run, repeats=repeats, warmup=0), _common.planned_bytes(compiled)
@@ -119,9 +127,22 @@ def hf_model(config: ModelConfig):
   return transformers.LlamaForCausalLM(hf_config).to(dtype).eval()
 
 
+def step_floor(config: ModelConfig, batch: int, position: int, new_tokens: int,
+               bandwidth: float) -> tuple[float, int]:
+  """(seconds, bytes): a decode step's memory floor, reading every weight once and the K and
+  V cache up to the mean position of `new_tokens` steps after a prompt of `position`."""
+  itemsize = jnp.dtype(config.compute_dtype).itemsize
+  slots = position + (new_tokens + 1) / 2
+  cache = (2 * config.num_hidden_layers * batch * config.num_key_value_heads
+           * config.head_size * slots * itemsize)
+  total = config.num_params() * jnp.dtype(config.weight_dtype).itemsize + cache
+  return total / bandwidth, int(total)
+
+
 def hf_time(model, config: ModelConfig, batch: int, prompt_len: int, new_tokens: int,
-            repeats: int) -> float:
-  """Best seconds of one greedy HF `generate` call forced to `new_tokens` steps."""
+            repeats: int, temperature: float = 0.0) -> float:
+  """Best seconds of one HF `generate` call forced to `new_tokens` steps: greedy, or
+  sampling at `temperature` with top-k and top-p off (as `SamplingConfig`'s defaults)."""
   import torch
   ids = torch.from_numpy(random_prompts(config, batch, prompt_len)).long()
   # An explicit mask: without one HF infers it from pad_token_id (STACK-NOTES).
@@ -129,7 +150,9 @@ def hf_time(model, config: ModelConfig, batch: int, prompt_len: int, new_tokens:
 
   def run(steps: int):
     with torch.inference_mode():
-      out = model.generate(input_ids=ids, attention_mask=attention_mask, do_sample=False,
+      sampling = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) \
+          if temperature > 0 else dict(do_sample=False)
+      out = model.generate(input_ids=ids, attention_mask=attention_mask, **sampling,
                            max_new_tokens=steps, min_new_tokens=steps,
                            pad_token_id=PAD, eos_token_id=2)
     if out.shape[1] != prompt_len + steps:
@@ -151,7 +174,8 @@ def progress(line: str):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--presets", help="comma-separated preset names (default tiny,small)")
-  parser.add_argument("--batches", help="comma-separated batch sizes (default 1,16,64)")
+  parser.add_argument("--batches", help="comma-separated batch sizes (default 1,16,32,64,128)")
+  parser.add_argument("--temperatures", default="0,1", help="0 = greedy")
   parser.add_argument("--prompt-len", type=int, default=32)
   parser.add_argument("--new-tokens", type=int, default=128)
   parser.add_argument("--positions", default="16,512", help="two prompt lengths to compare")
@@ -160,42 +184,52 @@ def main():
   parser.add_argument("--hf-repeats", type=int, default=2, help="timed HF runs (slow)")
   parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face generate")
   parser.add_argument("--quick", action="store_true",
-                      help="one timed run; unless given, presets tiny and batches 1/16")
+                      help="one timed run; unless given, presets tiny, batches 1/16, greedy")
   args = parser.parse_args()
   if args.quick:
     args.repeats = args.hf_repeats = 1
+    args.temperatures = "0"
   args.presets = args.presets or ("tiny" if args.quick else "tiny,small")
-  args.batches = args.batches or ("1,16" if args.quick else "1,16,64")
+  args.batches = args.batches or ("1,16" if args.quick else "1,16,32,64,128")
   presets = args.presets.split(",")
   batches = [int(b) for b in args.batches.split(",")]
+  temperatures = [float(t) for t in args.temperatures.split(",")]
   positions = [int(p) for p in args.positions.split(",")]
   use_hf = not args.no_hf and _common.available("torch", "transformers")
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()
-  print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s")
-  print(f"decode: prompt {args.prompt_len}, {args.new_tokens} new tokens, greedy; best of "
+  bandwidth = _common.copy_bandwidth()
+  print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s; copy bandwidth (NumPy "
+        f"64 MiB, read + write): {bandwidth / 1e9:.1f} GB/s")
+  print(f"decode: prompt {args.prompt_len}, {args.new_tokens} new tokens; best of "
         f"{args.repeats} (JAX) / {args.hf_repeats} (HF) timed runs after a warm-up")
 
   speed_rows, position_rows, jax_times, decoders = [], [], {}, {}
   for name in presets:
     config = get_preset(name)
     decoder = decoders[name] = JaxDecoder(config)
-    for b in batches:
-      t, planned = decoder.time(b, args.prompt_len, args.new_tokens, args.repeats)
-      jax_times[name, b] = t
-      progress(f"{name} batch {b}: jax {t * 1e3:.0f} ms")
-      speed_rows.append([name, f"{config.num_params() / 1e6:.2f}M", b, f"{t * 1e3:.0f}",
-                         f"{b * args.new_tokens / t:,.0f}", _common.mib(planned)])
-    step = []
+    for temp in temperatures:
+      for b in batches:
+        t, planned = decoder.time(b, args.prompt_len, args.new_tokens, args.repeats, temp)
+        jax_times[name, temp, b] = t
+        progress(f"{name} T={temp:g} batch {b}: jax {t * 1e3:.0f} ms")
+        speed_rows.append([name, f"{config.num_params() / 1e6:.2f}M", f"{temp:g}", b,
+                           f"{t * 1e3:.0f}", f"{b * args.new_tokens / t:,.0f}",
+                           _common.mib(planned)])
+    step, floors = [], []
     for p in positions:
       # A difference of two timings that both include the prefill: at least 5 runs
       # each, or the prefill's noise (at P = 512 it dominates the call) swamps it.
       step.append(decode_step_time(decoder, args.position_batch, p, args.new_tokens,
                                    max(args.repeats, 5)))
-      progress(f"{name} decode step at position {p}: {step[-1] * 1e3:.2f} ms")
+      floors.append(step_floor(config, args.position_batch, p, args.new_tokens, bandwidth))
+      progress(f"{name} decode step at position {p}: {step[-1] * 1e3:.2f} ms "
+               f"(floor {floors[-1][0] * 1e3:.2f} ms)")
     position_rows.append([name, args.position_batch] + [f"{s * 1e3:.2f}" for s in step]
-                         + [f"{s / args.position_batch * 1e6:.0f}" for s in step]
+                         + [f"{f[1] / 1e6:.1f}" for f in floors]
+                         + [f"{f[0] * 1e3:.2f}" for f in floors]
+                         + [f"{s / f[0]:.2f}" for s, f in zip(step, floors)]
                          + [f"{step[1] / step[0]:.2f}"])
   jax_peak, what = _common.peak_memory_bytes()
 
@@ -204,27 +238,31 @@ def main():
     torch.set_num_threads(_common.num_cores())
     models = {name: hf_model(get_preset(name)) for name in presets}
     for row in speed_rows:
-      name, b = row[0], row[2]
+      name, temp, b = row[0], float(row[2]), row[3]
       config = get_preset(name)
       t = hf_time(models[name], config, b, args.prompt_len, args.new_tokens,
-                  args.hf_repeats)
+                  args.hf_repeats, temp)
       # JAX again right after HF, so both sides of the ratio saw the same machine load.
-      jax_t = min(jax_times[name, b],
-                  decoders[name].time(b, args.prompt_len, args.new_tokens, args.repeats)[0])
-      progress(f"{name} batch {b}: hf {t * 1e3:.0f} ms, jax {jax_t * 1e3:.0f} ms")
-      row[3:5] = [f"{jax_t * 1e3:.0f}", f"{b * args.new_tokens / jax_t:,.0f}"]
+      jax_t = min(jax_times[name, temp, b],
+                  decoders[name].time(b, args.prompt_len, args.new_tokens, args.repeats,
+                                      temp)[0])
+      progress(f"{name} T={temp:g} batch {b}: hf {t * 1e3:.0f} ms, jax {jax_t * 1e3:.0f} ms")
+      row[4:6] = [f"{jax_t * 1e3:.0f}", f"{b * args.new_tokens / jax_t:,.0f}"]
       row += [f"{t * 1e3:.0f}", f"{b * args.new_tokens / t:,.0f}", f"{t / jax_t:.2f}x"]
     hf_peak, _ = _common.peak_memory_bytes()
 
   print()
-  headers = ["preset", "params", "batch", "jax ms", "jax tok/s", "XLA bytes"]
+  headers = ["preset", "params", "T", "batch", "jax ms", "jax tok/s", "XLA bytes"]
   if use_hf:
     headers += ["hf ms", "hf tok/s", "jax/hf"]
   _common.print_table(headers, speed_rows)
-  print(f"\ndecode step time after a prompt of P tokens ({args.new_tokens} steps, cache "
-        f"P + {args.new_tokens}; target ratio <= 1.5):")
-  _common.print_table(["preset", "batch"] + [f"pos {p} ms/step" for p in positions]
-                      + [f"pos {p} us/token" for p in positions]
+  print(f"\ndecode step time after a prompt of P tokens (mean of {args.new_tokens - 1} steps) "
+        f"against its memory floor at {bandwidth / 1e9:.1f} GB/s (target step/floor <= 1.5 "
+        f"at P = {positions[1]}):")
+  _common.print_table(["preset", "batch"] + [f"P={p} ms/step" for p in positions]
+                      + [f"P={p} MB read" for p in positions]
+                      + [f"P={p} floor ms" for p in positions]
+                      + [f"P={p} step/floor" for p in positions]
                       + [f"{positions[1]}/{positions[0]}"], position_rows)
   print(f"\npeak memory ({what}): {_common.mib(jax_peak)} after the JAX runs"
         + (f", {_common.mib(hf_peak)} after HF" if use_hf else ""))

@@ -17,7 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from explore_rl import compile_cache
+from explore_rl import compile_cache, compile_time
 from explore_rl.errors import UserError
 from explore_rl.registry import Registry
 
@@ -167,6 +167,7 @@ def main(argv):
     raise app.UsageError("--workdir is required")
   command = commands[0]
   compile_cache.enable(_COMPILE_CACHE.value)
+  compile_time.start()
   _initialize_distributed(command)
   if command == "train":
     config = _CONFIG.value
@@ -181,6 +182,7 @@ def main(argv):
                       f"{', '.join(config_names())}") from None
     TRAINERS.get(trainer)(config, _WORKDIR.value,
                                               allow_method_change=_ALLOW_METHOD_CHANGE.value)
+    print(compile_time.summary(), flush=True)   # a rerun with the cache: a fraction of it
   elif command == "eval":
     _eval(_WORKDIR.value)
   else:

@@ -20,8 +20,10 @@ token statistic are those of the padded computation, up to fp32 summation order.
 Micro-batches (gradient accumulation over `groups` consecutive chunks of the R
 rows) are packed chunk by chunk into the same number of rows, so each packed
 micro-batch holds exactly the sequences of its padded one; `index` is local to
-its chunk. The row count is rounded up to a multiple of `row_multiple` (the
-mesh's batch divisor) and is the only shape that varies from step to step.
+its chunk. The row count per chunk is at least `min_rows` (a trainer passes the
+most it has needed so far, so the update compiles again only when a mini-batch
+needs more rows than any before) and a multiple of `row_multiple` (the mesh's
+batch divisor).
 """
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ class Packed(NamedTuple):
 
 
 def default_row_len(prompt_len: int, response_len: int) -> int:
-  """L: room for ~3 sequences of typical length, and for the longest one (P + M)."""
-  return max(128, prompt_len + response_len)
+  """L = 2 (P + M): two sequences of full length, three or more of shorter ones (a row of
+  P + M would pack nothing when most sequences are longer than half of it)."""
+  return 2 * (prompt_len + response_len)
 
 
 def _first_fit(lengths: np.ndarray, row_len: int) -> tuple[list[list[int]], np.ndarray]:
@@ -58,7 +61,7 @@ def _first_fit(lengths: np.ndarray, row_len: int) -> tuple[list[list[int]], np.n
 
 
 def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len: int,
-         groups: int = 1, row_multiple: int = 1) -> Packed:
+         groups: int = 1, row_multiple: int = 1, min_rows: int = 0) -> Packed:
   """Pack R padded rows (prompt [R, P] left-padded, response [R, M] with prefix masks).
 
   `groups`: the micro-batches, packed separately (module docstring); R % groups == 0.
@@ -75,7 +78,8 @@ def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len
     raise ValueError(f"a sequence of {lengths.max()} tokens does not fit a row of {row_len}")
   chunk = r // groups
   fits = [_first_fit(lengths[g * chunk:(g + 1) * chunk], row_len) for g in range(groups)]
-  n_rows = -(-max(len(rows) for rows, _ in fits) // row_multiple) * row_multiple
+  n_rows = max(min_rows, *(len(rows) for rows, _ in fits))
+  n_rows = -(-n_rows // row_multiple) * row_multiple
   tokens = np.zeros((groups * n_rows, row_len), np.int32)
   segments = np.zeros_like(tokens)
   positions = np.zeros_like(tokens)

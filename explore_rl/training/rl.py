@@ -230,6 +230,7 @@ class RLTrainer:
       raise ConfigError(f"rollout.old_logprobs={r.old_logprobs!r}; valid: recompute, sampler")
     rows = r.prompts_per_step * r.num_samples
     mb_rows = rows // c.learner.mini_batches
+    self.pack_rows = 0                  # packed rows per micro-batch so far (`_packed`)
     if rows % c.learner.mini_batches or mb_rows % c.learner.micro_batches or \
         (mb_rows // c.learner.micro_batches) % sharding.local_batch_divisor(self.mesh):
       raise ConfigError(f"{rows} rows per step do not split into {c.learner.mini_batches} "
@@ -406,11 +407,14 @@ class RLTrainer:
   def _packed(self, mb: RLBatch) -> RLBatch:
     """`mb` with its rows packed (training/packing.py), micro-batch by micro-batch."""
     c = self.config
-    packed = packing.pack(*jax.device_get((mb.prompt_tokens, mb.prompt_valid,
-                                           mb.response_tokens, mb.response_mask)),
+    packed = packing.pack(*to_host((mb.prompt_tokens, mb.prompt_valid,
+                                    mb.response_tokens, mb.response_mask)),
                           row_len=packing.default_row_len(c.max_prompt_len, c.max_response_len),
                           groups=c.learner.micro_batches,
-                          row_multiple=sharding.local_batch_divisor(self.mesh))
+                          row_multiple=sharding.local_batch_divisor(self.mesh),
+                          min_rows=self.pack_rows)
+    # The most rows needed so far: fewer shapes, fewer compiles of the update.
+    self.pack_rows = packed.tokens.shape[0] // c.learner.micro_batches
     put = lambda x: jax.device_put(x, sharding.batch_sharding(self.mesh, x.ndim))
     return mb._replace(**{f"packed_{k}": put(v) for k, v in packed._asdict().items()})
 
