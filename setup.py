@@ -26,6 +26,7 @@ setup(
         "safetensors",
         "jinja2>=3.1.6",  # checkpoints' chat templates (hf_import), sandboxed as transformers
         "matplotlib",
+        "filelock",  # JAX takes its compilation-cache lock with it (explore_rl/compile_cache.py)
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "scipy"],

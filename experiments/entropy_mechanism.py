@@ -39,10 +39,8 @@ sys), 9 min 10 s wall; a smoke test (tiny prior, 6 steps), no claim decided ther
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -61,6 +59,10 @@ ARMS = {  # label: (config, overrides)
     "KL-Cov active (k=0.05)": ("kl_cov", {"objective.loss_kwargs.ratio": 0.05}),
 }
 SHARED_ARMS = ("GRPO", "GRPO + entropy bonus 0.01")   # also polyepo.py's: trained once
+# The quick mode (a smoke test of the pipeline) runs one arm per loss; the "active" and
+# clip-higher arms change only hyper-parameters, which tests/objectives/ covers.
+QUICK_ARMS = ("GRPO", "GRPO + entropy bonus 0.01", "GRPO + KL 0.1 (k3)",
+              "Clip-Cov (config, r=2e-2)", "KL-Cov (config, k=2e-3)")
 COV_ARMS = [a for a in ARMS if "Cov" in a]
 COLUMNS = ["task", "method", "pass@1", "pass@8", "eval_entropy", "entropy_drop",
            "update_norm", "selected_frac", "cov_mean", "law_a", "law_b", "law_r2",
@@ -95,6 +97,8 @@ def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
   prior = ex.task_prior(task, quick=quick, root=shared)
   runs = {}
   for label, (method, overrides) in ARMS.items():
+    if quick and label not in QUICK_ARMS:
+      continue
     root = ex.shared_rl_root(shared, task, quick) if label in SHARED_ARMS else \
         os.path.join(out, "runs", task)
     runs[label] = ex.run_arm(ex.arm_name(label), lambda seed, m=method, o=overrides:
@@ -136,7 +140,7 @@ def verdicts(task: str, res: dict) -> list[str]:
   lines = []
   g_drop = ex.mean_ci(drop(w) for w in runs["GRPO"].values())
   collapse = np.isfinite(g_drop[1]) and g_drop[0] - g_drop[1] > 0
-  for label in ("GRPO + entropy bonus 0.01", "GRPO + KL 0.1 (k3)"):
+  for label in ("GRPO + entropy bonus 0.01", "GRPO + KL 0.1 (k3)"):   # in both modes
     m, h = ex.mean_ci(drop(w) for w in runs[label].values())
     claim = f"[{task}] {label} does not prevent entropy collapse"
     nums = (f"entropy drop from the prior {ex.fmt(m, h)} (GRPO {ex.fmt(*g_drop)}; "
@@ -148,7 +152,7 @@ def verdicts(task: str, res: dict) -> list[str]:
       lines.append(f"{claim}: REPRODUCED (entropy still falls significantly): {nums}")
     else:
       lines.append(f"{claim}: NOT REPRODUCED (no significant drop): {nums}")
-  for label in COV_ARMS:
+  for label in [a for a in COV_ARMS if a in runs]:
     for key, what in (("eval_entropy", "keeps entropy higher than GRPO"),
                       ("pass@1", "raises the final pass@1 over GRPO")):
       m, h = ex.paired_diff(runs[label], runs["GRPO"], final(key))
@@ -156,52 +160,29 @@ def verdicts(task: str, res: dict) -> list[str]:
       claim = f"[{task}] {label} {what}"
       nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds; " \
              f"selected-token fraction {sel:.4f}"
-      if not np.isfinite(h):
-        lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
-      elif m - h > 0:
-        lines.append(f"{claim}: REPRODUCED: {nums}")
-      elif m + h < 0:
-        lines.append(f"{claim}: NOT REPRODUCED (the opposite, significantly): {nums}")
-      else:
-        lines.append(f"{claim}: NOT REPRODUCED (no significant difference): {nums}")
+      lines.append(ex.judge(claim, m, h, nums))
   return lines
 
 
+def report(task: str, res: dict, quick: bool) -> ex.TaskReport:
+  plots = {f"{stem}_{task}": {label: ex.curves(r, key) for label, r in res["runs"].items()}
+           for key, stem in (("entropy", "entropy"), ("pass@1", "pass1"),
+                             ("cov_mean", "cov_mean"), ("update_norm", "update_norm"))}
+  return ex.TaskReport(table_rows(task, res), verdicts(task, res), plots)
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "entropy_mechanism"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--tasks", default="partition,grid_paths")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
-  t0 = time.perf_counter()
-  rows, lines, plots = [], [], {}
-  done = []
-  for task in args.tasks.split(","):
-    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
-    rows += table_rows(task, res)
-    lines += verdicts(task, res)
-    for key, stem in (("entropy", "entropy"), ("pass@1", "pass1"), ("cov_mean", "cov_mean"),
-                      ("update_norm", "update_norm")):
-      plots[f"{stem}_{task}"] = {label: ex.curves(r, key) for label, r in res["runs"].items()}
-    done.append(task)
-    wall = time.perf_counter() - t0
-    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
-        "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
-        f"({ex.RL_SCALES['quick' if args.quick else 'full']}); wall time {wall:.0f} s.",
-        "entropy_drop = prior eval entropy − final eval entropy; update_norm, selected_frac "
-        "and cov_mean are means over training steps; law_* fit R = −a·e^H + b per run "
-        "(H training-batch entropy, R held-out pass@1 at each evaluation); reached_pass@1 "
-        "is the best pass@1 of a run. ± = 95% t-interval over seeds."])
-    ex.write_results(args.out, rows, COLUMNS, title="Entropy mechanism (arXiv 2505.22617)",
-                     notes=notes, plots=plots)
-  print("\n".join(lines))
-  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
-  return 0
+  return ex.main_over_tasks(
+      argv, doc=__doc__, name="entropy_mechanism",
+      title="Entropy mechanism (arXiv 2505.22617)", columns=COLUMNS, run_task=run_task,
+      report=report,
+      scale_note=lambda quick: f"scale {'quick' if quick else 'full'} "
+                               f"({ex.RL_SCALES['quick' if quick else 'full']})",
+      legend="entropy_drop = prior eval entropy − final eval entropy; update_norm, "
+             "selected_frac and cov_mean are means over training steps; law_* fit "
+             "R = −a·e^H + b per run (H training-batch entropy, R held-out pass@1 at each "
+             "evaluation); reached_pass@1 is the best pass@1 of a run. ± = 95% t-interval "
+             "over seeds.")
 
 
 if __name__ == "__main__":

@@ -29,10 +29,8 @@ s wall; a smoke test, no claim decided at 6 steps.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -155,42 +153,26 @@ def verdicts(task: str, res: dict) -> list[str]:
   return lines
 
 
+def report(task: str, res: dict, quick: bool) -> ex.TaskReport:
+  runs = res["runs"]
+  plots = {
+      f"pass_at_k_{task}": {label: (np.asarray(K_EVAL), *map(np.asarray, zip(*[
+          ex.mean_ci(value(f"pass@{k}")(w) for w in r.values()) for k in K_EVAL])))
+          for label, r in runs.items()},
+      f"reward_{task}": {label: ex.curves(r, "reward_mean")
+                         for label, r in runs.items() if "anneal" not in label}}
+  return ex.TaskReport(table_rows(task, res), verdicts(task, res), plots,
+                       {f"pass_at_k_{task}": "k_eval"})
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "pkpo"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--tasks", default="partition,grid_paths")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
-  t0 = time.perf_counter()
-  rows, lines, plots, xlabels = [], [], {}, {}
-  done = []
-  for task in args.tasks.split(","):
-    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
-    rows += table_rows(task, res)
-    lines += verdicts(task, res)
-    plots[f"pass_at_k_{task}"] = {label: (np.asarray(K_EVAL), *map(np.asarray, zip(*[
-        ex.mean_ci(value(f"pass@{k}")(w) for w in r.values()) for k in K_EVAL])))
-        for label, r in res["runs"].items()}
-    xlabels[f"pass_at_k_{task}"] = "k_eval"
-    plots[f"reward_{task}"] = {label: ex.curves(r, "reward_mean")
-                               for label, r in res["runs"].items() if "anneal" not in label}
-    done.append(task)
-    wall = time.perf_counter() - t0
-    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
-        "", f"Seeds {seeds}; n = {N} samples per prompt; scale "
-        f"{'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
-        "pass@k from the final evaluation (16 samples per prompt); update_norm is the mean "
-        "over steps. ± = 95% t-interval over seeds."])
-    ex.write_results(args.out, rows, COLUMNS, title="PKPO: k_opt vs k_eval (arXiv 2505.15201)",
-                     notes=notes, plots=plots, xlabel=xlabels)
-  print("\n".join(lines))
-  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
-  return 0
+  return ex.main_over_tasks(
+      argv, doc=__doc__, name="pkpo", title="PKPO: k_opt vs k_eval (arXiv 2505.15201)",
+      columns=COLUMNS, run_task=run_task, report=report,
+      scale_note=lambda quick: f"n = {N} samples per prompt; scale "
+                               f"{'quick' if quick else 'full'}",
+      legend="pass@k from the final evaluation (16 samples per prompt); update_norm is the "
+             "mean over steps. ± = 95% t-interval over seeds.")
 
 
 if __name__ == "__main__":

@@ -41,10 +41,8 @@ CPU, 7 min wall; a smoke test, no claim decided at 6 steps.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -62,6 +60,10 @@ ARMS = {  # label: (config, overrides)
 }
 SHARED_ARMS = ("GRPO", "GRPO + entropy bonus 0.01")   # also entropy_mechanism.py's
 POLY = ("Poly-EPO, signature judge", "Poly-EPO, embedding judge")
+CONFOUND = "GRPO, Poly-EPO agg. + clip"
+# The quick mode (a smoke test of the pipeline) runs the arms whose code differs; the others
+# change only hyper-parameters or the judge, which tests/training/ covers.
+QUICK_ARMS = ("GRPO", "set RL, mean (control)", "Poly-EPO, signature judge")
 COLUMNS = ["task", "method", "pass@1", "pass@8", "pass@64", "distinct@64", "distinct@8",
            "eval_entropy", "update_norm", "gain@1", "gain@8", "gain@64"]
 
@@ -76,14 +78,15 @@ def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
   prior = ex.task_prior(task, quick=quick, root=shared)
   runs = {}
   # This experiment's own arms first: the shared ones may be in training by another script.
-  for label in sorted(ARMS, key=lambda a: a in SHARED_ARMS):
+  arms = [a for a in ARMS if not quick or a in QUICK_ARMS]
+  for label in sorted(arms, key=lambda a: a in SHARED_ARMS):
     method, overrides = ARMS[label]
     root = ex.shared_rl_root(shared, task, quick) if label in SHARED_ARMS else \
         os.path.join(out, "runs", task)
     runs[label] = ex.run_arm(ex.arm_name(label), lambda seed, m=method, o=overrides:
                              ex.rl_arm_config(m, prior=prior, task=task, quick=quick,
                                               overrides=o), seeds=seeds, root=root)
-  runs = {label: runs[label] for label in ARMS}
+  runs = {label: runs[label] for label in arms}
   evals = {label: {s: ex.wide_eval(w, **wide(quick)) for s, w in r.items()}
            for label, r in runs.items()}
   return {"prior": prior, "runs": runs, "evals": evals,
@@ -129,91 +132,67 @@ def table_rows(task: str, res: dict, quick: bool) -> list[dict]:
   return rows
 
 
-def judge(claim: str, m: float, h: float, nums: str) -> str:
-  if not np.isfinite(h):
-    return f"{claim}: NOT TESTABLE (one seed): {nums}"
-  if m - h > 0:
-    return f"{claim}: REPRODUCED: {nums}"
-  if m + h < 0:
-    return f"{claim}: NOT REPRODUCED (the opposite, significantly): {nums}"
-  return f"{claim}: NOT REPRODUCED (no significant difference): {nums}"
-
-
 def verdicts(task: str, res: dict, quick: bool) -> list[str]:
   kmax = wide(quick)["num_samples"]
   ev, lines = res["evals"], []
-  for label in POLY:
+  for label in [a for a in POLY if a in res["runs"]]:
     m, h = gain(res, label, "distinct_strategies")
-    lines.append(judge(f"[{task}] {label} keeps more distinct successful strategies than GRPO "
-                       f"(among {kmax} samples)", m, h, f"paired difference {ex.fmt(m, h)}"))
+    lines.append(ex.judge(f"[{task}] {label} keeps more distinct successful strategies than "
+                          f"GRPO (among {kmax} samples)", m, h,
+                          f"paired difference {ex.fmt(m, h)}"))
     ctrl = ev["set RL, mean (control)"]
     diffs = [ev[label][s]["distinct_strategies"] - ctrl[s]["distinct_strategies"]
              for s in sorted(set(ctrl) & set(ev[label]))]
     m, h = ex.mean_ci(diffs)
-    lines.append(judge(f"[{task}] {label}: the gain is the objective's (vs the set-RL mean "
-                       f"control, same aggregation/clip/lr)", m, h,
-                       f"distinct@{kmax} paired difference {ex.fmt(m, h)}"))
+    lines.append(ex.judge(f"[{task}] {label}: the gain is the objective's (vs the set-RL mean "
+                          f"control, same aggregation/clip/lr)", m, h,
+                          f"distinct@{kmax} paired difference {ex.fmt(m, h)}"))
     m, h = gain(res, label, f"pass@{kmax}")
-    lines.append(judge(f"[{task}] {label} raises pass@{kmax} over GRPO", m, h,
-                       f"paired difference {ex.fmt(m, h)}"))
+    lines.append(ex.judge(f"[{task}] {label} raises pass@{kmax} over GRPO", m, h,
+                          f"paired difference {ex.fmt(m, h)}"))
     growth = [(ev[label][s][f"pass@{kmax}"] - ev["GRPO"][s][f"pass@{kmax}"])
               - (ev[label][s]["pass@1"] - ev["GRPO"][s]["pass@1"]) for s in ev["GRPO"]]
     m, h = ex.mean_ci(growth)
-    lines.append(judge(f"[{task}] {label}'s gain over GRPO grows with k (gain@{kmax} − gain@1)",
-                       m, h, f"{ex.fmt(m, h)}; gain@1 {ex.fmt(*gain(res, label, 'pass@1'))}, "
-                       f"gain@{kmax} {ex.fmt(*gain(res, label, f'pass@{kmax}'))}"))
-  m, h = ex.paired_diff(res["runs"]["GRPO, Poly-EPO agg. + clip"], res["runs"]["GRPO"],
+    lines.append(ex.judge(f"[{task}] {label}'s gain over GRPO grows with k (gain@{kmax} − "
+                          f"gain@1)", m, h,
+                          f"{ex.fmt(m, h)}; gain@1 {ex.fmt(*gain(res, label, 'pass@1'))}, "
+                          f"gain@{kmax} {ex.fmt(*gain(res, label, f'pass@{kmax}'))}"))
+  if CONFOUND not in res["runs"]:   # the quick mode
+    return lines
+  m, h = ex.paired_diff(res["runs"][CONFOUND], res["runs"]["GRPO"],
                         lambda w: ex.step_mean(w, "update_norm"))
   lines.append(f"[{task}] (confound) Poly-EPO's aggregation + clip changes GRPO's update norm "
                f"by {ex.fmt(m, h, 4)} per step and its distinct@{kmax} by "
-               f"{ex.fmt(*gain(res, 'GRPO, Poly-EPO agg. + clip', 'distinct_strategies'))}")
+               f"{ex.fmt(*gain(res, CONFOUND, 'distinct_strategies'))}")
   return lines
 
 
+def report(task: str, res: dict, quick: bool) -> ex.TaskReport:
+  k_grid = ks(res["prior_eval"])
+  runs = res["runs"]
+  plots = {
+      f"distinct_{task}": {l: ex.curves(r, "distinct_strategies") for l, r in runs.items()},
+      f"update_norm_{task}": {l: ex.curves(r, "update_norm") for l, r in runs.items()},
+      f"pass_at_k_{task}": {l: (np.asarray(k_grid), *map(np.asarray, zip(*[
+          ex.mean_ci(e[f"pass@{k}"] for e in res["evals"][l].values()) for k in k_grid])))
+          for l in runs},
+      f"gain_over_grpo_{task}": {l: (np.asarray(k_grid), *map(np.asarray, zip(*[
+          gain(res, l, f"pass@{k}") for k in k_grid]))) for l in runs if l != "GRPO"}}
+  return ex.TaskReport(table_rows(task, res, quick), verdicts(task, res, quick), plots,
+                       {f"pass_at_k_{task}": "k", f"gain_over_grpo_{task}": "k"})
+
+
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "polyepo"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--tasks", default="partition,grid_paths")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
-  t0 = time.perf_counter()
-  rows, lines, plots, xlabels = [], [], {}, {}
-  done = []
-  for task in args.tasks.split(","):
-    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
-    rows += table_rows(task, res, args.quick)
-    lines += verdicts(task, res, args.quick)
-    plots[f"distinct_{task}"] = {l: ex.curves(r, "distinct_strategies")
-                                 for l, r in res["runs"].items()}
-    plots[f"update_norm_{task}"] = {l: ex.curves(r, "update_norm") for l, r in res["runs"].items()}
-    k_grid = ks(res["prior_eval"])
-    plots[f"pass_at_k_{task}"] = {l: (np.asarray(k_grid), *map(np.asarray, zip(*[
-        ex.mean_ci(e[f"pass@{k}"] for e in res["evals"][l].values()) for k in k_grid])))
-        for l in res["runs"]}
-    plots[f"gain_over_grpo_{task}"] = {l: (np.asarray(k_grid), *map(np.asarray, zip(*[
-        gain(res, l, f"pass@{k}") for k in k_grid]))) for l in res["runs"] if l != "GRPO"}
-    xlabels.update({f"pass_at_k_{task}": "k", f"gain_over_grpo_{task}": "k"})
-    done.append(task)
-    wall = time.perf_counter() - t0
-    kmax = wide(args.quick)["num_samples"]
-    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
-        "", f"Seeds {seeds}; scale {'quick' if args.quick else 'full'} "
-        f"({ex.RL_SCALES['quick' if args.quick else 'full']}); final evaluation "
-        f"{wide(args.quick)}; wall time {wall:.0f} s.",
-        f"pass@64 / distinct@64 / gain@64 are at k = {kmax} (the number of samples per prompt "
-        "of the final evaluation); distinct@8 is the in-training evaluation's (8 samples); "
-        "gain@k = paired (method − GRPO) pass@k; update_norm is the mean over steps. "
-        "± = 95% t-interval over seeds."])
-    ex.write_results(args.out, rows, COLUMNS, title="Poly-EPO (arXiv 2604.17654)", notes=notes,
-                     plots=plots, xlabel=xlabels)
-  print("\n".join(lines))
-  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
-  return 0
+  return ex.main_over_tasks(
+      argv, doc=__doc__, name="polyepo", title="Poly-EPO (arXiv 2604.17654)",
+      columns=COLUMNS, run_task=run_task, report=report,
+      scale_note=lambda quick: (f"scale {'quick' if quick else 'full'} "
+                                f"({ex.RL_SCALES['quick' if quick else 'full']}); final "
+                                f"evaluation {wide(quick)} (pass@64 / distinct@64 / gain@64 "
+                                f"are at k = {wide(quick)['num_samples']})"),
+      legend="distinct@8 is the in-training evaluation's (8 samples); gain@k = paired "
+             "(method − GRPO) pass@k; update_norm is the mean over steps. ± = 95% t-interval "
+             "over seeds.")
 
 
 if __name__ == "__main__":

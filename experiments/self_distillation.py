@@ -155,14 +155,7 @@ def verdicts(runs: dict) -> list[str]:
     m, h = ex.paired_diff(runs[label], runs["GRPO"], final("pass@1"))
     claim = f"[{TASK}] {label} raises the final pass@1 over GRPO"
     nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds"
-    if not np.isfinite(h):
-      lines.append(f"{claim}: NOT TESTABLE (one seed): {nums}")
-    elif m - h > 0:
-      lines.append(f"{claim}: SUPPORTED: {nums}")
-    elif m + h < 0:
-      lines.append(f"{claim}: REJECTED (lower, significantly): {nums}")
-    else:
-      lines.append(f"{claim}: REJECTED (no significant difference): {nums}")
+    lines.append(ex.judge(claim, m, h, nums, ex.SUPPORT))
   return lines
 
 

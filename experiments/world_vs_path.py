@@ -32,11 +32,9 @@ claim decided at 6 steps.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -60,8 +58,9 @@ def label(b: int, n: int, curriculum: str) -> str:
 
 
 def splits(quick: bool) -> list[tuple[int, int]]:
-  """The (B, N) pairs run: SPLITS, with B halved in the quick mode (32 rollouts a step)."""
-  return [(max(1, b // 2), n) for b, n in SPLITS] if quick else list(SPLITS)
+  """The (B, N) pairs run: SPLITS; in the quick mode (a smoke test) only the two extremes,
+  with B halved (32 rollouts a step)."""
+  return [(max(1, b // 2), n) for b, n in (SPLITS[0], SPLITS[-1])] if quick else list(SPLITS)
 
 
 def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
@@ -138,66 +137,39 @@ def verdicts(task: str, res: dict) -> list[str]:
     m, h = ex.paired_diff(runs[(bp, np_, curriculum)], runs[(bw, nw, curriculum)], score)
     claim = f"[{task}] path sampling (B={bp} x N={np_}) beats world sampling (B={bw} x " \
             f"N={nw}) at a fixed budget ({curriculum} curriculum)"
-    lines.append(_judge(claim, m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
+    lines.append(ex.judge(claim, m, h, f"pass@1 paired difference {ex.fmt(m, h)}", ex.SUPPORT))
   for b, n in sorted({(b, n) for b, n, _ in runs}, reverse=True):
     m, h = ex.paired_diff(runs[(b, n, "adaptive")], runs[(b, n, "uniform")], score)
-    lines.append(_judge(f"[{task}] the adaptive curriculum beats the uniform one at B={b} x "
-                        f"N={n}", m, h, f"pass@1 paired difference {ex.fmt(m, h)}"))
+    lines.append(ex.judge(f"[{task}] the adaptive curriculum beats the uniform one at B={b} x "
+                          f"N={n}", m, h, f"pass@1 paired difference {ex.fmt(m, h)}", ex.SUPPORT))
   return lines
 
 
-def _judge(claim: str, m: float, h: float, nums: str) -> str:
-  if not np.isfinite(h):
-    return f"{claim}: NOT TESTABLE (one seed or no evaluation within the budget): {nums}"
-  if m - h > 0:
-    return f"{claim}: SUPPORTED: {nums}"
-  if m + h < 0:
-    return f"{claim}: REJECTED (the opposite, significantly): {nums}"
-  return f"{claim}: NOT SUPPORTED (no significant difference): {nums}"
+def report(task: str, res: dict, quick: bool) -> ex.TaskReport:
+  series = {}
+  for key, runs in res["runs"].items():
+    per_seed = [ex.eval_rows(w) for w in runs.values()]
+    points = min(len(p) for p in per_seed)
+    x = [np.mean([flops(p[i]) for p in per_seed]) / 1e9 for i in range(points)]
+    stats = [ex.mean_ci(p[i]["pass@1"] for p in per_seed) for i in range(points)]
+    series[label(*key)] = (np.asarray(x), np.asarray([s[0] for s in stats]),
+                           np.asarray([s[1] for s in stats]))
+  stem = f"pass1_vs_gflops_{task}"
+  return ex.TaskReport(table_rows(task, res), verdicts(task, res), {stem: series},
+                       {stem: "GFLOPs (sample + train)"})
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "world_vs_path"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--tasks", default="partition,grid_paths")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
-  t0 = time.perf_counter()
-  rows, lines, plots, xlabels = [], [], {}, {}
-  done = []
-  for task in args.tasks.split(","):
-    res = run_task(task, quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
-    rows += table_rows(task, res)
-    lines += verdicts(task, res)
-    series = {}
-    for key, runs in res["runs"].items():
-      per_seed = [ex.eval_rows(w) for w in runs.values()]
-      points = min(len(p) for p in per_seed)
-      x = [np.mean([flops(p[i]) for p in per_seed]) / 1e9 for i in range(points)]
-      stats = [ex.mean_ci(p[i]["pass@1"] for p in per_seed) for i in range(points)]
-      series[label(*key)] = (np.asarray(x), np.asarray([s[0] for s in stats]),
-                             np.asarray([s[1] for s in stats]))
-    plots[f"pass1_vs_gflops_{task}"] = series
-    xlabels[f"pass1_vs_gflops_{task}"] = "GFLOPs (sample + train)"
-    done.append(task)
-    wall = time.perf_counter() - t0
-    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
-        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
-        "", f"Seeds {seeds}; {ROLLOUTS} rollouts per step in the full mode ({ROLLOUTS // 2} in "
-        f"the quick mode); scale {'quick' if args.quick else 'full'}; wall time {wall:.0f} s.",
-        "FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
-        "training). Metrics at the last evaluation within the common budget; GFLOPs to "
-        "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
-        "± = 95% t-interval over seeds."])
-    ex.write_results(args.out, rows, COLUMNS, title="World vs path sampling at a fixed FLOP budget",
-                     notes=notes, plots=plots, xlabel=xlabels)
-  print("\n".join(lines))
-  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
-  return 0
+  return ex.main_over_tasks(
+      argv, doc=__doc__, name="world_vs_path",
+      title="World vs path sampling at a fixed FLOP budget",
+      columns=COLUMNS, run_task=run_task, report=report,
+      scale_note=lambda quick: f"{ROLLOUTS // (2 if quick else 1)} rollouts per step; scale "
+                               f"{'quick' if quick else 'full'}",
+      legend="FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
+             "training). Metrics at the last evaluation within the common budget; GFLOPs to "
+             "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
+             "± = 95% t-interval over seeds.")
 
 
 if __name__ == "__main__":

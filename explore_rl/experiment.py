@@ -14,7 +14,9 @@ reported as "mean ± half-width"; `mean_ci` also serves intervals over prompts.
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -79,6 +81,23 @@ def paired_diff(a: Mapping[int, str], b: Mapping[int, str],
   """(mean, 95% half-width) over the seeds both arms ran of fn(a[seed]) − fn(b[seed]):
   arms with the same seed share the prior, the problem stream and the held-out set."""
   return mean_ci(fn(a[s]) - fn(b[s]) for s in sorted(set(a) & set(b)))
+
+
+# Verdict words: (significantly positive, significantly negative, no significant difference).
+REPRODUCTION = ("REPRODUCED", "NOT REPRODUCED (the opposite, significantly)",
+                "NOT REPRODUCED (no significant difference)")
+SUPPORT = ("SUPPORTED", "REJECTED (the opposite, significantly)",
+           "NOT SUPPORTED (no significant difference)")
+
+
+def judge(claim: str, m: float, h: float, nums: str, words=REPRODUCTION) -> str:
+  """"claim: VERDICT: nums" from a 95% interval m ± h of an effect that the claim says is
+  positive: the interval above 0, below 0, or across it; NOT TESTABLE without an interval
+  (one seed, or no measurement)."""
+  if not np.isfinite(h):
+    return f"{claim}: NOT TESTABLE (one seed, or nothing measured): {nums}"
+  verdict = words[0] if m - h > 0 else words[1] if m + h < 0 else words[2]
+  return f"{claim}: {verdict}: {nums}"
 
 
 def enable_compile_cache(root: str = SHARED_ROOT) -> None:
@@ -325,3 +344,58 @@ def _plot_bands(path: str, series: Mapping[str, tuple], *, ylabel: str, xlabel: 
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+# -- the main of an experiment run per task family ------------------------------------------
+@dataclasses.dataclass
+class TaskReport:
+  """What one task family adds to an experiment's results: table rows, verdict lines,
+  plots ({stem: {label: (x, mean, half_width)}}) and x-axis labels of those plots."""
+  rows: list
+  verdicts: list
+  plots: dict = dataclasses.field(default_factory=dict)
+  xlabels: dict = dataclasses.field(default_factory=dict)
+
+
+def main_over_tasks(argv, *, doc: str, name: str, title: str, columns: Sequence[str],
+                    run_task: Callable[..., dict],
+                    report: Callable[[str, dict, bool], TaskReport],
+                    scale_note: Callable[[bool], str], legend: str,
+                    tasks: str = "partition,grid_paths") -> int:
+  """The command line of an experiment that runs on several task families.
+
+    python experiments/NAME.py [--quick] [--seeds N] [--tasks a,b] [--out DIR] [--shared DIR]
+
+  For each task: `run_task(task, quick=, seeds=, shared=, out=)`, then `report(task,
+  results, quick)`; results/NAME/table.md (title, table, verdicts, "Seeds ...;
+  scale_note(quick); wall time", legend, plots) is rewritten after every task, so an
+  interrupted run keeps what it finished. Seeds default to 2 (quick) or 3 (full).
+  """
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
+  parser.add_argument("--out", default=os.path.join("results", name))
+  parser.add_argument("--shared", default=SHARED_ROOT, help="shared priors and baselines")
+  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
+  parser.add_argument("--tasks", default=tasks)
+  args = parser.parse_args(argv)
+  enable_compile_cache(args.shared)
+  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  t0 = time.perf_counter()
+  rows, lines, plots, xlabels, done = [], [], {}, {}, []
+  for task in args.tasks.split(","):
+    part = report(task, run_task(task, quick=args.quick, seeds=seeds, shared=args.shared,
+                                 out=args.out), args.quick)
+    rows += part.rows
+    lines += part.verdicts
+    plots.update(part.plots)
+    xlabels.update(part.xlabels)
+    done.append(task)
+    wall = time.perf_counter() - t0
+    notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
+        "", f"Tasks done: {', '.join(done)} of {args.tasks}.",
+        "", f"Seeds {seeds}; {scale_note(args.quick)}; wall time {wall:.0f} s.", legend])
+    write_results(args.out, rows, columns, title=title, notes=notes, plots=plots,
+                  xlabel=xlabels)
+  print("\n".join(lines))
+  print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
+  return 0

@@ -19,3 +19,52 @@ from explore_rl import compile_cache  # noqa: E402
 os.environ.setdefault(compile_cache.ENV,
                       str(pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"))
 compile_cache.enable()
+
+
+# -- experiments/ in --quick mode, as a user runs them ---------------------------------------
+import importlib.util  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def load_experiment():
+  """load_experiment(name): experiments/NAME.py as a module (its arms, columns, constants)."""
+  def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}",
+                                                  ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+  return load
+
+
+@pytest.fixture(scope="session")
+def experiment_shared(tmp_path_factory):
+  """One --shared directory for every experiment test of the session, common to the xdist
+  workers: the quick SFT priors and the shared GRPO baselines are trained once (a run that
+  another worker is training is waited for, see explore_rl.experiment.train)."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  path = root / "experiments_shared"
+  path.mkdir(exist_ok=True)
+  return path
+
+
+@pytest.fixture
+def run_experiment(experiment_shared):
+  """run_experiment(name, *args, out=DIR): `experiments/NAME.py --quick --out DIR --shared
+  <session dir> ARGS` in a subprocess; asserts exit code 0 and returns the process."""
+  def run(name: str, *args: str, out, quick: bool = True, timeout: int = 1200):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"),
+                           *(["--quick"] if quick else []), "--out", str(out),
+                           "--shared", str(experiment_shared), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+  return run

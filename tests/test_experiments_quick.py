@@ -1,38 +1,23 @@
 """Every reproduction experiment's --quick mode runs end to end and writes its table.
 
-Each script runs in a subprocess (as a user runs it) into a temporary --out, sharing one
-temporary --shared directory (the quick SFT priors and the shared GRPO baseline are
-trained once for the four scripts). The tables must hold one row per (task, arm), a
-verdict section, and the plots.
+Each script runs in a subprocess (as a user runs it) into a temporary --out, sharing the
+session's --shared directory (tests/conftest.py: the quick SFT priors and the shared GRPO
+baseline are trained once for every experiment test). The tables must hold one row per
+(task, arm), a verdict section, and the plots.
 """
 from __future__ import annotations
 
 import csv
-import importlib.util
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 TASKS = ("partition", "grid_paths")
 
 
-def _load(name: str):
-  spec = importlib.util.spec_from_file_location(f"experiments_{name}",
-                                                ROOT / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _expected(name: str) -> tuple[str, set]:
+def _expected(module, name: str) -> tuple[str, set]:
   """(the column naming an arm, the set of (task, arm) rows the table must hold)."""
-  module = _load(name)
   if name == "entropy_mechanism" or name == "polyepo":
-    arms = ["SFT prior", *module.ARMS]
+    arms = ["SFT prior", *module.QUICK_ARMS]
     return "method", {(t, a) for t in TASKS for a in arms}
   if name == "pkpo":
     arms = [f"k_opt = {k}" for k in module.K_OPT] + [module.ANNEALED]
@@ -41,20 +26,12 @@ def _expected(name: str) -> tuple[str, set]:
   return "B x N", {(t, a) for t in TASKS for a in arms}
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-  return tmp_path_factory.mktemp("shared")
-
-
 @pytest.mark.parametrize("name", ["entropy_mechanism", "polyepo", "pkpo", "world_vs_path"])
-def test_quick_mode_writes_tables_with_every_arm(name, shared, tmp_path):
+def test_quick_mode_writes_tables_with_every_arm(name, run_experiment, load_experiment,
+                                                 tmp_path):
   out = tmp_path / name
-  env = {**os.environ, "EXPLORE_RL_JAX_CACHE": str(ROOT / ".jax_cache")}
-  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), "--quick",
-                         "--out", str(out), "--shared", str(shared)],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  column, expected = _expected(name)
+  proc = run_experiment(name, out=out)
+  column, expected = _expected(load_experiment(name), name)
   with open(out / "table.csv") as f:
     rows = list(csv.DictReader(f))
   key = (lambda r: (r["task"], f"{r['B x N']}|{r['curriculum']}")) if name == "world_vs_path" \

@@ -3,26 +3,13 @@ writes its table (one row per arm plus the prior's student and teacher), verdict
 from __future__ import annotations
 
 import csv
-import importlib.util
-import os
-import pathlib
-import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_quick_mode_writes_the_table(tmp_path):
-  spec = importlib.util.spec_from_file_location("sd_experiment",
-                                                ROOT / "experiments" / "self_distillation.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+
+def test_quick_mode_writes_the_table(tmp_path, run_experiment, load_experiment):
+  module = load_experiment("self_distillation")
   out = tmp_path / "out"
-  env = {**os.environ, "EXPLORE_RL_JAX_CACHE": str(ROOT / ".jax_cache")}
-  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "self_distillation.py"),
-                         "--quick", "--out", str(out), "--shared", str(tmp_path / "shared")],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_experiment("self_distillation", out=out)
   with open(out / "table.csv") as f:
     rows = {r["method"]: r for r in csv.DictReader(f)}
   assert set(rows) == {"SFT prior (student, plain prompt)",

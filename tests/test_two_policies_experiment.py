@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import csv
-import os
-import pathlib
-import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_quick_mode_writes_both_tables(tmp_path):
+
+def test_quick_mode_writes_both_tables(tmp_path, run_experiment):
   out = tmp_path / "out"
-  env = {**os.environ, "EXPLORE_RL_JAX_CACHE": str(ROOT / ".jax_cache")}
-  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "two_policies.py"),
-                         "--quick", "--out", str(out), "--shared", str(tmp_path / "shared")],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = run_experiment("two_policies", out=out)
   with open(out / "table.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["arm"] for r in rows] == ["GRPO", "Poly-EPO", "explore Poly-EPO → exploit GRPO",

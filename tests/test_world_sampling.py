@@ -4,24 +4,12 @@ pass@1, and ours vs reasoning-gym's countdown side by side."""
 from __future__ import annotations
 
 import csv
-import pathlib
-import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_world_sampling_quick_writes_both_tables(tmp_path):
-  out, shared = tmp_path / "out", tmp_path / "shared"
-  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "world_sampling.py"),
-                         "--quick", "--out", str(out), "--shared", str(shared)],
-                        cwd=ROOT, capture_output=True, text=True, timeout=1800)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  sys.path.insert(0, str(ROOT / "experiments"))
-  try:
-    import world_sampling as ws
-  finally:
-    sys.path.pop(0)
+def test_world_sampling_quick_writes_both_tables(tmp_path, run_experiment, load_experiment):
+  out = tmp_path / "out"
+  run_experiment("world_sampling", out=out, timeout=1800)
+  ws = load_experiment("world_sampling")
   with open(out / "table.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["arm"] for r in rows] == ["SFT prior (no RL)", *ws.ARMS]
