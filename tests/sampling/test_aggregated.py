@@ -17,11 +17,6 @@ forward = jax.jit(tr.forward, static_argnums=0)
 
 
 @pytest.fixture(scope="module")
-def model():
-  return tr.init(get_preset("tiny"), seed=3)
-
-
-@pytest.fixture(scope="module")
 def prompts():
   """Student prompts [2, 6] and longer teacher prompts [2, 9] (the problem plus a 'solution')."""
   rng = np.random.default_rng(1)

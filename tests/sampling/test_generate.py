@@ -6,18 +6,12 @@ import numpy as np
 import pytest
 
 from explore_rl.models import transformer as tr
-from explore_rl.models.config import get_preset
 from explore_rl.models.tokenizer import pad_left
 from explore_rl.sampling.generate import generate
 from explore_rl.sampling.processors import SamplingConfig
 
 EOS, PAD = 2, 0
 forward = jax.jit(tr.forward, static_argnums=0)
-
-
-@pytest.fixture(scope="module")
-def model():
-  return tr.init(get_preset("tiny"), seed=3)
 
 
 @pytest.fixture(scope="module")
