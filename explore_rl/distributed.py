@@ -12,10 +12,15 @@ What each process does (docs/design.md, "Multi-host runs"):
 - a jitted step's outputs are global arrays; `to_host` brings one to every process's
   host: an array whose shards are all local is copied, a replicated one is read from a
   local shard, and only a sharded one (a rollout's tokens) is gathered across processes;
+- verifiers, the costly host work, are split: each process scores its `process_groups`
+  (whole prompts, so a group's N samples are scored together) and the scores are
+  exchanged with `allgather_objects`;
 - only process 0 writes metrics, TensorBoard and the run files (`is_primary`); every
   process takes part in an Orbax checkpoint save and restore.
 """
 from __future__ import annotations
+
+import pickle
 
 import jax
 import numpy as np
@@ -50,3 +55,28 @@ def to_host(tree):
   """`jax.device_get` for global arrays: every leaf as a NumPy array on every process
   (replicated leaves read locally, sharded ones gathered with `process_allgather`)."""
   return jax.tree.map(_leaf_to_host, tree)
+
+
+def process_groups(num_groups: int) -> range:
+  """The prompt groups this process verifies: its contiguous 1/P of them, as the batch
+  axis shards the prompt-major rows; all of them with one process, or when P does not
+  divide the number of groups."""
+  count, index = jax.process_count(), jax.process_index()
+  if count == 1 or num_groups % count:
+    return range(num_groups)
+  share = num_groups // count
+  return range(index * share, (index + 1) * share)
+
+
+def allgather_objects(obj) -> list:
+  """[process 0's obj, process 1's, ...] on every process: host values of any picklable
+  kind (scores, status strings, strategy signatures), exchanged as bytes with
+  `process_allgather`. A collective: every process must call it."""
+  if jax.process_count() == 1:
+    return [obj]
+  data = np.frombuffer(pickle.dumps(obj), np.uint8)
+  sizes = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int64)))
+  buffer = np.zeros(int(sizes.max()), np.uint8)
+  buffer[:data.size] = data
+  gathered = np.asarray(multihost_utils.process_allgather(buffer))        # [P, max bytes]
+  return [pickle.loads(gathered[k, :int(sizes[k, 0])].tobytes()) for k in range(len(sizes))]

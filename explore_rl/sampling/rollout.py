@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explore_rl import distributed
 from explore_rl.distributed import to_host
 from explore_rl.tasks.base import DEGENERATE, Problem, Task
 from explore_rl.tasks.registry import score_batch, task_of
@@ -73,18 +74,26 @@ def score(task: Task, problems: Sequence[Problem], batch: RolloutBatch,
           tokenizer) -> ScoredRollout:
   """Decode and verify every sample. Each problem is scored by its own family
   (`tasks.task_of`; `task` for problems of its family), sandboxed families in one
-  batched call (`tasks.score_batch`)."""
+  batched call (`tasks.score_batch`). In a multi-process run each process verifies its
+  own prompts' samples (`distributed.process_groups`) and the scores are exchanged, so
+  every process returns the same ScoredRollout."""
   host = to_host(batch)
   n = host.num_samples
   responses = [tokenizer.decode(t) for t in host.tokens]
-  per_row = [p for p in problems for _ in range(n)]
-  results = score_batch(per_row, responses, host.truncated.tolist(), default_task=task)
-  signatures = [[DEGENERATE if results[b * n + j].status == "truncated" else
-                 task_of(p, task).signature(p, responses[b * n + j]) for j in range(n)]
-                for b, p in enumerate(problems)]
-  rewards = np.asarray([r.reward for r in results], np.float32).reshape(len(problems), n)
-  return ScoredRollout(list(problems), batch, host, responses, rewards,
-                       [r.status for r in results], signatures)
+  mine = distributed.process_groups(len(problems))
+  rows = [b * n + j for b in mine for j in range(n)]
+  results = score_batch([problems[i // n] for i in rows], [responses[i] for i in rows],
+                        host.truncated[rows].tolist(), default_task=task)
+  signatures = [DEGENERATE if r.status == "truncated" else
+                task_of(problems[i // n], task).signature(problems[i // n], responses[i])
+                for i, r in zip(rows, results)]
+  # Every process's (rewards, statuses, signatures) of its rows, in process = row order.
+  parts = distributed.allgather_objects(([r.reward for r in results],
+                                         [r.status for r in results], signatures))
+  rewards, statuses, signatures = ([x for part in parts for x in part[k]] for k in range(3))
+  return ScoredRollout(list(problems), batch, host, responses,
+                       np.asarray(rewards, np.float32).reshape(len(problems), n), statuses,
+                       [signatures[b * n:(b + 1) * n] for b in range(len(problems))])
 
 
 def sample_and_score(sampler, policies, task: Task, problems: Sequence[Problem], *,
