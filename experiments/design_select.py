@@ -21,6 +21,19 @@ Full mode: the full-mode tiny SFT priors shared with the other experiments
 (`experiment.PRIOR_OVERRIDES`), the RL_SCALES "full" scale (40 steps of 16 prompts x 8 kept of
 16 candidates, 64 held-out prompts x 8 samples), partition and grid_paths, 3 seeds. Quick mode:
 the quick prior, 2 RL steps of 4 prompts, 8 held-out prompts, 2 seeds: a smoke test, no claim.
+
+Measured (2-core CPU shared with a benchmark and other jobs, load average 3-6, full-mode priors
+already trained): `.venv/bin/python experiments/design_select.py --tasks partition` 780 s wall,
+then `.venv/bin/python experiments/design_select.py` (partition read back, grid_paths trained)
+677 s; the committed table was rewritten by a last invocation that only read the finished runs
+(hence its "wall time 2 s"). Outcome (results/design_select/table.md): no held-out difference on
+either task (paired Δ pass@8 0.000 ± 0.039 on partition, +0.021 ± 0.045 on grid_paths; Δ
+distinct@8 −0.12 ± 0.19 and +0.15 ± 1.15): NOT SUPPORTED. What the design does to the batch is
+the opposite of its intent: it keeps FEWER distinct successful strategies among the 8 trained
+responses than random selection (−0.30 ± 0.25 per prompt on partition, −0.55 ± 0.35 on
+grid_paths: REJECTED, significantly), because with the log-prob estimate r̂ the gaps Δ̂ are
+smallest near the apparent best and the design spends its picks there (mean r̂ of the kept rows
+−0.307 vs −0.334 for all candidates on partition, −0.270 vs −0.336 on grid_paths).
 """
 from __future__ import annotations
 
@@ -85,6 +98,12 @@ def verdicts(task: str, runs: dict) -> list[str]:
     claim = f"[{task}] design selection raises {name} over random selection"
     nums = f"paired Δ {ex.fmt(m, h)}"
     lines.append(ex.judge(claim, m, h, nums, ex.SUPPORT))
+  # What the design acts on: the kept training responses themselves.
+  m, h = ex.paired_diff(runs["design"], runs["random"],
+                        lambda w: ex.step_mean(w, "train_distinct_strategies"))
+  lines.append(ex.judge(f"[{task}] design selection keeps more distinct successful strategies "
+                        "among the trained responses", m, h,
+                        f"paired Δ {ex.fmt(m, h, 2)} per prompt (mean over steps)", ex.SUPPORT))
   return lines
 
 
