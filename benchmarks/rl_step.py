@@ -98,8 +98,11 @@ class JaxRL:
                       for k, v in full.items()})
 
   def packed(self, rows: int) -> tuple[RLBatch, dict]:
-    """(`minibatch(rows)` packed as the trainer packs it, token counts)."""
+    """(`minibatch(rows)` packed as the trainer packs it, but in as few rows as it needs
+    (not the run's high-water mark), token counts)."""
+    kept, self.trainer.pack_rows = self.trainer.pack_rows, 0
     mb = self.trainer._packed(self.minibatch(rows))
+    self.trainer.pack_rows = kept
     real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
     return mb, {"real": real, "padded": mb.prompt_valid.size + mb.response_mask.size,
                 "packed": mb.packed_tokens.size}
