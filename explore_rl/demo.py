@@ -28,7 +28,8 @@ def main(argv=None):
                       help="the tiny variants of every config (a test of the pipeline)")
   parser.add_argument("--compile_cache", default=None,
                       help="XLA's persistent compilation cache directory (default: "
-                      "~/.cache/explore_rl/jax, see explore_rl/compile_cache.py); 'off' turns it off")
+                      "~/.cache/explore_rl/jax, see explore_rl/compile_cache.py); 'off' turns "
+                      "it off")
   args = parser.parse_args(argv)
   compile_cache.enable(args.compile_cache)
   variant = ":tiny" if args.smoke else ""

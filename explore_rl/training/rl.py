@@ -3,7 +3,7 @@
   curriculum -> problems -> sampler draws N responses each (by name, `rollout.sampler`)
   -> verifier rewards + judge clusters -> per-group context -> reward shaping
   -> advantages [B, N] (jitted) -> PPO epochs x mini-batches of the jitted update
-  -> metrics, eval, checkpoint   (the shared loop skeleton: `loop.py`)
+     (`update.rl_update`) -> metrics, eval, checkpoint   (the shared loop skeleton: `loop.py`)
 
 The rollout crosses to the host once per step (verifiers and judges read text);
 mini-batches are gathered from its device copy. Determinism: every random choice
@@ -16,22 +16,17 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
 from explore_rl.eval.evaluate import evaluate, held_out_problems
 from explore_rl.metrics_log import read_metrics
 from explore_rl.models import sharding
-from explore_rl.models.logprobs import (logprobs_from_logits, packed_response_logprobs,
-                                        response_logits, response_logprobs, score_responses)
-from explore_rl.objectives.aggregation import aggregate
-from explore_rl.objectives.distillation import distillation_loss
+from explore_rl.models.logprobs import score_responses
 from explore_rl.objectives.context import GroupContext
 from explore_rl.rewards import cluster_groups, get_judge
 from explore_rl.sampling import Policies, make_sampler
@@ -41,123 +36,16 @@ from explore_rl.sampling.rollout import ScoredRollout, concat, sample_and_score,
 from explore_rl.tasks import get_task, scoring_pool, task_of
 from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training.checkpoint import Checkpointer
-from explore_rl.training.distill import DistillSpec, distill_settings, ema_update
+from explore_rl.training.distill import distill_settings, ema_update
 from explore_rl.training.loop import run_loop
 from explore_rl.training import packing
-from explore_rl.training.objective import LossSpec, Objective
-from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
+from explore_rl.training.objective import Objective
+from explore_rl.training.state import init_state, make_optimizer
+from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.run_dir import prepare_run_dir
 from explore_rl.training.validate import validate_config
 from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files, fresh_policy,
                                          load_initial_policy)
-
-
-class RLBatch(NamedTuple):
-  """One mini-batch of R = (groups x N) rows."""
-  prompt_tokens: jax.Array       # int32 [R, P]
-  prompt_valid: jax.Array        # bool  [R, P]
-  response_tokens: jax.Array     # int32 [R, M]
-  response_mask: jax.Array       # bool  [R, M]
-  old_logprobs: jax.Array        # fp32  [R, M]  π_old, the ratio's denominator
-  behaviour_logprobs: jax.Array  # fp32  [R, M]  μ, the distribution that drew the tokens
-  advantages: jax.Array          # fp32  [R]
-  # The teacher's privileged prompt (self-distillation, `objective.distill`); None: the
-  # teacher reads `prompt_tokens` (or there is no distillation term).
-  teacher_prompt_tokens: jax.Array | None = None  # int32 [R, P_t]
-  teacher_prompt_valid: jax.Array | None = None   # bool  [R, P_t]
-  # The same rows packed several to a row (training/packing.py); None: the padded layout.
-  packed_tokens: jax.Array | None = None     # int32 [R_p, L]
-  packed_segments: jax.Array | None = None   # int32 [R_p, L]
-  packed_positions: jax.Array | None = None  # int32 [R_p, L]
-  packed_index: jax.Array | None = None      # int32 [R, M]
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "loss_spec",
-                                             "micro_batches", "temperature", "distill",
-                                             "teacher_graphdef"),
-                   donate_argnums=(3,))
-def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_params,
-              batch: RLBatch, rng: jax.Array, *, micro_batches: int, temperature: float,
-              distill: DistillSpec | None = None, teacher_params=None, teacher_graphdef=None):
-  """One optimizer update on a mini-batch, accumulated exactly over micro-batches.
-
-  The loss is Σ_k num_k / max(Σ_k den_k, 1): the denominators depend only on the
-  masks, so the global one is known before the first micro-batch. Token-level
-  statistics inside a loss (Clip-Cov / KL-Cov covariance and selection counts)
-  are taken over one micro-batch, i.e. over the whole (sharded) mini-batch when
-  `micro_batches` is 1, as in the configs. `ref_params` must not alias `state`
-  (it is donated).
-
-  With `distill` (training/distill.py) the per-token loss gains
-  coef·D(p_s, p*) (`distillation_loss`) before aggregation; the aggregations are
-  linear in the per-token loss, so its numerator is added to the RL one. The
-  teacher is (teacher_graphdef or graphdef, teacher_params or the live params) on
-  the batch's teacher prompt (or the plain one), under stop_gradient: the term moves
-  the student only. `distill=None` is the plain update (no extra forward pass).
-  A batch with `packed_*` fields runs the policy and reference forward passes
-  over the packed rows (training/packing.py): same loss, fewer padding slots.
-  """
-  zeros = jnp.zeros(batch.response_mask.shape, jnp.float32)
-  _, denominator = aggregate(zeros, batch.response_mask, mode=loss_spec.aggregation,
-                             **dict(loss_spec.aggregation_kwargs))
-  denominator = jnp.maximum(denominator, 1.0)
-  split = lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:])
-  micro = jax.tree.map(split, batch)
-  keys = jax.random.split(rng, micro_batches)
-
-  def logprobs(params, mb: RLBatch):
-    if mb.packed_tokens is not None:
-      return packed_response_logprobs(graphdef, params, mb.packed_tokens, mb.packed_segments,
-                                      mb.packed_positions, mb.packed_index, mb.response_tokens,
-                                      mb.response_mask, temperature=temperature)
-    return response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
-                             mb.response_tokens, mb.response_mask, temperature=temperature)
-
-  def micro_loss(params, mb: RLBatch, key):
-    if distill is None:
-      logp, entropy = logprobs(params, mb)
-    else:
-      logits = response_logits(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
-                               mb.response_tokens, mb.response_mask, temperature=temperature)
-      logp, entropy = logprobs_from_logits(logits, mb.response_tokens, mb.response_mask)
-    ref = None
-    if loss_spec.kl_coef:
-      ref, _ = logprobs(ref_params, mb)
-    num, den, metrics = loss_spec(logp, mb.old_logprobs, mb.advantages, mb.response_mask,
-                                  rng=key, ref_logprobs=ref, entropy=entropy,
-                                  behaviour_logprobs=mb.behaviour_logprobs)
-    if distill is not None:
-      t_prompt, t_valid = (mb.prompt_tokens, mb.prompt_valid) \
-          if mb.teacher_prompt_tokens is None else (mb.teacher_prompt_tokens,
-                                                    mb.teacher_prompt_valid)
-      t_params = jax.lax.stop_gradient(params if teacher_params is None else teacher_params)
-      t_logits = jax.lax.stop_gradient(response_logits(
-          graphdef if teacher_graphdef is None else teacher_graphdef, t_params, t_prompt,
-          t_valid, mb.response_tokens, mb.response_mask, temperature=temperature))
-      d_loss, d_metrics = distillation_loss(logits, t_logits, mb.response_tokens,
-                                            mb.response_mask, **distill.loss_kwargs())
-      d_num, _ = aggregate(d_loss, mb.response_mask, mode=loss_spec.aggregation,
-                           **dict(loss_spec.aggregation_kwargs))
-      num = num + d_num
-      metrics.update(d_metrics)
-    metrics["entropy"] = entropy.sum() / jnp.maximum(mb.response_mask.sum(), 1)
-    return num / denominator, metrics
-
-  def body(grads, xs):
-    mb, key = xs
-    (loss, metrics), g = jax.value_and_grad(micro_loss, has_aux=True)(state.params, mb, key)
-    return jax.tree.map(jnp.add, grads, g), (loss, metrics)
-
-  grads0 = jax.tree.map(jnp.zeros_like, state.params)
-  grads, (losses, metrics) = jax.lax.scan(body, grads0, (micro, keys))
-  loss = losses.sum()
-  new_state, finite = apply_if_finite(state, grads, loss, optimizer)
-  metrics = jax.tree.map(jnp.mean, metrics)
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
-                 update_norm=optax.global_norm(jax.tree.map(jnp.subtract, new_state.params,
-                                                            state.params)),
-                 update_skipped=~finite)
-  return new_state, metrics
 
 
 def _answer_ids(task, rollout: ScoredRollout) -> np.ndarray:

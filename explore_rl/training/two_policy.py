@@ -55,7 +55,8 @@ from explore_rl.sampling import Policies
 from explore_rl.sampling.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.objective import Objective
-from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+from explore_rl.training.rl import RLTrainer
+from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state, make_optimizer
 from explore_rl.training.workdir import fresh_policy, load_initial_policy
 

@@ -25,7 +25,8 @@ from explore_rl.models.logprobs import response_logits
 from explore_rl.objectives.distillation import aggregate_logits, distillation_loss, token_divergence
 from explore_rl.sampling.aggregated import encode_teacher_prompts
 from explore_rl.training.preference import PreferenceTrainer, build_pairs
-from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+from explore_rl.training.rl import RLTrainer
+from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state
 
 TIMING = ("time_", "step_time", "tokens_per_s")

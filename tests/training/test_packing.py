@@ -11,7 +11,7 @@ from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import packed_response_logprobs, response_logprobs
 from explore_rl.training import packing
 from explore_rl.training.objective import LossSpec
-from explore_rl.training.rl import RLBatch, rl_update
+from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state
 
 P, M, R = 6, 9, 8
