@@ -21,22 +21,28 @@ gains over GRPO are paired by seed (same prior, problem stream and held-out set)
   .venv/bin/python experiments/polyepo.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/polyepo.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
-10-21).
-Full mode, measured: `.venv/bin/python experiments/polyepo.py --tasks grid_paths,partition`
-under `nice -n 10`: grid_paths finished (3 seeds x 6 arms, 64 x 64 final evaluations) in
-2749 s wall but only ~3.4 CPU-minutes (the wall time is the contention); partition was NOT
-run: stopped at its first arm at 09:08 UTC to free the CPU for entropy_mechanism. Outcome on
-grid_paths (results/polyepo/table.md): GRPO collapses strategy coverage (distinct successful
-strategies among 64 samples 7.78 for the prior -> 3.69 ± 1.40), Poly-EPO keeps it (signature
-judge 7.32 ± 0.71, embedding judge 6.42 ± 0.37): REPRODUCED vs GRPO (+3.64 ± 1.88) and vs
-the set-RL mean control with the same aggregation/clip/lr (+3.34 ± 1.65), so the gain is the
-objective's; the aggregation + clip alone changes neither the update norm (+0.0001 ± 0.0013)
-nor coverage (-0.26 ± 1.27) here. pass@64 gain over GRPO +0.042 ± 0.059: NOT REPRODUCED (not
-significant); the gain grows with k (gain@64 - gain@1 = +0.096 ± 0.064, REPRODUCED), because
-Poly-EPO's pass@1 is lower (-0.055 ± 0.113) and its pass@8 higher (+0.072 ± 0.104).
-Quick mode, measured (same machine, reusing the quick prior and the shared GRPO arms): 72 s
-CPU, 7 min wall; a smoke test, no claim decided at 6 steps.
+Hardware: 2-core CPU, shared with other jobs (load averages below).
+Full mode, measured: grid_paths by `.venv/bin/python experiments/polyepo.py --tasks
+grid_paths,partition` under `nice -n 10` in an earlier session (3 seeds x 6 arms, 64 x 64
+final evaluations, 2749 s wall at load average 10-21, ~3.4 CPU-minutes); partition by the same
+command in this session (grid_paths read back; 4 new arms x 3 seeds, the GRPO arms shared with
+entropy_mechanism.py): 413 s wall at load average 2-6. Outcome (results/polyepo/table.md):
+- grid_paths: GRPO collapses strategy coverage (distinct successful strategies among 64 samples
+  7.78 for the prior -> 3.69 ± 1.40), Poly-EPO keeps it (signature judge 7.32 ± 0.71, embedding
+  judge 6.42 ± 0.37): REPRODUCED vs GRPO (+3.64 ± 1.88) and vs the set-RL mean control with the
+  same aggregation/clip/lr (+3.34 ± 1.65), so the gain is the objective's; the aggregation +
+  clip alone changes neither the update norm (+0.0001 ± 0.0013) nor coverage (-0.26 ± 1.27).
+  pass@64 gain over GRPO +0.042 ± 0.059: NOT REPRODUCED; the gain grows with k (gain@64 -
+  gain@1 = +0.096 ± 0.064, REPRODUCED) because Poly-EPO's pass@1 is lower (-0.055 ± 0.113) and
+  its pass@8 higher (+0.072 ± 0.104).
+- partition: a smaller collapse (prior 4.45 distinct@64, GRPO 3.98 ± 0.14) and the same
+  direction: Poly-EPO keeps the prior's coverage (signature 4.41 ± 0.61, embedding 4.47 ± 0.59);
+  vs GRPO +0.43 ± 0.47 (signature, NOT REPRODUCED, n.s.) and +0.49 ± 0.45 (embedding,
+  REPRODUCED); vs the set-RL mean control +0.52 ± 0.37 and +0.58 ± 0.29 (REPRODUCED). pass@64
+  is 1.000 for every arm (saturated: NOT TESTABLE in effect), so no gain over GRPO can grow
+  with k (+0.011 ± 0.043, +0.013 ± 0.026).
+Quick mode (QUICK_ARMS: GRPO, the set-RL mean control, Poly-EPO signature judge; 6 steps): a
+smoke test of the pipeline, no claim decided.
 
 """
 from __future__ import annotations
