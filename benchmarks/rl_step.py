@@ -98,14 +98,15 @@ class JaxRL:
                       for k, v in full.items()})
 
   def packed(self, rows: int) -> tuple[RLBatch, dict]:
-    """(`minibatch(rows)` packed as the trainer packs it, but in as few rows as it needs
-    (not the run's high-water mark), token counts)."""
+    """(`minibatch(rows)` as the trainer lays it out: packed in as few rows as it needs (not
+    the run's high-water mark) when that is cheaper, else padded; token counts)."""
     kept, self.trainer.pack_rows = self.trainer.pack_rows, 0
     mb = self.trainer._packed(self.minibatch(rows))
     self.trainer.pack_rows = kept
     real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
-    return mb, {"real": real, "padded": mb.prompt_valid.size + mb.response_mask.size,
-                "packed": mb.packed_tokens.size}
+    padded = mb.prompt_valid.size + mb.response_mask.size   # the trainer may keep it padded
+    return mb, {"real": real, "padded": padded,
+                "packed": padded if mb.packed_tokens is None else mb.packed_tokens.size}
 
   def update_call(self, batch: RLBatch):
     """A closure running one `rl_update` on `batch` (the state is donated and kept)."""
@@ -170,8 +171,8 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   """Per timed RL step of TRL's GRPOTrainer (one generation + its optimizer steps), seconds:
   `step`, `sample` (HF generate), `rollout` (generate + rewards + old log-probs + advantages).
 
-  from_weights: start from the JAX policy's weights (exported with `hf_export`: the SFT
-  prior); else from a random init of the same shape."""
+  from_weights: start from the run's `init_from` weights (exported with `hf_export`: the
+  SFT prior); else from a random init of the same shape."""
   import datasets
   import torch
   import transformers
@@ -185,8 +186,10 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   torch.manual_seed(c.seed)
   if from_weights:
     from explore_rl.models.hf_export import save_hf_checkpoint
+    from explore_rl.training.workdir import load_initial_policy
     hf_dir = os.path.join(workdir, "hf_prior")
-    save_hf_checkpoint(hf_dir, mc, jax.device_get(t.policy.params), model_type="llama")
+    prior = load_initial_policy(c.init_from)    # the trainer's copy was donated to its updates
+    save_hf_checkpoint(hf_dir, mc, jax.device_get(prior.params), model_type="llama")
     model = transformers.LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
   else:
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(

@@ -21,7 +21,7 @@ import time
 
 ENV = "EXPLORE_RL_JAX_CACHE"
 MAX_BYTES = 8 << 30          # evict least recently used entries beyond 8 GiB
-MIN_COMPILE_SECS = 0.0       # all: ~60 small jits of 0.05-0.3 s each cost a rerun ~5 s
+MIN_COMPILE_SECS = 0.5       # cache only what is worth a disk read
 
 
 def default_dir() -> str:

@@ -28,8 +28,8 @@ class KVCache(NamedTuple):
 
   The layouts the two attention matmuls consume as they are: scores are
   q [G·T, H] @ k [H, S] and outputs probs [G·T, S] @ v [S, H] per (row, kv head),
-  both plain row-major matmuls (k stored [S, H] made the scores a batched dot
-  XLA:CPU ran at a third of the memory bandwidth: benchmarks/README.md). A decode
+  both plain row-major matmuls (with k stored [S, H] XLA:CPU ran the attention of
+  a decode step at half the memory bandwidth: benchmarks/README.md). A decode
   step copies nothing but the new token's keys and values.
   """
   k: tuple[jax.Array, ...]

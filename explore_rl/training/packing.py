@@ -98,6 +98,16 @@ def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len
   return Packed(tokens, segments, positions, index)
 
 
+# A packed slot costs ~1.2x a padded one (rows of 2(P + M): twice the attention per token,
+# the logits gathered back and scattered in the backward pass; benchmarks/README.md).
+PACKED_SLOT_COST = 1.2
+
+
+def worth_packing(packed: Packed, padded_slots: int) -> bool:
+  """Whether the packed rows cost less than the `padded_slots` of the padded layout."""
+  return PACKED_SLOT_COST * packed.tokens.size < padded_slots
+
+
 def padding_fraction(packed: Packed) -> float:
   """Share of the packed token slots that hold no token."""
   return float((packed.segments == 0).mean())

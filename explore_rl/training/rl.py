@@ -293,7 +293,8 @@ class RLTrainer:
     return out
 
   def _packed(self, mb: RLBatch) -> RLBatch:
-    """`mb` with its rows packed (training/packing.py), micro-batch by micro-batch."""
+    """`mb` with its rows packed (training/packing.py), micro-batch by micro-batch, when that
+    costs less than the padded layout (`packing.worth_packing`); else `mb` as it is."""
     c = self.config
     packed = packing.pack(*to_host((mb.prompt_tokens, mb.prompt_valid,
                                     mb.response_tokens, mb.response_mask)),
@@ -301,6 +302,8 @@ class RLTrainer:
                           groups=c.learner.micro_batches,
                           row_multiple=sharding.local_batch_divisor(self.mesh),
                           min_rows=self.pack_rows)
+    if not packing.worth_packing(packed, mb.prompt_valid.size + mb.response_mask.size):
+      return mb
     # The most rows needed so far: fewer shapes, fewer compiles of the update.
     self.pack_rows = packed.tokens.shape[0] // c.learner.micro_batches
     put = lambda x: jax.device_put(x, sharding.batch_sharding(self.mesh, x.ndim))
