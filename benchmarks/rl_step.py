@@ -54,7 +54,8 @@ from explore_rl.config_files import load_config
 from explore_rl.models import sharding
 from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
-from explore_rl.training.rl import RLBatch, RLTrainer, rl_update
+from explore_rl.training.rl import RLTrainer
+from explore_rl.training.update import RLBatch, rl_update
 
 PROMPTS_PER_ROW = 8   # samples per prompt: R rows = R / 8 prompts x 8 samples
 
