@@ -14,10 +14,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from explore_rl import compile_cache  # noqa: E402
 
-# One cache for the workers and the experiments they start as subprocesses (which get
-# it through $EXPLORE_RL_JAX_CACHE); its file lock keeps concurrent writers safe.
-os.environ.setdefault(compile_cache.ENV,
-                      str(pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"))
+# XLA's persistent compilation cache is OFF in the suite unless $EXPLORE_RL_JAX_CACHE names
+# a directory (e.g. `EXPLORE_RL_JAX_CACHE=$PWD/.jax_cache make test` on a development
+# machine: the workers and the experiments they start share it). Writing an entry
+# serialises the executable, and that segfaulted a pytest worker twice on a cold cache
+# (jax/_src/compilation_cache.py put_executable_and_time, XLA:CPU, JAX 0.10.2); a fresh
+# clone (CI) gains little from a cache it starts empty.
+os.environ.setdefault(compile_cache.ENV, "off")
 compile_cache.enable()
 
 
