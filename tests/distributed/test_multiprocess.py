@@ -44,8 +44,7 @@ def run_processes(spec: str, overrides: dict, workdir: str, num_processes: int =
   fails (with their output) when one exits non-zero or the run outlasts TIMEOUT_S."""
   port = _free_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
-      f"--xla_force_host_platform_device_count={8 // num_processes} "
-      "--xla_backend_optimization_level=0"))
+      f"--xla_force_host_platform_device_count={8 // num_processes}"))
   env[compile_cache.ENV] = compile_cache.resolve() or "off"
   name, _, arg = spec.partition(":")
   args = [f"--config={REPO}/configs/{name}.py" + (f":{arg}" if arg else ""),
