@@ -16,9 +16,10 @@ from explore_rl import compile_cache  # noqa: E402
 # XLA's persistent compilation cache is OFF in the suite unless $EXPLORE_RL_JAX_CACHE names
 # a directory (e.g. `EXPLORE_RL_JAX_CACHE=$PWD/.jax_cache make test` on a development
 # machine: the workers and the experiments they start share it). Writing an entry
-# serialises the executable, and that segfaulted a pytest worker twice on a cold cache
-# (jax/_src/compilation_cache.py put_executable_and_time, XLA:CPU, JAX 0.10.2); a fresh
-# clone (CI) gains little from a cache it starts empty.
+# serialises the executable, and that segfaulted a pytest worker once from a cold cache
+# (jax/_src/compilation_cache.py put_executable_and_time, XLA:CPU, JAX 0.10.2; a second
+# crash, with the cache off, was inside the compile itself); a fresh clone (CI) gains
+# little from a cache it starts empty.
 os.environ.setdefault(compile_cache.ENV, "off")
 compile_cache.enable()
 
