@@ -13,14 +13,12 @@ What each process does (docs/design.md, "Multi-host runs"):
   host: an array whose shards are all local is copied, a replicated one is read from a
   local shard, and only a sharded one (a rollout's tokens) is gathered across processes;
 - verifiers, the costly host work, are split: each process scores its `process_groups`
-  (whole prompts, so a group's N samples are scored together) and the scores are
-  exchanged with `allgather_objects`;
+  (whole prompts, so a group's N samples are scored together) and the rewards and
+  status codes are exchanged with `allgather_rows`;
 - only process 0 writes metrics, TensorBoard and the run files (`is_primary`); every
   process takes part in an Orbax checkpoint save and restore.
 """
 from __future__ import annotations
-
-import pickle
 
 import jax
 import numpy as np
@@ -68,15 +66,14 @@ def process_groups(num_groups: int) -> range:
   return range(index * share, (index + 1) * share)
 
 
-def allgather_objects(obj) -> list:
-  """[process 0's obj, process 1's, ...] on every process: host values of any picklable
-  kind (scores, status strings, strategy signatures), exchanged as bytes with
-  `process_allgather`. A collective: every process must call it."""
+def allgather_rows(rows: np.ndarray) -> np.ndarray:
+  """Every process's `rows` [n_i, ...], concatenated in process order on every process
+  (a numeric host array: scores, status codes). A collective: every process calls it
+  with the same trailing shape and dtype; with one process it returns `rows`."""
   if jax.process_count() == 1:
-    return [obj]
-  data = np.frombuffer(pickle.dumps(obj), np.uint8)
-  sizes = np.asarray(multihost_utils.process_allgather(np.asarray([data.size], np.int64)))
-  buffer = np.zeros(int(sizes.max()), np.uint8)
-  buffer[:data.size] = data
-  gathered = np.asarray(multihost_utils.process_allgather(buffer))        # [P, max bytes]
-  return [pickle.loads(gathered[k, :int(sizes[k, 0])].tobytes()) for k in range(len(sizes))]
+    return rows
+  counts = np.asarray(multihost_utils.process_allgather(np.asarray([len(rows)])))[:, 0]
+  padded = np.zeros((int(counts.max()), *rows.shape[1:]), rows.dtype)
+  padded[:len(rows)] = rows
+  gathered = np.asarray(multihost_utils.process_allgather(padded))       # [P, max, ...]
+  return np.concatenate([gathered[k, :int(n)] for k, n in enumerate(counts)])

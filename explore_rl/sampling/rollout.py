@@ -16,7 +16,7 @@ import numpy as np
 
 from explore_rl import distributed
 from explore_rl.distributed import to_host
-from explore_rl.tasks.base import DEGENERATE, Problem, Task
+from explore_rl.tasks.base import DEGENERATE, STATUSES, Problem, Task
 from explore_rl.tasks.registry import score_batch, task_of
 
 
@@ -75,8 +75,8 @@ def score(task: Task, problems: Sequence[Problem], batch: RolloutBatch,
   """Decode and verify every sample. Each problem is scored by its own family
   (`tasks.task_of`; `task` for problems of its family), sandboxed families in one
   batched call (`tasks.score_batch`). In a multi-process run each process verifies its
-  own prompts' samples (`distributed.process_groups`) and the scores are exchanged, so
-  every process returns the same ScoredRollout."""
+  own prompts' samples (`distributed.process_groups`) and the rewards and statuses are
+  exchanged, so every process returns the same ScoredRollout."""
   host = to_host(batch)
   n = host.num_samples
   responses = [tokenizer.decode(t) for t in host.tokens]
@@ -84,16 +84,17 @@ def score(task: Task, problems: Sequence[Problem], batch: RolloutBatch,
   rows = [b * n + j for b in mine for j in range(n)]
   results = score_batch([problems[i // n] for i in rows], [responses[i] for i in rows],
                         host.truncated[rows].tolist(), default_task=task)
-  signatures = [DEGENERATE if r.status == "truncated" else
-                task_of(problems[i // n], task).signature(problems[i // n], responses[i])
-                for i, r in zip(rows, results)]
-  # Every process's (rewards, statuses, signatures) of its rows, in process = row order.
-  parts = distributed.allgather_objects(([r.reward for r in results],
-                                         [r.status for r in results], signatures))
-  rewards, statuses, signatures = ([x for part in parts for x in part[k]] for k in range(3))
+  # Every process's rewards and status codes, in process = row order.
+  scores = distributed.allgather_rows(np.asarray(
+      [(r.reward, STATUSES.index(r.status)) for r in results], np.float64).reshape(-1, 2))
+  statuses = [STATUSES[int(code)] for code in scores[:, 1]]
+  # Signatures are cheap parses of the text: every process derives them for every row.
+  signatures = [[DEGENERATE if statuses[b * n + j] == "truncated" else
+                 task_of(p, task).signature(p, responses[b * n + j]) for j in range(n)]
+                for b, p in enumerate(problems)]
   return ScoredRollout(list(problems), batch, host, responses,
-                       np.asarray(rewards, np.float32).reshape(len(problems), n), statuses,
-                       [signatures[b * n:(b + 1) * n] for b in range(len(problems))])
+                       scores[:, 0].astype(np.float32).reshape(len(problems), n), statuses,
+                       signatures)
 
 
 def sample_and_score(sampler, policies, task: Task, problems: Sequence[Problem], *,
