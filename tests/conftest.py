@@ -104,3 +104,17 @@ def pytest_terminal_summary(terminalreporter):
       terminalreporter.write_line(f"worker died running {nodeid}")
     terminalreporter.write_line("(a test is run again once after its worker dies; a second "
                                 "death fails it: docs/testing.md)")
+
+
+def pytest_collection_modifyitems(items):
+  """Tests marked `slow` (the end-to-end runs, 40 s to 4 min each on 2 cores) first, so no
+  worker ends the run alone on a long test started last (see `pytest_configure`)."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_configure(config):
+  # xdist's default scheduler hands each worker a quarter of its share of the collection
+  # at once (~130 consecutive tests here): every slow test would land on one worker. Two
+  # at a time, each worker takes the next test when it frees up.
+  if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk") is None:
+    config.option.maxschedchunk = 2

@@ -60,6 +60,7 @@ def test_eval_and_sample(trained):
   assert out.stdout.count("sum ") == 2 and out.stdout.count("r=") == 6
 
 
+@pytest.mark.slow
 def test_sigint_saves_and_the_same_command_resumes(tmp_path):
   args = ["train", "--config", "configs/grpo.py:tiny", "--workdir", str(tmp_path),
           "--config.total_steps=400", "--config.eval_every=1000",

@@ -3,9 +3,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_compare_methods_quick_writes_a_report(tmp_path):
   out = subprocess.run([sys.executable, "experiments/compare_methods.py", "--quick",
                         "--methods", "grpo,polyepo", "--out", str(tmp_path)],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from explore_rl.metrics_log import read_metrics
 
 
-
+@pytest.mark.slow
 def test_quick_mode_writes_the_table_with_every_arm(tmp_path, run_experiment, load_experiment):
   module = load_experiment("exploration_diagnostics")
   out = tmp_path / "out"

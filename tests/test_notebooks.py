@@ -24,6 +24,7 @@ def test_there_are_notebooks():
   assert NOTEBOOKS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_executes(path, tiny_run, monkeypatch):
   monkeypatch.setenv("EXPLORE_RL_RUN", tiny_run)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 
 
+
+@pytest.mark.slow
 def test_quick_mode_writes_the_table(tmp_path, run_experiment, load_experiment):
   module = load_experiment("self_distillation")
   out = tmp_path / "out"

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 
 
+
+@pytest.mark.slow
 def test_quick_mode_writes_both_tables(tmp_path, run_experiment):
   out = tmp_path / "out"
   proc = run_experiment("two_policies", out=out)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 
+
+@pytest.mark.slow
 def test_world_sampling_quick_writes_both_tables(tmp_path, run_experiment, load_experiment):
   out = tmp_path / "out"
   run_experiment("world_sampling", out=out, timeout=1800)

@@ -5,6 +5,7 @@ import shutil
 
 import jax
 import numpy as np
+import pytest
 
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
@@ -27,6 +28,7 @@ def _leaves(workdir: str, mesh=None):
   return jax.tree.leaves(load_policy(workdir, mesh).params)
 
 
+@pytest.mark.slow
 def test_save_on_fsdp8_restore_and_continue_on_other_meshes(tmp_path):
   straight = str(tmp_path / "straight")
   train_sft(_config(FSDP8, 3), straight, progress=False)
