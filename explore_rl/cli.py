@@ -24,7 +24,10 @@ from explore_rl.registry import Registry
 TRAINERS: Registry = Registry("trainer")
 COMMANDS = ("train", "eval", "sample")
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].")
+# New keys are accepted by the parser and then allowed only inside hyper-parameter dicts
+# (`_check_override_keys`); the config is locked again once checked.
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
+                                          lock_config=False, accept_new_attributes=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (metrics, checkpoints).")
 _NUM_PROMPTS = flags.DEFINE_integer("num_prompts", None, "eval/sample: held-out prompts.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval/sample: samples per prompt.")
@@ -75,6 +78,27 @@ def _train_explore_exploit(config, workdir, **kwargs):
 def _train_preference(config, workdir, **kwargs):
   from explore_rl.training.preference import train_preference
   return train_preference(config, workdir, **kwargs)
+
+
+def _check_override_keys(config) -> None:
+  """Every --config.* override names a key of the config file, except keys inside a
+  hyper-parameter dict (`*_kwargs`: task_kwargs, judge_kwargs, loss_kwargs, sampler_kwargs,
+  ...), which the config files leave for the task, judge, loss or sampler to define, e.g.
+  `--config.judge_kwargs.api_key_env=OPENAI_API_KEY`. A misspelt key is an error, never
+  silently a new one. Locks `config` (no key can be added after this)."""
+  from explore_rl.config_files import load_config
+  flag = flags.FLAGS["config"]
+  base = load_config(config_flags.get_config_filename(flag))
+  for path in config_flags.get_override_values(flag):
+    node, name = base, ""
+    for part in path.split("."):
+      if name.endswith("_kwargs"):
+        break          # inside a hyper-parameter dict: its keys are the component's
+      if not hasattr(node, "keys") or part not in node:
+        raise UserError(f"unknown config key {path!r} in the --config.* overrides; see the "
+                        "config file for its keys (new keys only inside a *_kwargs dict)")
+      node, name = node[part], part
+  config.lock()
 
 
 def _run_config(workdir: str) -> dict:
@@ -181,8 +205,8 @@ def main(argv):
       detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
       raise UserError(f"cannot load the --config file: {detail}; the configs in configs/: "
                       f"{', '.join(config_names())}") from None
-    TRAINERS.get(trainer)(config, _WORKDIR.value,
-                                              allow_method_change=_ALLOW_METHOD_CHANGE.value)
+    _check_override_keys(config)
+    TRAINERS.get(trainer)(config, _WORKDIR.value, allow_method_change=_ALLOW_METHOD_CHANGE.value)
     print(compile_time.summary(), flush=True)   # a rerun with the cache: a fraction of it
   elif command == "eval":
     _eval(_WORKDIR.value)
@@ -192,16 +216,16 @@ def main(argv):
 
 def _parse_flags(argv):
   """absl's parsing, with every mistake in the command line as a one-line UserError:
-  a bad flag value or --config override type, an unknown --config key, a config file
-  that does not exist or does not load."""
+  a bad flag value or --config override type, a config file that does not exist or does
+  not load (an unknown --config key: `_check_override_keys`)."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
     raise UserError(str(e).strip().splitlines()[0]) from None
-  except AttributeError as e:   # ml_collections: an override of a key the config lacks
-    raise UserError(f"unknown config key {str(e).strip(chr(34))} in the --config.* overrides; "
-                    "see the config file for its keys") from None
-  except (OSError, ImportError, SyntaxError, KeyError, TypeError, ValueError) as e:
+  except KeyError as e:   # ml_collections: a new key under a key that does not exist
+    raise UserError(f"unknown config key {e} in the --config.* overrides; new keys only "
+                    "directly inside a *_kwargs dict") from None
+  except (OSError, ImportError, SyntaxError, TypeError, ValueError) as e:
     lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
     raise UserError(f"--config: {lines[-1] if lines else type(e).__name__}") from None
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from explore_rl.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -40,7 +42,7 @@ class Registry(Generic[T]):
     try:
       return self._table[name]
     except KeyError:
-      raise ValueError(
+      raise ConfigError(
           f"unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._table))}"
       ) from None
 

@@ -93,6 +93,18 @@ def test_sigint_saves_and_the_same_command_resumes(tmp_path):
     (("train", "--config", "configs/grpo.py:tiny", "--config.total_steps=many"), "total_steps"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.no_such_key=1"),
      "unknown config key"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.rollout.tempreature=0.5"),
+     "unknown config key 'rollout.tempreature'"),
+    # a new key inside a *_kwargs dict is the component's: accepted (the run then stops at
+    # the temperature, the next check)
+    (("train", "--config", "configs/grpo.py:tiny", "--config.judge_kwargs.api_key_env=KEY",
+      "--config.task_kwargs.max_parts=3", "--config.rollout.temperature=-1"), "temperature"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.task_kwargs.a.b=1"),
+     "unknown config key"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.rollout.sampler=nope"),
+     "unknown sampler 'nope'; valid"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.judge=nope"),
+     "unknown judge 'nope'; valid"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.rollout.temperature=-1"),
      "temperature"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.objective.advantage=gpro"),

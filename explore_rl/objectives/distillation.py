@@ -1,6 +1,6 @@
 """Privileged self-distillation: logit aggregation, per-token divergences, distillation losses.
 
-One model, two prompts (docs/algorithms.md, "Distillation and self-distillation"):
+One model, two prompts (docs/algorithms.md, "Self-distillation"):
 the student sees the problem, the teacher the problem plus its solution ("use it
 only as a hint"). Both score the same generated tokens, giving student logits z_s
 and teacher logits z_t [B, T, V]. The training target p* is an *aggregation* of

@@ -41,7 +41,7 @@ from flax import nnx
 from explore_rl.models.tokenizer import encode_prompts
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
-from explore_rl.sampling.generate import Rollout
+from explore_rl.sampling.generate import Rollout, as_rollout, empty_outputs, record_step
 from explore_rl.sampling.processors import SamplingConfig, sample_token
 from explore_rl.sampling.rollout import RolloutBatch
 from explore_rl.sampling.samplers import Policies, Sampler
@@ -149,19 +149,10 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
   def body(state):
     t, rng, (cache_s, cache_t), done, (last_s, last_t), (kv_s, kv_t), out = state
     rng, step_rng = jax.random.split(rng)
-    student_logits = config.tempered(last_s)
     agg = config.aggregate(last_s, last_t)                            # log p* [rows, V]
     tok, sample_lp = sample_token(step_rng, agg, config.processors)
-    logp_all = jax.nn.log_softmax(student_logits, -1)
-    policy_lp = jnp.take_along_axis(logp_all, tok[:, None], -1)[:, 0]
-    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-    live = ~done
-    tok = jnp.where(live, tok, pad_id)
-    out = (out[0].at[:, t].set(tok), out[1].at[:, t].set(live),
-           out[2].at[:, t].set(jnp.where(live, policy_lp, 0.0)),
-           out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)),
-           out[4].at[:, t].set(jnp.where(live, entropy, 0.0)))
-    done = done | (tok == eos_id)
+    out, tok, done = record_step(out, t, tok, sample_lp, config.tempered(last_s), done,
+                                 eos_id=eos_id, pad_id=pad_id)
     # Feed the token to both contexts, at slot P + t of each cache.
     kv_s = kv_s.at[:, p_s + t].set(True)
     kv_t = kv_t.at[:, p_t + t].set(True)
@@ -172,13 +163,10 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
     return (t + 1, rng, (cache_s, cache_t), done, (logits_s[:, 0], logits_t[:, 0]),
             (kv_s, kv_t), out)
 
-  out = (jnp.full((rows, m), pad_id, jnp.int32), jnp.zeros((rows, m), bool),
-         jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32),
-         jnp.zeros((rows, m), jnp.float32))
   state = (jnp.int32(0), rng, (cache_s, cache_t), jnp.zeros((rows,), bool), (last_s, last_t),
-           (kv_s, kv_t), out)
-  steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = jax.lax.while_loop(cond, body, state)
-  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)
+           (kv_s, kv_t), empty_outputs(rows, m, pad_id))
+  steps, _, _, done, _, _, out = jax.lax.while_loop(cond, body, state)
+  return as_rollout(out, done, steps)
 
 
 def default_teacher_prompt_len(prompt_len: int, max_new_tokens: int) -> int:

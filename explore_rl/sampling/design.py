@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from explore_rl.bandits.rollout_design import SELECTORS, smooth_igw_draw
+from explore_rl.distributed import to_host
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.rollout import RolloutBatch
 from explore_rl.sampling.samplers import IndependentSampler, Policies, Sampler
@@ -133,7 +134,7 @@ class CandidateSampler(Sampler):
     b, m = len(problems), self.candidates
     texts = None
     if self.feature == "judge" or self.estimate == "reward":
-      tokens, truncated = jax.device_get((cands.tokens, cands.truncated))
+      tokens, truncated = to_host((cands.tokens, cands.truncated))
       texts = [policies.trained.tokenizer.decode(t) for t in tokens]
     phi = None
     if self.feature == "judge":

@@ -38,6 +38,38 @@ class Rollout(NamedTuple):
   steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
 
 
+def empty_outputs(rows: int, max_new_tokens: int, pad_id: int) -> tuple:
+  """The decode loop's per-step buffers (tokens, mask, logprobs, sample_logprobs, entropy),
+  each [rows, max_new_tokens], before step 0."""
+  shape = (rows, max_new_tokens)
+  return (jnp.full(shape, pad_id, jnp.int32), jnp.zeros(shape, bool),
+          jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32),
+          jnp.zeros(shape, jnp.float32))
+
+
+def record_step(out: tuple, t, tok, sample_lp, policy_logits_t, done, *, eos_id: int,
+                pad_id: int):
+  """Write decode step t into `out` (`empty_outputs`): the drawn token (pad on finished
+  rows), the live mask, log π_T(token) and the entropy of π_T from the tempered policy logits
+  [rows, V], and the sampling log-prob. Returns (out, token fed next, done after it)."""
+  logp_all = jax.nn.log_softmax(policy_logits_t, -1)
+  policy_lp = jnp.take_along_axis(logp_all, tok[:, None], -1)[:, 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  live = ~done
+  tok = jnp.where(live, tok, pad_id)
+  out = (out[0].at[:, t].set(tok), out[1].at[:, t].set(live),
+         out[2].at[:, t].set(jnp.where(live, policy_lp, 0.0)),
+         out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)),
+         out[4].at[:, t].set(jnp.where(live, entropy, 0.0)))
+  return out, tok, done | (tok == eos_id)
+
+
+def as_rollout(outputs: tuple, done, steps) -> Rollout:
+  """The `Rollout` of the decode loop's final buffers."""
+  tokens, mask, lp, slp, ent = outputs
+  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)
+
+
 def cache_lengths(prompt_len: int, max_new_tokens: int, bucket: int) -> list[int]:
   """The cache length L_j of each decode segment (module docstring); [P+M] when bucket=0."""
   total = prompt_len + max_new_tokens
@@ -82,16 +114,8 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
     t, rng, cache, done, last, key_valid, out = state
     rng, step_rng = jax.random.split(rng)
     tok, sample_lp = sample_token(step_rng, last, config)
-    logp_all = jax.nn.log_softmax(policy_logits(last, config.temperature), -1)
-    policy_lp = jnp.take_along_axis(logp_all, tok[:, None], -1)[:, 0]
-    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-    live = ~done
-    tok = jnp.where(live, tok, pad_id)
-    out = (out[0].at[:, t].set(tok), out[1].at[:, t].set(live),
-           out[2].at[:, t].set(jnp.where(live, policy_lp, 0.0)),
-           out[3].at[:, t].set(jnp.where(live, sample_lp, 0.0)),
-           out[4].at[:, t].set(jnp.where(live, entropy, 0.0)))
-    done = done | (tok == eos_id)
+    out, tok, done = record_step(out, t, tok, sample_lp, policy_logits(last, config.temperature),
+                                 done, eos_id=eos_id, pad_id=pad_id)
     # Feed the token at slot P + t; it attends to every valid slot up to itself.
     slot = p + t
     key_valid = key_valid.at[:, slot].set(True)
@@ -99,12 +123,10 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
                           key_valid[:, None, :cache.length], cache, slot)
     return t + 1, rng, cache, done, logits[:, 0], key_valid, out
 
-  out = (jnp.full((rows, m), pad_id, jnp.int32), jnp.zeros((rows, m), bool),
-         jnp.zeros((rows, m), jnp.float32), jnp.zeros((rows, m), jnp.float32),
-         jnp.zeros((rows, m), jnp.float32))
+  out = empty_outputs(rows, m, pad_id)
   state = (jnp.int32(0), rng, cache, jnp.zeros((rows,), bool), last, key_valid, out)
   for length in cache_lengths(p, m, cache_bucket):  # segments: steps with slot P + t < L_j
     state = state[:2] + (state[2].grow(length),) + state[3:]
     state = jax.lax.while_loop(cond(length - p), body, state)
-  steps, _, _, done, _, _, (tokens, mask, lp, slp, ent) = state
-  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)
+  steps, _, _, done, _, _, out = state
+  return as_rollout(out, done, steps)

@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explore_rl.distributed import to_host
 from explore_rl.models.tokenizer import pad_left
 from explore_rl.sampling.generate import generate
 from explore_rl.sampling.processors import SamplingConfig
@@ -147,7 +148,7 @@ class HindsightSampler(Sampler):
     return tokens, valid, read
 
   def _score(self, problems, tokenizer, tokens, truncated, n):
-    host_tokens, host_truncated = jax.device_get((tokens, truncated))
+    host_tokens, host_truncated = to_host((tokens, truncated))
     responses = [tokenizer.decode(t) for t in host_tokens]
     per_row = [p for p in problems for _ in range(n)]
     results = score_batch(per_row, responses, host_truncated.tolist(), default_task=self.task)
@@ -167,7 +168,7 @@ class HindsightSampler(Sampler):
     k_draft, k_prop = jax.random.split(rng)
     drafts = self.drafts(policies, problems, k_draft, num_samples=n_d)
     d_rewards, d_statuses = self._score(problems, tokenizer, drafts.tokens, drafts.truncated, n_d)
-    d_host = jax.device_get(drafts)
+    d_host = to_host(drafts)
     ctx, ctx_valid, read = self.contexts(tokenizer, problems, d_host.tokens, d_host.lengths,
                                          d_host.truncated, d_rewards, d_statuses, n_p)
     out = generate(proposer.graphdef, proposer.params, jnp.asarray(ctx), jnp.asarray(ctx_valid),
@@ -195,7 +196,7 @@ class HindsightSampler(Sampler):
         merge(drafts.entropy, entropy))
 
     read_rewards = np.take_along_axis(d_rewards, read, axis=1)
-    prop_tokens = float(jax.device_get(mask.sum()))
+    prop_tokens = float(to_host(mask.sum()))
     self._stats += [p_rewards.size, (p_rewards >= 1.0).sum(), d_rewards.size,
                     (d_rewards >= 1.0).sum(), (p_rewards > read_rewards).sum()]
     self._tokens += [prop_tokens, prop_tokens + float(d_host.mask.sum())]

@@ -26,7 +26,8 @@ overhead (`benchmarks/sandbox_pool.py`).
 What the sandbox cannot do: a call that runs code can forge its *own* result (it
 owns the process that reports it). It cannot change any other call's result, the
 trainer, or the host. Where a scorer's input grammar is known, callers should still
-validate answers before sending them (docs/design.md, "verifiers never eval").
+validate answers before sending them (docs/design.md, "Adding a task": verifiers parse,
+they never evaluate model output).
 """
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
 from explore_rl.models.logprobs import logprobs_from_logits, response_logits, score_responses
 from explore_rl.objectives.preference import dpo_loss, hypo_kl_surrogate
@@ -147,7 +148,7 @@ class PreferenceTrainer(RLTrainer):
         ro.tokens, ro.mask, ref_lp.sum(axis=1), jnp.asarray(chosen), jnp.asarray(rejected),
         jnp.asarray(valid), method=p["method"], beta=float(p["beta"]),
         kl_coef=float(p["kl_coef"]), num_samples=n, temperature=temperature)
-    out = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    out = {k: float(v) for k, v in to_host(metrics).items()}
     out["updates_skipped"] = int(out.pop("update_skipped"))
     out["_train_tokens"] = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
     return out

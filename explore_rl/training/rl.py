@@ -126,13 +126,13 @@ class RLTrainer:
                         f"the mesh's batch axes ({sharding.local_batch_divisor(self.mesh)})")
     self.policy = load_initial_policy(c.init_from, self.mesh, c.get("hf")) if c.init_from \
         else fresh_policy(c, self.mesh)
+    self.judge = get_judge(c.judge, **c.judge_kwargs)      # a bad judge: before the workdir
+    self.embedder = get_judge("embedding") if "embeddings" in self.objective.needs else None
     # Lock the workdir and check a resume against its config before writing anything.
     self.run_dir = prepare_run_dir(workdir, c, self.policy.config, write=False,
                                    allow_method_change=allow_method_change)
     if c.init_from:
       copy_tokenizer_files(c.init_from, workdir)
-    self.judge = get_judge(c.judge, **c.judge_kwargs)
-    self.embedder = get_judge("embedding") if "embeddings" in self.objective.needs else None
     self.optimizer = make_optimizer(**c.optim, total_steps=c.total_steps)
     params = self.policy.params
     self.state = sharding.place_on_mesh(init_state(params, self.optimizer, c.seed), self.mesh)

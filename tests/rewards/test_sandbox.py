@@ -140,12 +140,25 @@ def test_a_patched_library_does_not_leak_into_later_calls(task, problem):
   assert [(s.reward, s.status) for s in scores] == [(0.0, "wrong")] * 4
 
 
+# The payloads of the tests above (harmless here: each runs in a discarded child).
+HOSTILE = ("__import__('os').system('true')", "9**9**9", "bytearray(10**10)",
+           "__import__('os').system(':(){ :|:& };:')", "__import__('os').fork()",
+           "setattr(__import__('numpy'),'isclose',"
+           "__import__('unittest.mock').mock.Mock(return_value=True))")
+
+
 def test_after_all_of_them_right_and_wrong_still_score(task, problem):
+  # Self-contained: pytest-xdist may run the tests above on another worker (another pool).
+  before = scoring_pool().metrics()
+  for payload in HOSTILE:
+    assert task.score(problem, _answer(payload)).reward == 0.0
   assert task.score(problem, problem.solution).reward == 1.0
   assert task.score(problem, _answer("1+1")).reward == 0.0
-  metrics = scoring_pool().metrics()
-  assert metrics["sandbox_server_starts"] == 1  # the pool went on, never restarted
-  assert metrics["sandbox_timeout"] >= 1 and metrics["sandbox_ok"] >= 10
+  after = scoring_pool().metrics()
+  # the pool went on, never restarted
+  assert after["sandbox_server_starts"] == before["sandbox_server_starts"] == 1
+  assert after["sandbox_timeout"] >= before["sandbox_timeout"] + 1       # 9**9**9
+  assert after["sandbox_ok"] >= before["sandbox_ok"] + 2
 
 
 # -- the pool's mechanics ----------------------------------------------------------------------

@@ -63,6 +63,7 @@ def test_nan_updates_are_skipped_then_the_run_stops_clearly(tmp_path):
     ("task", "nope", "task"),
     ("judge", "nope", "judge"),
     ("curriculum", "nope", "curriculum"),
+    ("rollout.sampler", "nope", "sampler"),
 ])
 def test_unknown_names_fail_at_start_up_with_the_valid_ones(tmp_path, key, value, kind):
   with pytest.raises(ValueError, match=f"unknown {kind} 'nope'; valid"):
