@@ -17,10 +17,12 @@ them and, when the newest step is corrupt (changed, truncated or missing files,
 a deleted `_METADATA`, a garbled meta file) or Orbax cannot read it, falls back
 to the newest step that verifies and restores, with one warning naming the step
 used and why the newer ones were skipped. When none is usable it raises
-`UserError` with one line. A step without a checksum file (saved before this
-existed, or a crash between Orbax's commit and the checksum write) is restored
-unverified, with a warning. A corrupt step that a later save would overwrite is
-moved to `<directory>/corrupt/` first (kept for inspection, ignored by Orbax).
+`UserError` with one line. A step without a checksum file is restored unverified,
+with a warning, only when no step of the directory has one (saved before checksums
+existed); otherwise it is skipped like a corrupt step (a crash between Orbax's commit
+and the checksum write, or a removed file: removing it must not switch the check off).
+A corrupt step that a later save would overwrite is moved to `<directory>/corrupt/`
+first (kept for inspection, ignored by Orbax).
 The directory is a local (or mounted) path: the checksums are computed with `os`.
 """
 from __future__ import annotations
@@ -128,13 +130,16 @@ class Checkpointer:
     self._mgr.reload()
 
   def verify(self, step: int) -> str | None:
-    """Why `step` fails its checksums (one line), "unverified" without any, or None if it
-    matches."""
+    """Why `step` fails its checksums (one line), None if it matches, "unverified" when
+    neither it nor any other step of the directory has a checksum file."""
     step_dir = self._step_dir(step)
     sums_path = os.path.join(step_dir, CHECKSUM_FILE)
     if not os.path.isdir(step_dir):
       return f"directory {step_dir} is missing"
     if not os.path.exists(sums_path):
+      if any(os.path.exists(os.path.join(self._step_dir(other), CHECKSUM_FILE))
+             for other in self._mgr.all_steps() if other != step):
+        return f"no {CHECKSUM_FILE} while other steps have one (interrupted or removed)"
       return "unverified"
     try:
       with open(sums_path) as f:

@@ -66,12 +66,18 @@ def garble_checksums(step_dir):
   open(os.path.join(step_dir, CHECKSUM_FILE), "w").write("not json")
 
 
+def delete_checksums(step_dir):
+  os.remove(os.path.join(step_dir, CHECKSUM_FILE))
+
+
 CORRUPTIONS = {"flipped_bytes": (flip_bytes, "checksum mismatch in state/"),
                "truncated_file": (truncate, "checksum mismatch in state/"),
                "missing_file": (delete_data_file, "missing file state/"),
                "deleted_METADATA": (delete_metadata, "missing file state/_METADATA"),
                "garbled_meta": (garble_meta, "checksum mismatch in meta/"),
-               "garbled_checksums": (garble_checksums, f"unreadable {CHECKSUM_FILE}")}
+               "garbled_checksums": (garble_checksums, f"unreadable {CHECKSUM_FILE}"),
+               # the other steps have theirs: removing it must not switch the check off
+               "deleted_checksums": (delete_checksums, f"no {CHECKSUM_FILE} while other steps")}
 
 
 def assert_state_equal(state, step):
