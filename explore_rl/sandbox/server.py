@@ -192,12 +192,12 @@ class _Job:
 class Server:
   """The event loop: requests in, one forked child per call, replies out."""
 
-  def __init__(self, config: dict):
+  def __init__(self, config: dict, reply_fd: int):
     self.max_workers = int(config["max_workers"])
     self.uid = config.get("uid")  # None: one unprivileged uid per slot
     self.uid_base = int(config.get("uid_base", 2_000_000_000))
     self.drop_privileges = bool(config.get("drop_privileges")) and os.geteuid() == 0
-    self.out = os.fdopen(1, "w", buffering=1, closefd=False)
+    self.out = os.fdopen(reply_fd, "w", buffering=1)
     self.free_slots = list(range(self.max_workers))
     self.pending: list[dict] = []
     self.jobs: dict[int, _Job] = {}  # pid -> job
@@ -448,6 +448,11 @@ class Server:
 
 
 def main(argv: list[str]) -> None:
+  # Replies go out on a private copy of stdout; fd 1 (and so `print`) goes to stderr, so a
+  # library that prints while it is imported or warmed up in the server (reasoning-gym
+  # generators do) cannot corrupt the reply stream.
+  reply_fd = os.dup(1)
+  os.dup2(2, 1)
   config = json.loads(argv[1])
   hello: dict = {"pid_in_namespace": os.getpid(), "root": os.geteuid() == 0}
   if config.get("mount_namespace"):
@@ -465,7 +470,7 @@ def main(argv: list[str]) -> None:
       hello["python_unreadable"] = f"{hidden[0]} hides {stdlib} from the children's uid"
   gc.collect()
   gc.freeze()  # fewer copy-on-write page faults in the children
-  server = Server(config)
+  server = Server(config, reply_fd)
   hello["scratch_root"] = server.scratch_root
   server.reply({"hello": hello})
   try:

@@ -6,6 +6,7 @@ payload in this process first, to show the hazard is real and the payload works.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import signal
@@ -195,6 +196,15 @@ def test_failures_are_reported_not_raised(pool):
   assert unknown.status == "error"
   counts = pool.metrics()
   assert counts["sandbox_error"] >= 3 and counts["sandbox_calls"] >= 3
+
+
+def test_a_library_that_prints_in_the_server_does_not_corrupt_the_replies(pool, caplog):
+  # reasoning-gym generators print while they are built in the server (a warm-up): a half
+  # line on the reply stream used to prefix the next reply, which was then lost.
+  with caplog.at_level(logging.WARNING, logger="explore_rl.sandbox.pool"):
+    assert pool.warm("builtins:print", end="half a line ", flush=True).status == "ok"
+    assert pool.call("os:getpid").status == "ok"
+  assert "unreadable" not in caplog.text
 
 
 def test_a_killed_server_is_replaced(pool):
