@@ -12,6 +12,7 @@ from explore_rl.tasks import (  # noqa: E402
     DEGENERATE, Problem, family_counts, get_task, sample_problems, score_batch, task_of)
 from explore_rl.tasks.curriculum import make_curriculum  # noqa: E402
 from explore_rl.tasks.reasoning_gym import extract_answer_text, to_ascii  # noqa: E402
+from explore_rl.tasks.reasoning_gym_census import census  # noqa: E402
 
 # Cheap datasets of different shapes: numbers, words, a multi-line grid, non-ASCII
 # prompts, a dataset without a curriculum.
@@ -132,3 +133,9 @@ def test_score_batch_marks_truncation_and_uses_the_default_task():
   assert [s.status for s in scores] == ["truncated", "ok"]
   with pytest.raises(ValueError, match="default task"):
     task_of(legacy)
+
+
+def test_census_tells_usable_datasets_from_refused_ones():
+  results = census(["chain_sum", "boxnet"], num=2)
+  assert results["chain_sum"] is None
+  assert "no reference answer" in results["boxnet"]
