@@ -224,7 +224,8 @@ def kl_penalty(
 
   k1 is unbiased but signed, k2 is low variance, k3 is unbiased and ≥ 0 (GRPO,
   arXiv 2402.03300, eq. 4). As a loss term k1 has zero expected gradient (E_π[∇log π] = 0):
-  it estimates the KL but does not pull π towards π_ref (the trainer warns at start-up). Shapes [B, T]; returns (coef·KL_t [B, T] fp32,
+  it estimates the KL but does not pull π towards π_ref (the trainer warns at start-up).
+  Shapes [B, T]; returns (coef·KL_t [B, T] fp32,
   {"kl_ref": masked mean of KL_t}); add the first part to a policy loss.
   """
   mask = mask.astype(jnp.float32)
