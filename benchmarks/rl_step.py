@@ -297,6 +297,8 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
   _, counts = rl.packed(mb_rows)
   out = {"rows": rows, "length": length, "init": init, "compile": compiled,
          "response_len": np.mean([r["response_tokens"] for r in runs]) / rows,
+         "real_tokens": np.mean([r["sample_tokens"] for r in runs]),
+         "params": rl.trainer.policy.config.num_params(),
          "pad_packed": 1 - counts["real"] / counts["packed"],
          "pad_padded": 1 - counts["real"] / counts["padded"], "efficiency": {}}
   if rows == max(args.rows):   # the update alone on packed mini-batches of 32, 64, 128 rows
@@ -320,6 +322,60 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
   return out
 
 
+def print_target_budget(points: list[dict], peak: float):
+  """What 2.5x TRL's step leaves for our update, after our own sampling and scoring, as the
+  fraction of the f32 matmul peak the update would need (FLOPs = 6 * params * the step's
+  real tokens); beside it, the fraction TRL's update reaches on the same tokens."""
+  print("\nthe 2.5x target as a budget: TRL step / 2.5 - our sample and score phases = the time "
+        "left for our update; the fraction of the matmul peak it would need, and TRL's own:")
+  rows_out = []
+  for p in points:
+    flops = 6.0 * p["params"] * p["real_tokens"]
+    left = p["trl"]["step"] / 2.5 - p["sample"] - p["score"]
+    need = f"{flops / left / peak:.0%}" if left > 0 else "none left"
+    rows_out.append([p["init"], p["length"], p["rows"], f"{p['real_tokens']:.0f}",
+                     f"{p['update']:.3f}", f"{left:.3f}", need,
+                     f"{flops / p['update'] / peak:.0%}", f"{flops / p['trl']['update'] / peak:.0%}"])
+  _common.print_table(["init", "M", "R", "real tokens", "our update s", "update s left",
+                       "peak needed", "our update", "TRL update"], rows_out)
+
+
+def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int = 5):
+  """One forward + backward of the model on [rows, length] tokens (no padding), loss
+  mean(log_softmax), JAX jitted vs torch eager on the same shape: how fast each framework runs
+  the same graph on this CPU, apart from either trainer."""
+  import torch
+  import transformers
+  from explore_rl.models import transformer
+  from explore_rl.models.config import get_preset
+  mc = get_preset(preset)
+  graphdef, params = transformer.init(mc)
+  tokens = np.random.default_rng(0).integers(0, mc.vocab_size, (rows, length)).astype(np.int32)
+  loss = lambda p: jax.nn.log_softmax(transformer.forward(graphdef, p, tokens)).mean()
+  grad = jax.jit(jax.value_and_grad(loss))
+  jax_s = _common.best_time(lambda: grad(params), repeats=repeats)
+  torch.set_num_threads(_common.num_cores())
+  model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+      vocab_size=mc.vocab_size, hidden_size=mc.hidden_size,
+      intermediate_size=mc.intermediate_size, num_hidden_layers=mc.num_hidden_layers,
+      num_attention_heads=mc.num_attention_heads, num_key_value_heads=mc.num_key_value_heads,
+      head_dim=mc.head_size, max_position_embeddings=mc.max_position_embeddings))
+  ids = torch.from_numpy(tokens.astype(np.int64))
+
+  def torch_step():
+    model.zero_grad()
+    torch.log_softmax(model(input_ids=ids).logits, -1).mean().backward()
+  torch_step()
+  torch_s = min(_timed(torch_step) for _ in range(repeats))
+  return jax_s, torch_s, 6.0 * mc.num_params() * rows * length
+
+
+def _timed(fn) -> float:
+  t0 = time.perf_counter()
+  fn()
+  return time.perf_counter() - t0
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", default="grpo", help="a config name in configs/")
@@ -334,6 +390,8 @@ def main():
   parser.add_argument("--no-compile-cache", action="store_true",
                       help="skip the two CLI runs that measure the persistent cache")
   parser.add_argument("--profile", action="store_true", help="print the update's top XLA ops")
+  parser.add_argument("--no-forward-backward", action="store_true",
+                      help="skip the JAX vs torch eager forward + backward of the model")
   parser.add_argument("--quick", action="store_true",
                       help="tiny, R 32, M 28, fresh, one timed step")
   args = parser.parse_args()
@@ -387,6 +445,8 @@ def main():
             f"{p['compile']['xla']:.1f}+{p['compile']['trace']:.1f}", p["load"]]
     rows_out.append(row)
   _common.print_table(headers, rows_out)
+  if args.trl:
+    print_target_budget(points, peak)
 
   print("\nupdate alone (rl_update, one packed mini-batch), FLOPs = 6 * params * real tokens "
         "(target >= 60% of the matmul peak):")
@@ -395,6 +455,13 @@ def main():
          for p in points for r, (frac, secs, counts) in p["efficiency"].items()]
   _common.print_table(["init", "M", "rows", "real tokens", "slots", "ms", "GFLOP/s", "of peak"],
                       eff)
+
+  if not args.no_forward_backward and _common.available("torch", "transformers"):
+    jax_s, torch_s, flops = forward_backward(args.preset)
+    print(f"\nforward + backward of {args.preset} on [64, 96] tokens (no padding): JAX jitted "
+          f"{jax_s * 1e3:.0f} ms ({flops / jax_s / peak:.0%} of the peak), torch eager "
+          f"{torch_s * 1e3:.0f} ms ({flops / torch_s / peak:.0%}): JAX/torch time "
+          f"{jax_s / torch_s:.2f}x")
 
   if not args.no_compile_cache:
     first, second = cli_compile_seconds(args.preset)
