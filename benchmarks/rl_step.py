@@ -335,7 +335,8 @@ def print_target_budget(points: list[dict], peak: float):
     need = f"{flops / left / peak:.0%}" if left > 0 else "none left"
     rows_out.append([p["init"], p["length"], p["rows"], f"{p['real_tokens']:.0f}",
                      f"{p['update']:.3f}", f"{left:.3f}", need,
-                     f"{flops / p['update'] / peak:.0%}", f"{flops / p['trl']['update'] / peak:.0%}"])
+                     f"{flops / p['update'] / peak:.0%}",
+                     f"{flops / p['trl']['update'] / peak:.0%}"])
   _common.print_table(["init", "M", "R", "real tokens", "our update s", "update s left",
                        "peak needed", "our update", "TRL update"], rows_out)
 
