@@ -20,6 +20,10 @@ Then the update's matmul efficiency: `rl_update` alone on packed mini-batches of
 and the compile time of a fresh `explore-rl train` (1 step) run twice with the
 same persistent compilation cache (the second must spend < 20% of the first).
 
+JAX runs on one XLA:CPU device per core (`--cpu-devices`) with the mesh data=-1, fsdp=1:
+each device samples and updates on its share of the rows; TRL runs on as many torch threads
+as there are cores.
+
 Targets (issue 17): RL step >= 2.5x TRL's (goal 3x) at every point; the update at
 >= 60% of the matmul peak (real tokens) at 32, 64, 128 rows; padding < 10%.
 
@@ -281,6 +285,8 @@ def point_config(args, rows: int, length: int, init: str):
   overrides = {"model": args.preset, "rollout.prompts_per_step": rows // PROMPTS_PER_ROW,
                "rollout.num_samples": PROMPTS_PER_ROW, "max_response_len": length,
                "init_from": "" if init == "fresh" else args.prior}
+  if args.cpu_devices > 1:   # data parallel: each device its share of the rows, as sampler.py
+    overrides.update({"mesh.data": -1, "mesh.fsdp": 1})
   return load_config(args.config, overrides)
 
 
@@ -343,8 +349,8 @@ def print_target_budget(points: list[dict], peak: float):
 
 def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int = 5):
   """One forward + backward of the model on [rows, length] tokens (no padding), loss
-  mean(log_softmax), JAX jitted vs torch eager on the same shape: how fast each framework runs
-  the same graph on this CPU, apart from either trainer."""
+  mean(log_softmax), JAX jitted (one device) vs torch eager on the same shape: how fast each
+  framework runs the same graph on this CPU, apart from either trainer."""
   import torch
   import transformers
   from explore_rl.models import transformer
@@ -391,6 +397,9 @@ def main():
   parser.add_argument("--no-compile-cache", action="store_true",
                       help="skip the two CLI runs that measure the persistent cache")
   parser.add_argument("--profile", action="store_true", help="print the update's top XLA ops")
+  parser.add_argument("--cpu-devices", type=int, default=_common.num_cores(),
+                      help="XLA:CPU devices; above 1 the run's mesh is data=-1, fsdp=1 (default: "
+                           "one device per core)")
   parser.add_argument("--no-forward-backward", action="store_true",
                       help="skip the JAX vs torch eager forward + backward of the model")
   parser.add_argument("--quick", action="store_true",
@@ -406,12 +415,15 @@ def main():
   if "sft" in args.inits and not args.prior:
     from explore_rl.experiment import sft_prior
     args.prior = sft_prior()
+  _common.use_cpu_devices(args.cpu_devices)
   compile_time.start()
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()
   print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s")
   c = load_config(args.config, {"model": args.preset})
+  print(f"mesh: {'data parallel over ' if len(jax.devices()) > 1 else ''}"
+        f"{len(jax.devices())} device(s)")
   print(f"config {args.config}, preset {args.preset}: {PROMPTS_PER_ROW} samples per prompt, "
         f"prompt {c.max_prompt_len} tokens, {c.learner.mini_batches} mini-batches x "
         f"{c.learner.epochs} epoch(s); best of {args.steps} timed steps after {args.warmup} "

@@ -18,6 +18,9 @@ sampler's cache grows in buckets of 128 slots (sampling/generate.py), so a step
 reads at most 127 slots past its position. Also the memory XLA plans for each
 call and the process's peak memory.
 
+JAX runs on one XLA:CPU device per core (`--cpu-devices`), the batch sharded over them as
+the samplers shard it in training; HF runs on as many torch threads as there are cores.
+
 Targets (issue 17): >= 3x HF at batch 16, >= 1.5x at every batch, greedy and
 T = 1; the decode step at position 512 within 1.5x of its memory floor.
 
@@ -36,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import _common
-from explore_rl.models import transformer
+from explore_rl.models import sharding, transformer
 from explore_rl.models.config import ModelConfig, get_preset
 from explore_rl.sampling.generate import generate
 from explore_rl.sampling.processors import SamplingConfig
@@ -57,11 +60,17 @@ def random_prompts(config: ModelConfig, batch: int, length: int, *, same: bool =
 
 
 class JaxDecoder:
-  """`generate` compiled once per shape and EOS id; timed without compiling."""
+  """`generate` compiled once per shape and EOS id; timed without compiling.
+
+  On several devices (`--cpu-devices`), as the samplers run it in training: parameters
+  replicated over a data mesh of all devices, each device decoding its share of the rows
+  (`sharding.shard_batch`; a batch the devices do not divide runs whole on every device)."""
 
   def __init__(self, config: ModelConfig):
     self.config = config
-    self.graphdef, self.params = transformer.init(config, seed=0)
+    self.graphdef, params = transformer.init(config, seed=0)
+    mesh = sharding.make_mesh({"data": -1, "fsdp": 1})
+    self.params = jax.device_put(params, sharding.replicated(mesh))
     self.rng = jax.random.key(0)
     self.compiled: dict = {}
 
@@ -70,8 +79,8 @@ class JaxDecoder:
     """(run, compiled, rollout of the warm-up run)."""
     key = batch, prompt_len, new_tokens, eos_id, same_prompt, temperature
     if key not in self.compiled:
-      prompts = jnp.asarray(random_prompts(self.config, batch, prompt_len, same=same_prompt))
-      valid = jnp.ones(prompts.shape, bool)
+      prompts = random_prompts(self.config, batch, prompt_len, same=same_prompt)
+      prompts, valid = sharding.shard_batch(self.params, prompts, np.ones(prompts.shape, bool))
       sampling = SamplingConfig(temperature=temperature, max_new_tokens=new_tokens)
       compiled = generate.lower(self.graphdef, self.params, prompts, valid, self.rng,
                                 num_samples=1, config=sampling, eos_id=eos_id,
@@ -183,6 +192,9 @@ def main():
   parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
   parser.add_argument("--hf-repeats", type=int, default=2, help="timed HF runs (slow)")
   parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face generate")
+  parser.add_argument("--cpu-devices", type=int, default=_common.num_cores(),
+                      help="XLA:CPU devices, the batch sharded over them (default: one per "
+                           "core; 1: one device running the whole batch)")
   parser.add_argument("--quick", action="store_true",
                       help="one timed run; unless given, presets tiny, batches 1/16, greedy")
   args = parser.parse_args()
@@ -196,6 +208,7 @@ def main():
   temperatures = [float(t) for t in args.temperatures.split(",")]
   positions = [int(p) for p in args.positions.split(",")]
   use_hf = not args.no_hf and _common.available("torch", "transformers")
+  _common.use_cpu_devices(args.cpu_devices)
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()

@@ -13,6 +13,7 @@ import re
 from typing import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
@@ -98,6 +99,27 @@ def param_shardings(params, mesh: Mesh, rules: Mapping[str, str | None] = DEFAUL
 def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
   """Leading (batch) dim over data x fsdp, the rest replicated."""
   return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
+
+
+def mesh_of(tree) -> Mesh | None:
+  """The mesh `tree`'s arrays are laid out on (the first NamedSharding found), or None."""
+  for x in jax.tree.leaves(tree):
+    if isinstance(getattr(x, "sharding", None), NamedSharding):
+      return x.sharding.mesh
+  return None
+
+
+def shard_batch(like, *arrays) -> tuple:
+  """`arrays` (leading dim = batch) on the mesh of `like`'s arrays, the batch over the data
+  and fsdp axes, so that a jitted computation of them and `like` (a policy's parameters)
+  runs data-parallel. Given unsharded inputs and replicated parameters, XLA runs the whole
+  batch on every device: one device per core of a 2-core CPU then decoded no faster than one
+  device (benchmarks/README.md). Plain device arrays when `like` is on no mesh of several
+  devices or the batch does not divide over it."""
+  mesh = mesh_of(like)
+  if mesh is None or mesh.size == 1 or arrays[0].shape[0] % local_batch_divisor(mesh):
+    return tuple(jnp.asarray(a) for a in arrays)
+  return tuple(jax.device_put(a, batch_sharding(mesh, np.ndim(a))) for a in arrays)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from explore_rl.models import sharding
 from explore_rl.models.tokenizer import encode_prompts
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
@@ -223,12 +224,13 @@ class AggregatedSampler(Sampler):
                        "it takes no behaviour policy")
     student, teacher = policies.trained, policies.teacher
     tokenizer = student.tokenizer
-    prompt_tokens, prompt_valid = self.encode(tokenizer, problems)
+    prompt_tokens, prompt_valid = self.encode(policies, problems)
     teacher_tokens, teacher_valid = encode_teacher_prompts(tokenizer, problems,
                                                            self.teacher_prompt_len, self.task)
     out = aggregated_generate(
         student.graphdef, student.params, prompt_tokens, prompt_valid,
-        jnp.asarray(teacher_tokens), jnp.asarray(teacher_valid), rng, num_samples=num_samples,
+        *sharding.shard_batch(student.params, teacher_tokens, teacher_valid), rng,
+        num_samples=num_samples,
         config=self.config, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
         teacher_params=None if teacher is None else teacher.params,
         teacher_graphdef=None if teacher is None else teacher.graphdef)

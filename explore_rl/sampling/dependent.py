@@ -199,7 +199,7 @@ class SequentialSampler(Sampler):
   def __call__(self, policies: Policies, problems: Sequence[Problem], rng: jax.Array, *,
                num_samples: int) -> RolloutBatch:
     out = self.draw(policies, problems, rng, num_samples=num_samples)
-    prompt_tokens, prompt_valid = self.encode(policies.trained.tokenizer, problems)
+    prompt_tokens, prompt_valid = self.encode(policies, problems)
     policy_lp, entropy = self.policy_scores(policies, prompt_tokens, prompt_valid, out.tokens,
                                             out.mask)
     return RolloutBatch(prompt_tokens, prompt_valid, out.tokens, out.mask, out.lengths,

@@ -18,6 +18,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from explore_rl.models import sharding
 from explore_rl.models.logprobs import score_responses
 from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import encode_prompts
@@ -69,10 +70,12 @@ class Sampler(abc.ABC):
     step's metrics (e.g. the hindsight sampler's proposal counts); none by default."""
     return {}
 
-  def encode(self, tokenizer, problems: Sequence[Problem]):
-    """The training prompts of `problems`: (int32 [B, P], bool [B, P]) on the device."""
-    tokens, valid = encode_prompts(tokenizer, [p.prompt for p in problems], self.prompt_len)
-    return jnp.asarray(tokens), jnp.asarray(valid)
+  def encode(self, policies: Policies, problems: Sequence[Problem]):
+    """The training prompts of `problems`: (int32 [B, P], bool [B, P]) on the device, the
+    batch sharded over the drawing policy's mesh (`sharding.shard_batch`)."""
+    tokens, valid = encode_prompts(policies.trained.tokenizer, [p.prompt for p in problems],
+                                   self.prompt_len)
+    return sharding.shard_batch(policies.drawing.params, tokens, valid)
 
   def drawing_prompts(self, policies: Policies, problems: Sequence[Problem]):
     """The prompts the drawing policy reads: the training prompts, behind the behaviour
@@ -80,10 +83,10 @@ class Sampler(abc.ABC):
     instruction = policies.behaviour_instruction if policies.behaviour is not None else ""
     tokenizer = policies.trained.tokenizer
     if not instruction:
-      return self.encode(tokenizer, problems)
+      return self.encode(policies, problems)
     length = self.prompt_len + len(tokenizer.encode(instruction))
     tokens, valid = encode_prompts(tokenizer, [instruction + p.prompt for p in problems], length)
-    return jnp.asarray(tokens), jnp.asarray(valid)
+    return sharding.shard_batch(policies.drawing.params, tokens, valid)
 
   def drawing_sampling(self, policies: Policies) -> SamplingConfig:
     """The drawing policy's sampling settings: the run's, at the behaviour temperature."""
@@ -114,7 +117,7 @@ class IndependentSampler(Sampler):
                num_samples: int) -> RolloutBatch:
     drawing = policies.drawing
     tokenizer = policies.trained.tokenizer
-    prompt_tokens, prompt_valid = self.encode(tokenizer, problems)
+    prompt_tokens, prompt_valid = self.encode(policies, problems)
     draw_tokens, draw_valid = (prompt_tokens, prompt_valid) if policies.behaviour is None \
         else self.drawing_prompts(policies, problems)
     out = generate(drawing.graphdef, drawing.params, draw_tokens, draw_valid, rng,

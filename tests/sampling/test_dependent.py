@@ -61,7 +61,7 @@ def test_sequential_context_holds_exactly_its_own_earlier_samples(setup):
   sampler = SequentialSampler(sampling=SamplingConfig(max_new_tokens=M), prompt_len=P,
                               instruction="tried ", separator="; ", suffix="now: ")
   out = sampler.draw(Policies(policy), problems, jax.random.key(3), num_samples=N)
-  prompt_tokens, prompt_valid = sampler.encode(tok, problems)
+  prompt_tokens, prompt_valid = sampler.encode(Policies(policy), problems)
   enc = tok.encode
   samples = [[_own(out.tokens[b * N + k], out.mask[b * N + k], tok.eos_id) for k in range(N)]
              for b in range(len(problems))]
@@ -106,7 +106,7 @@ def test_sketch_expansions_start_from_their_sketch(setup):
   rng = jax.random.key(5)
   out = sampler.draw(Policies(policy), problems, rng, num_samples=N)
   # The sketches: the sequential sampler's draw of s tokens with the same key.
-  tokens, valid = sampler.encode(tok, problems)
+  tokens, valid = sampler.encode(Policies(policy), problems)
   sketches = sequential_generate(
       policy.graphdef, policy.params, tokens, valid, *sampler.pieces(tok),
       jax.random.split(rng)[0], num_samples=N,
