@@ -11,9 +11,11 @@ and, per preset, the time of one decode step after a prompt of 16 and of 512
 tokens (`decode_step_time`; position 512 lies past the tiny preset's
 max_position_embeddings, harmless for a speed test) against its memory floor:
 
-  floor = (weight bytes + KV-cache bytes up to the mean position of the steps) / bandwidth,
+  floor = (devices x weight bytes + KV-cache bytes up to the mean position of the steps)
+          / bandwidth,
 
-the bandwidth being a NumPy copy's (read + write) measured in the same run. The
+the bandwidth being NumPy copies' (read + write) on every core at once, measured in the
+same run (each device reads its own replica of the weights). The
 sampler's cache grows in buckets of 128 slots (sampling/generate.py), so a step
 reads at most 127 slots past its position. Also the memory XLA plans for each
 call and the process's peak memory.
@@ -137,14 +139,15 @@ def hf_model(config: ModelConfig):
 
 
 def step_floor(config: ModelConfig, batch: int, position: int, new_tokens: int,
-               bandwidth: float) -> tuple[float, int]:
-  """(seconds, bytes): a decode step's memory floor, reading every weight once and the K and
-  V cache up to the mean position of `new_tokens` steps after a prompt of `position`."""
+               bandwidth: float, devices: int = 1) -> tuple[float, int]:
+  """(seconds, bytes): a decode step's memory floor, each of `devices` reading every weight
+  once (its replica) and the K and V cache up to the mean position of `new_tokens` steps
+  after a prompt of `position`."""
   itemsize = jnp.dtype(config.compute_dtype).itemsize
   slots = position + (new_tokens + 1) / 2
   cache = (2 * config.num_hidden_layers * batch * config.num_key_value_heads
            * config.head_size * slots * itemsize)
-  total = config.num_params() * jnp.dtype(config.weight_dtype).itemsize + cache
+  total = devices * config.num_params() * jnp.dtype(config.weight_dtype).itemsize + cache
   return total / bandwidth, int(total)
 
 
@@ -212,9 +215,10 @@ def main():
 
   print(_common.describe_machine())
   peak = _common.matmul_peak_flops()
-  bandwidth = _common.copy_bandwidth()
+  bandwidth = _common.copy_bandwidth(threads=_common.num_cores())
   print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s; copy bandwidth (NumPy "
-        f"64 MiB, read + write): {bandwidth / 1e9:.1f} GB/s")
+        f"64 MiB on each of {_common.num_cores()} threads at once, read + write): "
+        f"{bandwidth / 1e9:.1f} GB/s")
   print(f"decode: prompt {args.prompt_len}, {args.new_tokens} new tokens; best of "
         f"{args.repeats} (JAX) / {args.hf_repeats} (HF) timed runs after a warm-up")
 
@@ -236,7 +240,8 @@ def main():
       # each, or the prefill's noise (at P = 512 it dominates the call) swamps it.
       step.append(decode_step_time(decoder, args.position_batch, p, args.new_tokens,
                                    max(args.repeats, 5)))
-      floors.append(step_floor(config, args.position_batch, p, args.new_tokens, bandwidth))
+      floors.append(step_floor(config, args.position_batch, p, args.new_tokens, bandwidth,
+                               devices=len(jax.devices())))
       progress(f"{name} decode step at position {p}: {step[-1] * 1e3:.2f} ms "
                f"(floor {floors[-1][0] * 1e3:.2f} ms)")
     position_rows.append([name, args.position_batch] + [f"{s * 1e3:.2f}" for s in step]

@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from explore_rl.distributed import to_host
+from explore_rl.models import sharding
 from explore_rl.models.tokenizer import pad_left
 from explore_rl.sampling.generate import generate
 from explore_rl.sampling.processors import SamplingConfig
@@ -171,8 +172,9 @@ class HindsightSampler(Sampler):
     d_host = to_host(drafts)
     ctx, ctx_valid, read = self.contexts(tokenizer, problems, d_host.tokens, d_host.lengths,
                                          d_host.truncated, d_rewards, d_statuses, n_p)
-    out = generate(proposer.graphdef, proposer.params, jnp.asarray(ctx), jnp.asarray(ctx_valid),
-                   k_prop, num_samples=1, config=self.sampling, eos_id=tokenizer.eos_id,
+    out = generate(proposer.graphdef, proposer.params,
+                   *sharding.shard_batch(proposer.params, ctx, ctx_valid), k_prop,
+                   num_samples=1, config=self.sampling, eos_id=tokenizer.eos_id,
                    pad_id=tokenizer.pad_id)
     policy_lp, entropy = self.policy_scores(policies, drafts.prompt_tokens, drafts.prompt_valid,
                                             out.tokens, out.mask)

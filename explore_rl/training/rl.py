@@ -317,6 +317,10 @@ class RLTrainer:
     shardings = RLBatch(*(None if x is None else sharding.batch_sharding(self.mesh, x.ndim)
                           for x in full))
     perm_rng = np.random.default_rng([c.seed, step, 1])
+    # Mini-batches are cut on the host: one small copy, where an eager device gather per
+    # array and mini-batch cost a dispatch each (a third of the update's time at 32 rows per
+    # step; benchmarks/README.md).
+    full = to_host(full)
     collected = []
     for epoch in range(c.learner.epochs):
       order = perm_rng.permutation(full.advantages.shape[0])
