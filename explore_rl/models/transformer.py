@@ -1,8 +1,9 @@
 """A Llama/Qwen2-style decoder-only transformer in Flax NNX.
 
 RMSNorm, rotary position embeddings (theta and llama3/linear scaling), SwiGLU
-MLP, grouped-query attention through `jax.nn.dot_product_attention` (the fused
-kernel on GPUs), optional q/k/v biases (Qwen2), tied or untied embeddings.
+MLP, grouped-query attention (full forward: `jax.nn.dot_product_attention`, the
+fused kernel, on accelerators; on CPU the decode step's grouped matmuls,
+`cached_attention`), optional q/k/v biases (Qwen2), tied or untied embeddings.
 Parameter names follow Hugging Face's (`layers.3.self_attn.q_proj.kernel`), so
 checkpoint import is a renaming plus a transpose.
 
