@@ -123,6 +123,15 @@ def describe_machine() -> str:
           f"{jax.device_count()} device(s), {num_cores()} cores, load average {load_average()}")
 
 
+def hf_llama(config, **overrides):
+  """A randomly initialised `LlamaForCausalLM` of `config`'s shape: the `config.json` our
+  export writes (`hf_export.hf_config_dict`) with `overrides` (token ids, lengths)."""
+  import transformers
+  from explore_rl.models.hf_export import hf_config_dict
+  hf_config = transformers.LlamaConfig.from_dict(hf_config_dict(config, "llama"), **overrides)
+  return transformers.LlamaForCausalLM(hf_config)
+
+
 def available(*modules: str) -> bool:
   """Whether every named module can be imported (the optional side-by-side baselines)."""
   import importlib.util

@@ -55,7 +55,6 @@ import numpy as np
 import _common
 from explore_rl import compile_time
 from explore_rl.config_files import load_config
-from explore_rl.models import sharding
 from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
 from explore_rl.training.rl import RLTrainer
@@ -90,28 +89,28 @@ class JaxRL:
                                  * scored.num_samples)}
 
   def minibatch(self, rows: int) -> RLBatch:
-    """The first `rows` rows of the last step, padded, on the mesh (as `_update` builds them)."""
+    """The first `rows` rows of the last step, padded, on the host (as `_update` builds them)."""
     scored, adv = self.last
-    n, t, ro = scored.num_samples, self.trainer, scored.host
+    n, ro = scored.num_samples, scored.host
     full = dict(prompt_tokens=np.repeat(ro.prompt_tokens, n, 0)[:rows],
                 prompt_valid=np.repeat(ro.prompt_valid, n, 0)[:rows],
                 response_tokens=ro.tokens[:rows], response_mask=ro.mask[:rows],
                 old_logprobs=ro.policy_logprobs[:rows],
                 behaviour_logprobs=ro.behaviour_logprobs[:rows],
-                advantages=adv.reshape(-1)[:rows])
-    return RLBatch(**{k: jax.device_put(v, sharding.batch_sharding(t.mesh, v.ndim))
-                      for k, v in full.items()})
+                advantages=adv.reshape(-1)[:rows].astype(np.float32))
+    return RLBatch(**full)
 
   def packed(self, rows: int) -> tuple[RLBatch, dict]:
-    """(`minibatch(rows)` as the trainer lays it out: packed in as few rows as it needs (not
-    the run's high-water mark) when that is cheaper, else padded; token counts)."""
+    """(`minibatch(rows)` as the trainer lays it out on the mesh: packed in as few rows as it
+    needs (not the run's high-water mark) when that is cheaper, else padded; token counts)."""
     kept, self.trainer.pack_rows = self.trainer.pack_rows, 0
     mb = self.trainer._packed(self.minibatch(rows))
     self.trainer.pack_rows = kept
     real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
     padded = mb.prompt_valid.size + mb.response_mask.size   # the trainer may keep it padded
-    return mb, {"real": real, "padded": padded,
-                "packed": padded if mb.packed_tokens is None else mb.packed_tokens.size}
+    return self.trainer._on_mesh(mb), {
+        "real": real, "padded": padded,
+        "packed": padded if mb.packed_tokens is None else mb.packed_tokens.size}
 
   def update_call(self, batch: RLBatch):
     """A closure running one `rl_update` on `batch` (the state is donated and kept)."""
@@ -197,13 +196,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
     save_hf_checkpoint(hf_dir, mc, jax.device_get(prior.params), model_type="llama")
     model = transformers.LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
   else:
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=mc.vocab_size, hidden_size=mc.hidden_size,
-        intermediate_size=mc.intermediate_size, num_hidden_layers=mc.num_hidden_layers,
-        num_attention_heads=mc.num_attention_heads, num_key_value_heads=mc.num_key_value_heads,
-        head_dim=mc.head_size, max_position_embeddings=mc.max_position_embeddings,
-        rms_norm_eps=mc.rms_norm_eps, tie_word_embeddings=mc.tie_word_embeddings,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2))
+    model = _common.hf_llama(mc, pad_token_id=0, bos_token_id=1, eos_token_id=2)
   problems = sample_problems(t.task, c.seed + 1, groups * (steps + warmup), c.difficulty)
   dataset = datasets.Dataset.from_list(
       [{"prompt": p.prompt, "index": i} for i, p in enumerate(problems)])
@@ -285,7 +278,7 @@ def point_config(args, rows: int, length: int, init: str):
   overrides = {"model": args.preset, "rollout.prompts_per_step": rows // PROMPTS_PER_ROW,
                "rollout.num_samples": PROMPTS_PER_ROW, "max_response_len": length,
                "init_from": "" if init == "fresh" else args.prior}
-  if args.cpu_devices > 1:   # data parallel: each device its share of the rows, as sampler.py
+  if jax.device_count() > 1:   # data parallel: each device its share of the rows, as sampler.py
     overrides.update({"mesh.data": -1, "mesh.fsdp": 1})
   return load_config(args.config, overrides)
 
@@ -352,7 +345,6 @@ def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int
   mean(log_softmax), JAX jitted (one device) vs torch eager on the same shape: how fast each
   framework runs the same graph on this CPU, apart from either trainer."""
   import torch
-  import transformers
   from explore_rl.models import transformer
   from explore_rl.models.config import get_preset
   mc = get_preset(preset)
@@ -362,25 +354,14 @@ def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int
   grad = jax.jit(jax.value_and_grad(loss))
   jax_s = _common.best_time(lambda: grad(params), repeats=repeats)
   torch.set_num_threads(_common.num_cores())
-  model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-      vocab_size=mc.vocab_size, hidden_size=mc.hidden_size,
-      intermediate_size=mc.intermediate_size, num_hidden_layers=mc.num_hidden_layers,
-      num_attention_heads=mc.num_attention_heads, num_key_value_heads=mc.num_key_value_heads,
-      head_dim=mc.head_size, max_position_embeddings=mc.max_position_embeddings))
+  model = _common.hf_llama(mc)
   ids = torch.from_numpy(tokens.astype(np.int64))
 
   def torch_step():
     model.zero_grad()
     torch.log_softmax(model(input_ids=ids).logits, -1).mean().backward()
-  torch_step()
-  torch_s = min(_timed(torch_step) for _ in range(repeats))
+  torch_s = _common.best_time(torch_step, repeats=repeats)
   return jax_s, torch_s, 6.0 * mc.num_params() * rows * length
-
-
-def _timed(fn) -> float:
-  t0 = time.perf_counter()
-  fn()
-  return time.perf_counter() - t0
 
 
 def main():

@@ -124,18 +124,11 @@ def decode_step_time(decoder: JaxDecoder, batch: int, position: int, new_tokens:
 def hf_model(config: ModelConfig):
   """A randomly initialised `LlamaForCausalLM` with the preset's shape."""
   import torch
-  import transformers
-  hf_config = transformers.LlamaConfig(
-      vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-      intermediate_size=config.intermediate_size, num_hidden_layers=config.num_hidden_layers,
-      num_attention_heads=config.num_attention_heads,
-      num_key_value_heads=config.num_key_value_heads, head_dim=config.head_size,
-      max_position_embeddings=max(config.max_position_embeddings, 1024),
-      rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings,
-      attention_bias=config.attention_bias, pad_token_id=PAD, bos_token_id=1, eos_token_id=2)
   torch.manual_seed(0)
   dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
-  return transformers.LlamaForCausalLM(hf_config).to(dtype).eval()
+  model = _common.hf_llama(config, pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
+                           max_position_embeddings=max(config.max_position_embeddings, 1024))
+  return model.to(dtype).eval()
 
 
 def step_floor(config: ModelConfig, batch: int, position: int, new_tokens: int,

@@ -124,22 +124,25 @@ class Attention(nnx.Module):
     q = apply_rope(self.q_proj(x2).reshape(b, t, nq, h), positions, inv_freq)
     k = apply_rope(self.k_proj(x2).reshape(b, t, nkv, h), positions, inv_freq)
     v = self.v_proj(x2).reshape(b, t, nkv, h)
-    if kv is None and jax.default_backend() != "cpu":  # full forward: the fused kernel
-      out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])  # [B, T, Nq, H]
+    if kv is None:  # full forward (training, scoring)
       new_kv = (k, v)
-    elif kv is None:  # full forward on CPU: the grouped matmuls of the decode step, which ran
-      # the update of `small` 9% faster than dot_product_attention's CPU lowering (its GQA
-      # copies and layouts; benchmarks/README.md)
-      new_kv = (k, v)
-      out = cached_attention(q, k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3), mask)
+      if jax.default_backend() != "cpu":  # the fused kernel
+        out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])  # [B, T, Nq, H]
+      else:  # the decode step's grouped matmuls: they ran the update of `small` 9% faster than
+        # dot_product_attention's CPU lowering (its GQA copies and layouts; benchmarks/README.md)
+        out = cached_attention(q, *cache_layout(k, v), mask)
     else:  # write this chunk at slots [cache_index, cache_index + T), attend to all S
       ck, cv = kv
-      new_kv = (jax.lax.dynamic_update_slice_in_dim(ck, k.transpose(0, 2, 3, 1).astype(ck.dtype),
-                                                    cache_index, 3),
-                jax.lax.dynamic_update_slice_in_dim(cv, v.transpose(0, 2, 1, 3).astype(cv.dtype),
-                                                    cache_index, 2))
+      k_new, v_new = cache_layout(k.astype(ck.dtype), v.astype(cv.dtype))
+      new_kv = (jax.lax.dynamic_update_slice_in_dim(ck, k_new, cache_index, 3),
+                jax.lax.dynamic_update_slice_in_dim(cv, v_new, cache_index, 2))
       out = cached_attention(q, *new_kv, mask)
     return self.o_proj(out.reshape(b * t, nq * h)).reshape(b, t, d), new_kv
+
+
+def cache_layout(k, v):
+  """Keys and values [B, T, K, H] in `KVCache`'s layouts: k [B, K, H, T], v [B, K, T, H]."""
+  return k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
 
 
 def cached_attention(q, k, v, mask):

@@ -6,7 +6,7 @@
      (`update.rl_update`) -> metrics, eval, checkpoint   (the shared loop skeleton: `loop.py`)
 
 The rollout crosses to the host once per step (verifiers and judges read text);
-mini-batches are gathered from its device copy. Determinism: every random choice
+mini-batches are cut from that host copy and placed on the mesh. Determinism: every random choice
 of step s comes from (seed, s), and the curriculum's position is checkpointed, so
 an interrupted run resumed from its last checkpoint writes the same metrics as an
 uninterrupted one.
@@ -258,26 +258,23 @@ class RLTrainer:
 
   def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
     c = self.config
-    ro, n = scored.batch, scored.num_samples
-    prompt_tokens = jnp.repeat(ro.prompt_tokens, n, axis=0)
-    prompt_valid = jnp.repeat(ro.prompt_valid, n, axis=0)
+    ro, n = scored.host, scored.num_samples   # mini-batches are cut from the host copy
+    rep = lambda x: np.repeat(x, n, axis=0)
     old = ro.policy_logprobs
     if c.rollout.old_logprobs == "recompute":
-      old = score_responses(self.policy.graphdef, self.state.params, prompt_tokens,
-                            prompt_valid, ro.tokens, ro.mask,
+      dev = scored.batch
+      old = score_responses(self.policy.graphdef, self.state.params,
+                            jnp.repeat(dev.prompt_tokens, n, axis=0),
+                            jnp.repeat(dev.prompt_valid, n, axis=0), dev.tokens, dev.mask,
                             temperature=float(c.rollout.temperature))[0]
     teacher_prompt = (None, None)
     if self.distill is not None and self.distill.privileged:
-      tt, tv = encode_teacher_prompts(self.policy.tokenizer, scored.problems,
-                                      self.teacher_prompt_len, self.task)
-      teacher_prompt = (jnp.repeat(jnp.asarray(tt), n, axis=0),
-                        jnp.repeat(jnp.asarray(tv), n, axis=0))
-    full = RLBatch(prompt_tokens, prompt_valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
-                   jnp.asarray(adv.reshape(-1), jnp.float32), *teacher_prompt)
+      teacher_prompt = tuple(map(rep, encode_teacher_prompts(
+          self.policy.tokenizer, scored.problems, self.teacher_prompt_len, self.task)))
+    full = RLBatch(rep(ro.prompt_tokens), rep(ro.prompt_valid), ro.tokens, ro.mask, old,
+                   ro.behaviour_logprobs, adv.reshape(-1).astype(np.float32), *teacher_prompt)
 
     def update(mb: RLBatch, key) -> dict:
-      if self.distill is None and c.learner.get("pack", True):
-        mb = self._packed(mb)
       self.state, metrics = rl_update(
           self.policy.graphdef, self.optimizer, self.objective.loss_spec, self.state,
           self.ref_params, mb, key, micro_batches=c.learner.micro_batches,
@@ -287,17 +284,19 @@ class RLTrainer:
             self.teacher.params, self.state.params, self.distill.ema_decay))
       return metrics
 
-    out = self._minibatches(full, step, rng, update)
+    out = self._minibatches(full, step, rng, update,
+                            pack=self.distill is None and c.learner.get("pack", True))
     tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
     out["_train_tokens"] = tokens * c.learner.epochs
     return out
 
   def _packed(self, mb: RLBatch) -> RLBatch:
-    """`mb` with its rows packed (training/packing.py), micro-batch by micro-batch, when that
-    costs less than the padded layout (`packing.worth_packing`); else `mb` as it is."""
+    """`mb` (host arrays) with its rows packed (training/packing.py), micro-batch by
+    micro-batch, when that costs less than the padded layout (`packing.worth_packing`);
+    else `mb` as it is."""
     c = self.config
-    packed = packing.pack(*to_host((mb.prompt_tokens, mb.prompt_valid,
-                                    mb.response_tokens, mb.response_mask)),
+    packed = packing.pack(mb.prompt_tokens, mb.prompt_valid, mb.response_tokens,
+                          mb.response_mask,
                           row_len=packing.default_row_len(c.max_prompt_len, c.max_response_len),
                           groups=c.learner.micro_batches,
                           row_multiple=sharding.local_batch_divisor(self.mesh),
@@ -306,26 +305,31 @@ class RLTrainer:
       return mb
     # The most rows needed so far: fewer shapes, fewer compiles of the update.
     self.pack_rows = packed.tokens.shape[0] // c.learner.micro_batches
-    put = lambda x: jax.device_put(x, sharding.batch_sharding(self.mesh, x.ndim))
-    return mb._replace(**{f"packed_{k}": put(v) for k, v in packed._asdict().items()})
+    return mb._replace(**{f"packed_{k}": v for k, v in packed._asdict().items()})
 
-  def _minibatches(self, full: RLBatch, step: int, rng, update) -> dict:
+  def _on_mesh(self, batch: RLBatch) -> RLBatch:
+    """`batch`'s arrays on the mesh, rows over its batch axes."""
+    return jax.tree.map(
+        lambda x: jax.device_put(x, sharding.batch_sharding(self.mesh, np.ndim(x))), batch)
+
+  def _minibatches(self, full: RLBatch, step: int, rng, update, *, pack: bool = False) -> dict:
     """`update(mini-batch, key) -> metrics` over learner.epochs passes of `full` in
-    learner.mini_batches shuffled mini-batches (order from (seed, step)), each placed on
-    the mesh; returns the mean metrics and the number of skipped updates."""
+    learner.mini_batches shuffled mini-batches (order from (seed, step)), each cut on the
+    host, packed when `pack` (`_packed`) and placed on the mesh; returns the mean metrics
+    and the number of skipped updates.
+
+    Cutting on the host: the leaves of `full` still on the device (a recomputed π_old) come
+    over once; an eager device gather per array and mini-batch cost a dispatch each, a third
+    of the update's time at 32 rows per step (benchmarks/README.md)."""
     c = self.config
-    shardings = RLBatch(*(None if x is None else sharding.batch_sharding(self.mesh, x.ndim)
-                          for x in full))
     perm_rng = np.random.default_rng([c.seed, step, 1])
-    # Mini-batches are cut on the host: one small copy, where an eager device gather per
-    # array and mini-batch cost a dispatch each (a third of the update's time at 32 rows per
-    # step; benchmarks/README.md).
     full = to_host(full)
     collected = []
     for epoch in range(c.learner.epochs):
       order = perm_rng.permutation(full.advantages.shape[0])
       for i, idx in enumerate(np.array_split(order, c.learner.mini_batches)):
-        mb = jax.device_put(jax.tree.map(lambda x: x[idx], full), shardings)  # on device
+        mb = jax.tree.map(lambda x: x[idx], full)
+        mb = self._on_mesh(self._packed(mb) if pack else mb)
         collected.append(update(mb, jax.random.fold_in(rng, epoch * c.learner.mini_batches + i)))
     metrics = to_host(collected)
     out = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}

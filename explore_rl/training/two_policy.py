@@ -189,15 +189,16 @@ class TwoPolicyTrainer(RLTrainer):
     c, e, obj = self.config, self.explore_cfg, self.explore_objective
     k_adv, k_update = jax.random.split(rng)
     shaped, adv, adv_metrics = self._advantages(scored, k_adv, objective=obj)
-    ro, n = scored.batch, scored.num_samples
+    dev, ro, n = scored.batch, scored.host, scored.num_samples
     tokens, valid = self.sampler.drawing_prompts(self.policies(), scored.problems)
     tokens, valid = jnp.repeat(tokens, n, axis=0), jnp.repeat(valid, n, axis=0)
     policy = self.explore_policy
     temperature = float(e.temperature)
-    old = score_responses(policy.graphdef, policy.params, tokens, valid, ro.tokens, ro.mask,
+    old = score_responses(policy.graphdef, policy.params, tokens, valid, dev.tokens, dev.mask,
                           temperature=temperature)[0]
+    # The rollout's fields from its host copy; `_minibatches` brings the rest over once.
     full = RLBatch(tokens, valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
-                   jnp.asarray(adv.reshape(-1), jnp.float32))
+                   adv.reshape(-1).astype(np.float32))
     shared = e.params == "shared"
     optimizer = self.optimizer if shared else self.explore_optimizer
 
