@@ -57,6 +57,7 @@ from explore_rl import compile_time
 from explore_rl.config_files import load_config
 from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
+from explore_rl.training import packing
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.update import RLBatch, rl_update
 
@@ -101,11 +102,14 @@ class JaxRL:
     return RLBatch(**full)
 
   def packed(self, rows: int) -> tuple[RLBatch, dict]:
-    """(`minibatch(rows)` as the trainer lays it out on the mesh: packed in as few rows as it
-    needs (not the run's high-water mark) when that is cheaper, else padded; token counts)."""
-    kept, self.trainer.pack_rows = self.trainer.pack_rows, 0
-    mb = self.trainer._packed(self.minibatch(rows))
-    self.trainer.pack_rows = kept
+    """(`minibatch(rows)` as the trainer lays it out on the mesh: in the layout a fresh
+    `RowLayout` chooses for it (as few rows as it needs, not the run's high-water mark); token
+    counts)."""
+    t, c = self.trainer, self.config
+    kept, t.row_layout = t.row_layout, packing.RowLayout(
+        c.max_prompt_len, c.max_response_len, groups=t.row_layout.groups)
+    mb = t._packed(self.minibatch(rows))
+    t.row_layout = kept
     real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
     padded = mb.prompt_valid.size + mb.response_mask.size   # the trainer may keep it padded
     return self.trainer._on_mesh(mb), {

@@ -40,12 +40,16 @@ def packed_response_logprobs(graphdef, params, tokens, segments, positions, inde
                              response_tokens, response_mask, *, temperature: float = 1.0):
   """`response_logprobs` of sequences packed several to a row (training/packing.py).
 
-  tokens/segments/positions: int32 [R_p, L], the packed rows; index: int32 [R, M],
-  the flat packed slot whose logits score response token t of padded row i.
+  tokens/segments/positions: int32 [R_p, L], the packed rows, in C chunks of R_p / C rows;
+  index: int32 [C, R/C, M], the flat slot of its chunk's rows whose logits score response
+  token t of padded row i of the chunk. Chunks gather independently: with the chunks laid
+  over the data axes, each device gathers its own rows' logits (no all-gather).
   Returns (log-probs fp32 [R, M], entropy fp32 [R, M]) in the padded layout.
   """
   logits = transformer.packed_forward(graphdef, params, tokens, segments, positions)
-  logits = logits.reshape(-1, logits.shape[-1])[index]                        # [R, M, V]
+  chunks = logits.reshape(index.shape[0], -1, logits.shape[-1])            # [C, R_p/C·L, V]
+  logits = jax.vmap(lambda rows, idx: rows[idx])(chunks, index)            # [C, R/C, M, V]
+  logits = logits.reshape(*response_tokens.shape, -1)                       # [R, M, V]
   return logprobs_from_logits(logits.astype(jnp.float32) / temperature, response_tokens,
                               response_mask)
 

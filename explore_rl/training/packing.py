@@ -17,13 +17,20 @@ slot o_i + p_i - 1 + t score response token t (`index`), which gathers them back
 into the padded [R, M] layout the losses read: the loss, its gradients and every
 token statistic are those of the padded computation, up to fp32 summation order.
 
-Micro-batches (gradient accumulation over `groups` consecutive chunks of the R
-rows) are packed chunk by chunk into the same number of rows, so each packed
-micro-batch holds exactly the sequences of its padded one; `index` is local to
-its chunk. The row count per chunk is at least `min_rows` (a trainer passes the
-most it has needed so far, so the update compiles again only when a mini-batch
-needs more rows than any before) and a multiple of `row_multiple` (the mesh's
-batch divisor).
+The R rows are packed in `groups` consecutive chunks, each into the same number
+of rows, and `index` is local to its chunk ([groups, R / groups, M]). A trainer
+makes one chunk per micro-batch (gradient accumulation) and device of the data
+axes: each packed micro-batch holds exactly the sequences of its padded one, and
+each device's packed rows those of its own padded rows, so the logits are
+gathered back without leaving the device (`packed_response_logprobs`). The row
+count per chunk is at least `min_rows` and a multiple of `row_multiple`.
+
+Which layout a run's mini-batches take is `RowLayout`'s choice: the padded rows or
+packed rows of one of a few lengths L, whichever its cost model puts cheapest. A
+packed slot costs more the longer its row (every query scores all L keys of its
+row), so the cheapest L is the shortest that packs the sequences tightly, not the
+longest. Each (L, rows) shape compiles the update once: the chooser keeps a row
+length until another is clearly cheaper and, per length, the most rows it has needed.
 """
 from __future__ import annotations
 
@@ -36,13 +43,8 @@ class Packed(NamedTuple):
   tokens: np.ndarray     # int32 [G·R_p, L], pad id 0 in padding slots
   segments: np.ndarray   # int32 [G·R_p, L], k > 0: k-th sequence of its row; 0: padding
   positions: np.ndarray  # int32 [G·R_p, L], position within its sequence (0 in padding)
-  index: np.ndarray      # int32 [R, M], flat slot in its chunk [R_p·L] scoring token t (0: masked)
-
-
-def default_row_len(prompt_len: int, response_len: int) -> int:
-  """L = 2 (P + M): two sequences of full length, three or more of shorter ones (a row of
-  P + M would pack nothing when most sequences are longer than half of it)."""
-  return 2 * (prompt_len + response_len)
+  index: np.ndarray      # int32 [G, R/G, M], flat slot in its chunk [R_p·L] scoring token t
+                         # (0: masked)
 
 
 def _first_fit(lengths: np.ndarray, row_len: int) -> tuple[list[list[int]], np.ndarray]:
@@ -83,7 +85,7 @@ def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len
   tokens = np.zeros((groups * n_rows, row_len), np.int32)
   segments = np.zeros_like(tokens)
   positions = np.zeros_like(tokens)
-  index = np.zeros((r, m), np.int32)
+  index = np.zeros((groups, chunk, m), np.int32)
   for g, (rows, offsets) in enumerate(fits):
     for local_row, ids in enumerate(rows):
       row = g * n_rows + local_row
@@ -94,20 +96,88 @@ def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len
             [prompt_tokens[i][prompt_valid[i]], response_tokens[i, :r_len[i]]])
         segments[row, o:o + n] = k
         positions[row, o:o + n] = np.arange(n)
-        index[i, :r_len[i]] = local_row * row_len + o + p - 1 + np.arange(r_len[i])
+        index[g, local, :r_len[i]] = local_row * row_len + o + p - 1 + np.arange(r_len[i])
   return Packed(tokens, segments, positions, index)
-
-
-# A packed slot costs ~1.2x a padded one (rows of 2(P + M): twice the attention per token,
-# the logits gathered back and scattered in the backward pass; benchmarks/README.md).
-PACKED_SLOT_COST = 1.2
-
-
-def worth_packing(packed: Packed, padded_slots: int) -> bool:
-  """Whether the packed rows cost less than the `padded_slots` of the padded layout."""
-  return PACKED_SLOT_COST * packed.tokens.size < padded_slots
 
 
 def padding_fraction(packed: Packed) -> float:
   """Share of the packed token slots that hold no token."""
   return float((packed.segments == 0).mean())
+
+
+# The cost model `RowLayout` minimises, fitted to `rl_update` of `small` on [64 rows] of the
+# rl_step sweep (2 CPU devices, rows of 48 to 168 slots; benchmarks/README.md): a slot of a row
+# of L slots costs 1 + ATTENTION_COST * L (its share of the weight matmuls, plus attention over
+# the row), and a packed slot PACKED_OVERHEAD times a padded one of the same length (the
+# segment mask, the logits gathered back and scattered in the backward pass).
+ATTENTION_COST = 0.003
+PACKED_OVERHEAD = 1.05
+ROW_LENGTH_FACTORS = (1.0, 1.25, 1.5, 2.0)   # candidate L, in units of P + M
+LENGTH_MARGIN = 0.05
+
+
+def layout_cost(slots: int, row_len: int, packed: bool = True) -> float:
+  """The modelled cost of `slots` token slots in rows of `row_len` (module constants)."""
+  return slots * (1 + ATTENTION_COST * row_len) * (PACKED_OVERHEAD if packed else 1.0)
+
+
+class RowLayout:
+  """Chooses the layout of a run's update mini-batches, padded or packed in rows of which
+  length, whichever `layout_cost` puts cheapest, and packs them (`pack`).
+
+  Candidate row lengths are (P + M) x ROW_LENGTH_FACTORS rounded up to multiples of 4: at
+  least P + M, so a longer sequence never forces a change. Every new (length, rows) shape compiles the
+  update again (seconds), while two candidates often differ by a few percent from one
+  mini-batch to the next, so the layout in use is kept until another would cost `switch`
+  less; each length keeps the most rows any of its mini-batches has needed, so returning to
+  an earlier layout reuses its shape.
+  """
+
+  PADDED = 0   # `row_len` of the padded layout
+
+  def __init__(self, prompt_len: int, response_len: int, *, groups: int = 1,
+               row_multiple: int = 1, switch: float = 0.25):
+    self.padded_len = prompt_len + response_len
+    self.row_lens = sorted({-(-int(self.padded_len * f) // 4) * 4 for f in ROW_LENGTH_FACTORS})
+    self.groups, self.row_multiple, self.switch = groups, row_multiple, switch
+    self.rows: dict[int, int] = {}      # per row length: the most rows per chunk so far
+    self.row_len: int | None = None     # the layout in use: a row length, PADDED, None (none yet)
+
+  def state_dict(self) -> dict:
+    """The choices so far (JSON): a resumed run lays its mini-batches out as an uninterrupted
+    one would."""
+    return {"row_len": self.row_len, "rows": {str(n): r for n, r in self.rows.items()}}
+
+  def load_state_dict(self, state: dict):
+    self.row_len = state["row_len"]
+    self.rows = {int(n): r for n, r in state["rows"].items()}
+
+  def _rows(self, lengths: np.ndarray, row_len: int) -> int:
+    """Rows per chunk that `pack` would lay `lengths` out in at `row_len`."""
+    chunk = len(lengths) // self.groups
+    need = max(len(_first_fit(lengths[g * chunk:(g + 1) * chunk], row_len)[0])
+               for g in range(self.groups))
+    need = max(need, self.rows.get(row_len, 0))
+    return -(-need // self.row_multiple) * self.row_multiple
+
+  def __call__(self, prompt_tokens, prompt_valid, response_tokens,
+               response_mask) -> Packed | None:
+    """The mini-batch packed in the chosen layout, or None where that is the padded one."""
+    lengths = np.asarray(prompt_valid).sum(1) + np.asarray(response_mask).sum(1)
+    # Compared on sequences LENGTH_MARGIN longer: a row length that only just holds two of
+    # this mini-batch's sequences needs more rows for the next one (row counts are high-water
+    # marks), so its saving would not last.
+    longer = np.ceil(lengths * (1 + LENGTH_MARGIN)).astype(int)
+    cost = {n: layout_cost(self.groups * self._rows(np.minimum(longer, n), n) * n, n)
+            for n in self.row_lens}
+    cost[self.PADDED] = layout_cost(len(lengths) * self.padded_len, self.padded_len,
+                                    packed=False)
+    best = min(cost, key=cost.get)
+    if self.row_len is None or cost[self.row_len] > (1 + self.switch) * cost[best]:
+      self.row_len = best
+    n = self.row_len
+    if n == self.PADDED:
+      return None
+    self.rows[n] = self._rows(lengths, n)
+    return pack(prompt_tokens, prompt_valid, response_tokens, response_mask, row_len=n,
+                groups=self.groups, row_multiple=self.row_multiple, min_rows=self.rows[n])

@@ -118,12 +118,16 @@ class RLTrainer:
       raise ConfigError(f"rollout.old_logprobs={r.old_logprobs!r}; valid: recompute, sampler")
     rows = r.prompts_per_step * r.num_samples
     mb_rows = rows // c.learner.mini_batches
-    self.pack_rows = 0                  # packed rows per micro-batch so far (`_packed`)
     if rows % c.learner.mini_batches or mb_rows % c.learner.micro_batches or \
         (mb_rows // c.learner.micro_batches) % sharding.local_batch_divisor(self.mesh):
       raise ConfigError(f"{rows} rows per step do not split into {c.learner.mini_batches} "
                         f"mini-batches x {c.learner.micro_batches} micro-batches divisible by "
                         f"the mesh's batch axes ({sharding.local_batch_divisor(self.mesh)})")
+    # The update mini-batches' layout: packed rows of a chosen length, or padded (`_packed`),
+    # one chunk per micro-batch and device of the batch axes (local gathers: packing.py).
+    self.row_layout = packing.RowLayout(
+        c.max_prompt_len, c.max_response_len,
+        groups=c.learner.micro_batches * sharding.local_batch_divisor(self.mesh))
     self.policy = load_initial_policy(c.init_from, self.mesh, c.get("hf")) if c.init_from \
         else fresh_policy(c, self.mesh)
     self.judge = get_judge(c.judge, **c.judge_kwargs)      # a bad judge: before the workdir
@@ -176,6 +180,8 @@ class RLTrainer:
       self.start_step = meta["step"]
       self.counters = meta["counters"]
       self.curriculum.load_state_dict(meta["curriculum"])
+      if "row_layout" in meta:   # checkpoints before the layout chooser start it afresh
+        self.row_layout.load_state_dict(meta["row_layout"])
       if self.ema_ckpt is not None:                         # the EMA teacher of that step
         params, _ = self.ema_ckpt.restore(self.teacher.params, step=self.start_step)
         self.teacher = self.teacher.with_params(params)
@@ -292,19 +298,12 @@ class RLTrainer:
 
   def _packed(self, mb: RLBatch) -> RLBatch:
     """`mb` (host arrays) with its rows packed (training/packing.py), micro-batch by
-    micro-batch, when that costs less than the padded layout (`packing.worth_packing`);
-    else `mb` as it is."""
-    c = self.config
-    packed = packing.pack(mb.prompt_tokens, mb.prompt_valid, mb.response_tokens,
-                          mb.response_mask,
-                          row_len=packing.default_row_len(c.max_prompt_len, c.max_response_len),
-                          groups=c.learner.micro_batches,
-                          row_multiple=sharding.local_batch_divisor(self.mesh),
-                          min_rows=self.pack_rows)
-    if not packing.worth_packing(packed, mb.prompt_valid.size + mb.response_mask.size):
+    micro-batch, in the layout `self.row_layout` chooses; `mb` as it is where that is the
+    padded one."""
+    packed = self.row_layout(mb.prompt_tokens, mb.prompt_valid, mb.response_tokens,
+                             mb.response_mask)
+    if packed is None:
       return mb
-    # The most rows needed so far: fewer shapes, fewer compiles of the update.
-    self.pack_rows = packed.tokens.shape[0] // c.learner.micro_batches
     return mb._replace(**{f"packed_{k}": v for k, v in packed._asdict().items()})
 
   def _on_mesh(self, batch: RLBatch) -> RLBatch:
@@ -430,7 +429,8 @@ class RLTrainer:
 
   def save(self, step: int):
     self.ckpt.save(step, self.state, {"step": step, "counters": self.counters,
-                                      "curriculum": self.curriculum.state_dict()})
+                                      "curriculum": self.curriculum.state_dict(),
+                                      "row_layout": self.row_layout.state_dict()})
     if self.ema_ckpt is not None:
       self.ema_ckpt.save(step, self.teacher.params, {"step": step})
 

@@ -41,7 +41,7 @@ class RLBatch(NamedTuple):
   packed_tokens: jax.Array | None = None     # int32 [R_p, L]
   packed_segments: jax.Array | None = None   # int32 [R_p, L]
   packed_positions: jax.Array | None = None  # int32 [R_p, L]
-  packed_index: jax.Array | None = None      # int32 [R, M]
+  packed_index: jax.Array | None = None      # int32 [C, R/C, M], C chunks (packing.py)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "loss_spec",

@@ -75,6 +75,27 @@ def test_packed_update_equals_padded_loss_and_gradients(batch):
     np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-4)
 
 
+def test_packed_logprobs_gather_on_each_device_over_a_data_mesh(batch):
+  """One chunk per device (8 devices, one sequence each): the same log-probs as the padded
+  layout on one device, and the compiled program gathers the logits without an all-gather."""
+  from explore_rl.models import sharding
+  graphdef, params = tr.init(get_preset("tiny"), seed=2)
+  mesh = sharding.make_mesh({"data": -1, "fsdp": 1})
+  p = packing.pack(batch.prompt_tokens, batch.prompt_valid, batch.response_tokens,
+                   batch.response_mask, row_len=P + M, groups=mesh.size)
+  place = lambda x: jax.device_put(x, sharding.batch_sharding(mesh, np.ndim(x)))
+  args = [place(np.asarray(x)) for x in (p.tokens, p.segments, p.positions, p.index,
+                                         batch.response_tokens, batch.response_mask)]
+  fn = jax.jit(lambda prm, *a: packed_response_logprobs(graphdef, prm, *a, temperature=0.7))
+  params = jax.device_put(params, sharding.replicated(mesh))
+  assert "all-gather" not in fn.lower(params, *args).compile().as_text()
+  want = response_logprobs(graphdef, jax.device_get(params), batch.prompt_tokens,
+                           batch.prompt_valid, batch.response_tokens, batch.response_mask,
+                           temperature=0.7)
+  for a, b in zip(fn(params, *args), want):
+    np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
+
+
 def test_pack_keeps_micro_batches_apart_and_rejects_non_prefix_masks(batch):
   _, p = _packed(batch, groups=2)
   half = p.tokens.shape[0] // 2
@@ -87,3 +108,76 @@ def test_pack_keeps_micro_batches_apart_and_rejects_non_prefix_masks(batch):
   with pytest.raises(ValueError, match="prefixes"):
     packing.pack(batch.prompt_tokens, batch.prompt_valid, batch.response_tokens, bad,
                  row_len=24)
+
+
+def _rows_of(prompt_lens, response_lens, p=10, m=22):
+  """Host arrays of padded rows with these prompt and response lengths (tokens all 5)."""
+  pl, rl = np.asarray(prompt_lens)[:, None], np.asarray(response_lens)[:, None]
+  valid = np.arange(p) >= p - pl
+  mask = np.arange(m) < rl
+  return (np.where(valid, 5, 0).astype(np.int32), valid, np.where(mask, 5, 0).astype(np.int32),
+          mask)
+
+
+def test_row_layout_picks_the_cheapest_row_length_by_hand():
+  """P + M = 32: candidate rows of 32, 40, 48, 64 slots. Eight sequences of 9 tokens, compared
+  as 10 (LENGTH_MARGIN): modelled costs (slots x (1 + 0.003 L) x 1.05) 110.5 (L 32: 3 rows),
+  94.1 (40: 2 rows of 4), 115.3 (48: 2 rows), 160.2 (64: 2 rows) against 280.6 padded: rows
+  of 40."""
+  layout = packing.RowLayout(10, 22)
+  assert layout.row_lens == [32, 40, 48, 64]
+  p = layout(*_rows_of([4] * 8, [5] * 8))
+  assert layout.row_len == 40 and p.tokens.shape == (2, 40)
+  assert packing.padding_fraction(p) == pytest.approx(0.1)
+  np.testing.assert_allclose(packing.layout_cost(80, 40), 94.08)
+  np.testing.assert_allclose(packing.layout_cost(256, 32, packed=False), 280.576)
+  # Sequences of 10 would fill rows of 40 exactly, but one token more would not: compared
+  # as 11, rows of 40 need 3 (141.1) and rows of 48 win (2 rows of 4, 115.3).
+  assert packing.RowLayout(10, 22)(*_rows_of([4] * 8, [6] * 8)).tokens.shape == (2, 48)
+
+
+def test_row_layout_keeps_padded_rows_when_packing_saves_nothing():
+  """Full-length sequences: packed rows of 32 are as many slots as the padded layout and each
+  costs 5% more; longer rows hold no more of them per slot."""
+  layout = packing.RowLayout(10, 22, row_multiple=2)
+  assert layout(*_rows_of([10] * 8, [22] * 8)) is None
+
+
+def test_row_layout_switches_only_to_a_layout_a_quarter_cheaper():
+  """Modelled costs by hand (rows even: `row_multiple` 2; sequences of 9 compared as 10)."""
+  layout = packing.RowLayout(10, 22, row_multiple=2)
+  assert layout(*_rows_of([4] * 8, [5] * 8)).tokens.shape == (2, 40)   # as above
+  # Six sequences: 2 rows of 32 (73.6) against 40's 2 rows (94.1), 28% more: switch.
+  assert layout(*_rows_of([4] * 6, [5] * 6)).tokens.shape == (2, 32)
+  # Nine: rows of 32 need 4 (147.3), the cheapest (40: 4 rows, 188.2; 64: 2 rows, 160.2).
+  assert layout(*_rows_of([4] * 9, [5] * 9)).tokens.shape == (4, 32)
+  # Two sequences of 3: two padded rows (70.1) against 32's high-water 4 rows (147.3):
+  # switch; 32 keeps its 4 rows for a later return.
+  assert layout(*_rows_of([1] * 2, [2] * 2)) is None and layout.rows[32] == 4
+  # One sequence of 30 and three of 3: 40's high-water 2 rows (94.1) against 4 padded rows
+  # (140.3), 48 (115.3), 32's 4 rows (147.3) and 64 (160.2).
+  assert layout(*_rows_of([10] + [1] * 3, [20] + [2] * 3)).tokens.shape == (2, 40)
+
+
+_NEARLY_FULL = _rows_of([10, 10, 10, 1], [22, 22, 22, 2])   # compared as 34, 34, 34, 4
+
+
+def test_row_layout_keeps_its_layout_when_another_is_only_a_little_cheaper():
+  layout = packing.RowLayout(10, 22)
+  assert layout(*_rows_of([4] * 8, [5] * 8)).tokens.shape == (2, 40)
+  # Three full-length sequences and one of 3: padded rows (140.3) are the cheapest, rows of 40
+  # (3 rows, 141.1) within a quarter of them: no switch, and no new compile of the update.
+  assert layout(*_NEARLY_FULL).tokens.shape == (3, 40) and layout.rows[40] == 3
+  np.testing.assert_allclose(packing.layout_cost(4 * 32, 32, packed=False), 140.288)
+  np.testing.assert_allclose(packing.layout_cost(3 * 40, 40), 141.12)
+
+
+def test_row_layout_state_round_trips_through_json():
+  """A resumed run's chooser makes the uninterrupted run's choice, where a fresh one would not."""
+  import json
+  layout = packing.RowLayout(10, 22)
+  layout(*_rows_of([4] * 8, [5] * 8))                          # rows of 40
+  restored = packing.RowLayout(10, 22)
+  restored.load_state_dict(json.loads(json.dumps(layout.state_dict())))
+  assert packing.RowLayout(10, 22)(*_NEARLY_FULL) is None      # padded is the cheapest
+  assert restored(*_NEARLY_FULL).tokens.shape == layout(*_NEARLY_FULL).tokens.shape == (3, 40)
