@@ -126,11 +126,11 @@ class RowLayout:
   length, whichever `layout_cost` puts cheapest, and packs them (`pack`).
 
   Candidate row lengths are (P + M) x ROW_LENGTH_FACTORS rounded up to multiples of 4: at
-  least P + M, so a longer sequence never forces a change. Every new (length, rows) shape compiles the
-  update again (seconds), while two candidates often differ by a few percent from one
-  mini-batch to the next, so the layout in use is kept until another would cost `switch`
-  less; each length keeps the most rows any of its mini-batches has needed, so returning to
-  an earlier layout reuses its shape.
+  least P + M, so a longer sequence never forces a change. Every new (length, rows) shape
+  compiles the update again (seconds), while two candidates often differ by a few percent
+  from one mini-batch to the next, so the layout in use is kept until another would cost
+  `switch` less; each length keeps the most rows any of its mini-batches has needed, so
+  returning to an earlier layout reuses its shape.
   """
 
   PADDED = 0   # `row_len` of the padded layout
