@@ -105,11 +105,12 @@ def padding_fraction(packed: Packed) -> float:
   return float((packed.segments == 0).mean())
 
 
-# The cost model `RowLayout` minimises, fitted to `rl_update` of `small` on [64 rows] of the
-# rl_step sweep (2 CPU devices, rows of 48 to 168 slots; benchmarks/README.md): a slot of a row
-# of L slots costs 1 + ATTENTION_COST * L (its share of the weight matmuls, plus attention over
-# the row), and a packed slot PACKED_OVERHEAD times a padded one of the same length (the
-# segment mask, the logits gathered back and scattered in the backward pass).
+# The cost model `RowLayout` minimises, fitted to `rl_update` of `small` on 64-row
+# mini-batches of the rl_step sweep (2 CPU devices, rows of 48 to 168 slots;
+# benchmarks/README.md): a slot of a row of L slots costs 1 + ATTENTION_COST * L (its share of
+# the weight matmuls, plus attention over the row), and a packed slot PACKED_OVERHEAD times a
+# padded one of the same length (the segment mask, the logits gathered back and scattered in
+# the backward pass).
 ATTENTION_COST = 0.003
 PACKED_OVERHEAD = 1.05
 ROW_LENGTH_FACTORS = (1.0, 1.25, 1.5, 2.0)   # candidate L, in units of P + M
