@@ -179,6 +179,8 @@ class RowLayout:
     n = self.row_len
     if n == self.PADDED:
       return None
-    self.rows[n] = self._rows(lengths, n)
-    return pack(prompt_tokens, prompt_valid, response_tokens, response_mask, row_len=n,
-                groups=self.groups, row_multiple=self.row_multiple, min_rows=self.rows[n])
+    packed = pack(prompt_tokens, prompt_valid, response_tokens, response_mask, row_len=n,
+                  groups=self.groups, row_multiple=self.row_multiple,
+                  min_rows=self.rows.get(n, 0))
+    self.rows[n] = packed.tokens.shape[0] // self.groups   # pack's own first fit, not a second
+    return packed
