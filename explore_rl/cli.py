@@ -84,7 +84,9 @@ def _check_override_keys(config) -> None:
   """Every --config.* override names a key of the config file, except keys inside a
   hyper-parameter dict (`*_kwargs`: task_kwargs, judge_kwargs, loss_kwargs, sampler_kwargs,
   ...), which the config files leave for the task, judge, loss or sampler to define, e.g.
-  `--config.judge_kwargs.api_key_env=OPENAI_API_KEY`. A misspelt key is an error, never
+  `--config.judge_kwargs.api_key_env=OPENAI_API_KEY`, and `model_overrides`, whose keys
+  are `ModelConfig` fields checked when the model is built (`get_preset`), e.g.
+  `--config.model_overrides.matmul_dtype=bfloat16`. A misspelt key is an error, never
   silently a new one. Locks `config` (no key can be added after this)."""
   from explore_rl.config_files import load_config
   flag = flags.FLAGS["config"]
@@ -92,7 +94,7 @@ def _check_override_keys(config) -> None:
   for path in config_flags.get_override_values(flag):
     node, name = base, ""
     for part in path.split("."):
-      if name.endswith("_kwargs"):
+      if name.endswith("_kwargs") or name == "model_overrides":
         break          # inside a hyper-parameter dict: its keys are the component's
       if not hasattr(node, "keys") or part not in node:
         raise UserError(f"unknown config key {path!r} in the --config.* overrides; see the "

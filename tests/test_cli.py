@@ -101,6 +101,11 @@ def test_sigint_saves_and_the_same_command_resumes(tmp_path):
       "--config.task_kwargs.max_parts=3", "--config.rollout.temperature=-1"), "temperature"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.task_kwargs.a.b=1"),
      "unknown config key"),
+    # model_overrides takes ModelConfig's fields, checked when the model is built
+    (("train", "--config", "configs/grpo.py:tiny", "--config.model_overrides.matmul_dtype=fp8"),
+     "matmul_dtype='fp8'; valid"),
+    (("train", "--config", "configs/grpo.py:tiny", "--config.model_overrides.hiden_size=8"),
+     "unknown model field(s) ['hiden_size']"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.rollout.sampler=nope"),
      "unknown sampler 'nope'; valid"),
     (("train", "--config", "configs/grpo.py:tiny", "--config.judge=nope"),

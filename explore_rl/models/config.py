@@ -10,6 +10,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from explore_rl.errors import ConfigError
 from explore_rl.registry import Registry
 
 PRESETS: Registry = Registry("model preset")
@@ -37,6 +38,9 @@ class ModelConfig:
   max_position_embeddings: int = 2048
   dtype: str = "float32"               # compute dtype
   param_dtype: str = "float32"
+  # Input dtype of the projections' and lm head's matmuls (fp32 accumulation); None: the
+  # compute dtype. "bfloat16" on an fp32 model is mixed precision (models/dense.py).
+  matmul_dtype: str | None = None
 
   def __post_init__(self):
     # Stored as sorted (key, value) pairs: the config is a static jit argument
@@ -44,12 +48,12 @@ class ModelConfig:
     if isinstance(self.rope_scaling, dict):
       object.__setattr__(self, "rope_scaling", tuple(sorted(self.rope_scaling.items())))
     if self.num_attention_heads % self.num_key_value_heads:
-      raise ValueError(
+      raise ConfigError(
           f"num_attention_heads={self.num_attention_heads} must be a multiple of "
           f"num_key_value_heads={self.num_key_value_heads}")
-    for name in ("dtype", "param_dtype"):
-      if getattr(self, name) not in _DTYPES:
-        raise ValueError(f"{name}={getattr(self, name)!r}; valid: {sorted(_DTYPES)}")
+    for name in ("dtype", "param_dtype", "matmul_dtype"):
+      if getattr(self, name) not in _DTYPES and (name != "matmul_dtype" or self.matmul_dtype):
+        raise ConfigError(f"{name}={getattr(self, name)!r}; valid: {sorted(_DTYPES)}")
 
   @property
   def head_size(self) -> int:
@@ -67,6 +71,12 @@ class ModelConfig:
   def weight_dtype(self):
     return _DTYPES[self.param_dtype]
 
+  @property
+  def low_precision_matmul(self) -> str | None:
+    """The 16-bit dtype the dense matmuls round their inputs to, or None for fp32."""
+    name = self.matmul_dtype or self.dtype
+    return None if name == "float32" else name
+
   def num_params(self) -> int:
     """Parameter count (embeddings included, counted once when tied)."""
     d, f, h = self.hidden_size, self.intermediate_size, self.head_size
@@ -82,6 +92,10 @@ class ModelConfig:
 
 def get_preset(name: str, **overrides) -> ModelConfig:
   """A preset by name, with field overrides (e.g. vocab_size from the tokenizer)."""
+  fields = [f.name for f in dataclasses.fields(ModelConfig)]
+  unknown = sorted(set(overrides) - set(fields))
+  if unknown:
+    raise ConfigError(f"unknown model field(s) {unknown} in the overrides; valid: {fields}")
   return PRESETS.get(name)().replace(**overrides)
 
 

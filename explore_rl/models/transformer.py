@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from explore_rl.models import dense
 from explore_rl.models.config import ModelConfig
 
 
@@ -102,8 +103,10 @@ class RMSNorm(nnx.Module):
 
 
 def _linear(cfg: ModelConfig, din: int, dout: int, rngs: nnx.Rngs, bias: bool = False):
+  low = cfg.low_precision_matmul
   return nnx.Linear(din, dout, use_bias=bias, dtype=cfg.compute_dtype,
                     param_dtype=cfg.weight_dtype,
+                    dot_general=dense.dot_general(low) if low else jax.lax.dot_general,
                     kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
 
 
@@ -223,7 +226,11 @@ class Transformer(nnx.Module):
       w = self.embed_tokens.embedding.value.T
     else:
       w = self.lm_head.kernel.value
-    logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
+    low = self.config.low_precision_matmul
+    if low:
+      logits = dense.matmul(x, w, dense.MATMUL_DTYPES[low])
+    else:
+      logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
     new_cache = None if cache is None else KVCache(tuple(new_k), tuple(new_v))
     return logits, new_cache
 

@@ -1,0 +1,93 @@
+"""models/dense.py: 16-bit matmuls whose CPU backward XLA runs row-major.
+
+Golden values are float64 NumPy products of the bf16-rounded operands; the layout check
+reads the compiled HLO, and checks it against the plain dot's, which does have a
+transposed operand (so the check can fail)."""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from explore_rl.errors import ConfigError
+from explore_rl.models import dense, transformer
+from explore_rl.models.config import get_preset
+
+BF16 = jnp.bfloat16
+
+
+def _rounded(a):
+  return np.asarray(jnp.asarray(a).astype(BF16).astype(jnp.float32), np.float64)
+
+
+def _operands(n=24, k=16, m=40):
+  kx, kw, kd = jax.random.split(jax.random.key(0), 3)
+  return (jax.random.normal(kx, (n, k)), jax.random.normal(kw, (k, m)),
+          jax.random.normal(kd, (n, m)))
+
+
+def test_matmul_and_its_gradients_equal_the_float64_products_of_rounded_operands():
+  x, w, dy = _operands()
+  y, vjp = jax.vjp(lambda x, w: dense.matmul(x, w, BF16), x, w)
+  dx, dw = vjp(dy)
+  assert y.dtype == dx.dtype == dw.dtype == jnp.float32
+  xr, wr, dyr = _rounded(x), _rounded(w), _rounded(dy)
+  np.testing.assert_allclose(np.asarray(y), xr @ wr, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(dx), dyr @ wr.T, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(dw), xr.T @ dyr, rtol=1e-5, atol=1e-5)
+  # jit == eager, and leading axes are flattened and restored
+  x3 = x.reshape(4, 6, 16)
+  jitted = jax.jit(jax.grad(lambda x, w: (dense.matmul(x, w, BF16) ** 2).sum(), (0, 1)))
+  eager = jax.grad(lambda x, w: (dense.matmul(x, w, BF16) ** 2).sum(), (0, 1))
+  for a, b in zip(jitted(x3, w), eager(x3, w)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+  # an odd row count (no 8-row blocks for the transposing reshape) gives the same numbers
+  _, vjp_odd = jax.vjp(lambda x, w: dense.matmul(x, w, BF16), x[:23], w)
+  np.testing.assert_allclose(np.asarray(vjp_odd(dy[:23])[1]), xr[:23].T @ dyr[:23],
+                             rtol=1e-5, atol=1e-5)
+
+
+def _contractions(fn, *args) -> set[tuple[str, str]]:
+  hlo = jax.jit(fn).lower(*args).compile().as_text()
+  return set(re.findall(r"\bdot\(.*?lhs_contracting_dims=\{(\d+)\}, rhs_contracting_dims=\{(\d+)\}",
+                        hlo))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU backward's layout")
+def test_cpu_backward_dots_are_row_major():
+  x, w, dy = _operands(64, 32, 48)
+  loss = lambda f: (lambda x, w: (f(x, w) * dy).sum())
+  ours = _contractions(jax.grad(loss(lambda x, w: dense.matmul(x, w, BF16)), (0, 1)), x, w)
+  plain = _contractions(jax.grad(loss(lambda x, w: jnp.dot(
+      x.astype(BF16), w.astype(BF16), preferred_element_type=jnp.float32)), (0, 1)), x, w)
+  assert ours == {("1", "0")}, ours           # [N, K] @ [K, M] only
+  assert plain - {("1", "0")}, plain          # XLA keeps a transposed operand for the plain dot
+
+
+def test_model_in_bf16_matmuls_tracks_fp32_and_keeps_fp32_activations():
+  config = get_preset("tiny")
+  graphdef, params = transformer.init(config)
+  low_graphdef, _ = transformer.init(config.replace(matmul_dtype="bfloat16"))
+  tokens = jax.random.randint(jax.random.key(1), (3, 10), 0, config.vocab_size)
+
+  def loss(g, p):
+    return jax.nn.log_softmax(transformer.forward(g, p, tokens)).mean()
+  grad = jax.jit(jax.value_and_grad(loss, 1), static_argnums=0)
+  ref, ref_grad = grad(graphdef, params)
+  low, low_grad = grad(low_graphdef, params)
+  assert low != ref and abs(low - ref) < 1e-3 * abs(ref)      # rounded, and close
+  ref_flat = jnp.concatenate([g.ravel() for g in jax.tree.leaves(ref_grad)])
+  low_flat = jnp.concatenate([g.ravel() for g in jax.tree.leaves(low_grad)])
+  cosine = ref_flat @ low_flat / jnp.linalg.norm(ref_flat) / jnp.linalg.norm(low_flat)
+  assert cosine > 0.999 and all(g.dtype == jnp.float32 for g in jax.tree.leaves(low_grad))
+  # the fp32 default keeps XLA's own dot: nothing changes for models that do not ask
+  assert config.low_precision_matmul is None
+  assert config.replace(dtype="bfloat16").low_precision_matmul == "bfloat16"
+
+
+def test_bad_matmul_dtype_and_unknown_fields_are_config_errors():
+  with pytest.raises(ConfigError, match=r"matmul_dtype='int8'; valid"):
+    get_preset("tiny", matmul_dtype="int8")
+  with pytest.raises(ConfigError, match=r"unknown model field\(s\) \['hiden_size'\]"):
+    get_preset("tiny", hiden_size=8)
