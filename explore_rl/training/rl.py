@@ -44,7 +44,7 @@ from explore_rl.training.state import init_state, make_optimizer
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.run_dir import prepare_run_dir
 from explore_rl.training.validate import validate_config
-from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files, fresh_policy,
+from explore_rl.training.workdir import (checkpoint_dir, copy_tokenizer_files, initial_policy,
                                          load_initial_policy)
 
 
@@ -128,8 +128,7 @@ class RLTrainer:
     self.row_layout = packing.RowLayout(
         c.max_prompt_len, c.max_response_len,
         groups=c.learner.micro_batches * sharding.local_batch_divisor(self.mesh))
-    self.policy = load_initial_policy(c.init_from, self.mesh, c.get("hf")) if c.init_from \
-        else fresh_policy(c, self.mesh)
+    self.policy = initial_policy(c, self.mesh)
     self.judge = get_judge(c.judge, **c.judge_kwargs)      # a bad judge: before the workdir
     self.embedder = get_judge("embedding") if "embeddings" in self.objective.needs else None
     # Lock the workdir and check a resume against its config before writing anything.

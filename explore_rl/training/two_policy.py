@@ -58,7 +58,7 @@ from explore_rl.training.objective import Objective
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state, make_optimizer
-from explore_rl.training.workdir import fresh_policy, load_initial_policy
+from explore_rl.training.workdir import initial_policy
 
 PARAMS_MODES = ("separate", "shared")
 EXPLORE_CHECKPOINTS = "explore_checkpoints"
@@ -127,8 +127,7 @@ class TwoPolicyTrainer(RLTrainer):
     self.explore_ckpt = None
     if e.params == "separate":
       start = e.init_from or c.init_from
-      self.explore_base = load_initial_policy(start, self.mesh, c.get("hf")) if start \
-          else fresh_policy(c, self.mesh)
+      self.explore_base = initial_policy(c, self.mesh, start)
       if self.explore_base.config.vocab_size != self.policy.config.vocab_size:
         raise ConfigError(f"explore.init_from={start!r} has another vocabulary than the "
                           "exploit policy: they must share the tokenizer")

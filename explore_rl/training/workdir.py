@@ -7,6 +7,7 @@ model.json and latest checkpoint; RL configs start from an SFT run this way.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -80,6 +81,28 @@ def load_initial_policy(path: str, mesh=None, hf_kwargs=None) -> Policy:
   if hf_import.is_hf_checkpoint(path):
     return hf_import.load_hf_policy(path, mesh, **dict(hf_kwargs or {}))
   return load_policy(path, mesh)
+
+
+# ModelConfig fields that set how the model computes, not its parameters: a policy loaded
+# from `init_from` takes them from `config.model_overrides` too (the others are the
+# checkpoint's own).
+COMPUTE_FIELDS = ("matmul_dtype",)
+
+
+def initial_policy(config, mesh, path: str | None = None) -> Policy:
+  """A run's starting policy: loaded from `path` (default `config.init_from`; a run's
+  workdir or a HF checkpoint) with `config.model_overrides`' COMPUTE_FIELDS applied, or a
+  fresh model (`fresh_policy`) when the path is empty."""
+  path = config.init_from if path is None else path
+  if not path:
+    return fresh_policy(config, mesh)
+  policy = load_initial_policy(path, mesh, config.get("hf"))
+  compute = {k: v for k, v in config.model_overrides.items() if k in COMPUTE_FIELDS}
+  if not compute:
+    return policy
+  model_config = policy.config.replace(**compute)
+  graphdef, _ = transformer.abstract_init(model_config)
+  return dataclasses.replace(policy, config=model_config, graphdef=graphdef)
 
 
 def load_policy(workdir: str, mesh=None) -> Policy:

@@ -19,6 +19,7 @@ from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import response_logprobs
 from explore_rl.training.rl import train_rl
 from explore_rl.training.sft import train_sft
+from explore_rl.training.workdir import read_model_config
 
 BF16 = ml_collections.ConfigDict(dict(dtype="bfloat16", param_dtype="bfloat16"))
 TIMING = ("time_", "step_time", "tokens_per_s")
@@ -74,3 +75,20 @@ def test_bf16_rl_run_is_finite_end_to_end(tmp_path):
   rows = _finite_rows(str(tmp_path))
   assert rows[-1]["grad_norm"] > 0 and rows[-1]["updates_skipped_total"] == 0
   assert "pass@1" in rows[-1]
+
+
+def test_matmul_dtype_override_reaches_a_policy_loaded_from_init_from(tmp_path):
+  """model_overrides.matmul_dtype (bf16 matmul inputs, fp32 weights and activations:
+  models/dense.py) applies to an `init_from` checkpoint too, and is saved with the run."""
+  sft = str(tmp_path / "sft")
+  train_sft(load_config("sft:tiny", {"total_steps": 1, "eval_every": 1, "checkpoint_every": 1,
+                                     "max_response_len": 12}), sft, progress=False)
+  config = load_config("grpo:tiny", {"init_from": sft, "total_steps": 1, "rollout.num_samples": 4,
+                                     "max_response_len": 12, "objective.entropy_coef": 0.05})
+  config.model_overrides.matmul_dtype = "bfloat16"
+  config.model_overrides.hidden_size = 8      # a shape field: the checkpoint's own is kept
+  train_rl(config, str(tmp_path / "rl"), progress=False)
+  saved = read_model_config(str(tmp_path / "rl"))
+  assert saved.matmul_dtype == "bfloat16" and saved.hidden_size == read_model_config(sft).hidden_size
+  rows = _finite_rows(str(tmp_path / "rl"))
+  assert rows[-1]["grad_norm"] > 0 and rows[-1]["updates_skipped_total"] == 0
