@@ -53,11 +53,15 @@ def best_time(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) ->
 
 
 def matmul_peak_flops(n: int = 2048, *, repeats: int = 5, dtype=jnp.float32) -> float:
-  """Measured peak FLOP/s: a jitted [n, n] @ [n, n] matmul (2 n^3 FLOPs), best of `repeats`."""
+  """Measured peak FLOP/s: a jitted [n, n] @ [n, n] matmul (2 n^3 FLOPs), best of `repeats`.
+
+  Accumulated and returned in fp32, as the model's matmuls are: on the AMX CPU of
+  benchmarks/README.md a bf16 dot with an fp32 result ran at ~1,150 GFLOP/s, one with a
+  bf16 result at ~210, below fp32's ~260."""
   ka, kb = jax.random.split(jax.random.key(0))
   a = jax.random.normal(ka, (n, n), dtype)
   b = jax.random.normal(kb, (n, n), dtype)
-  matmul = jax.jit(jnp.matmul)
+  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
   return 2.0 * n ** 3 / best_time(lambda: matmul(a, b), repeats=repeats)
 
 

@@ -15,7 +15,8 @@ size, lengths, mini-batches, clip and loss aggregation, and the ratio of step ti
 Then the update's matmul efficiency: `rl_update` alone on packed mini-batches of
 32, 64 and 128 rows of the R = 128 steps, counting only real tokens,
 
-  FLOP/s = 6 * params * real tokens / time,  as a fraction of the measured f32 matmul peak,
+  FLOP/s = 6 * params * real tokens / time,  as a fraction of the measured matmul peak
+  (f32, or bf16 with --matmul-dtype bfloat16),
 
 and the compile time of a fresh `explore-rl train` (1 step) run twice with the
 same persistent compilation cache (the second must spend < 20% of the first).
@@ -32,6 +33,7 @@ Targets (issue 17): RL step >= 2.5x TRL's (goal 3x) at every point; the update a
   python benchmarks/rl_step.py --quick          # tiny, R 32, M 28, fresh, 1 timed step
   python benchmarks/rl_step.py --profile        # + the update's most expensive XLA ops
   python benchmarks/rl_step.py --no-trl --no-compile-cache
+  python benchmarks/rl_step.py --matmul-dtype bfloat16 [--trl-bf16]   # mixed precision
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ import time
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import _common
@@ -175,12 +178,13 @@ def char_tokenizer(tokenizer):
 
 
 def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
-                   from_weights: bool) -> list[dict]:
+                   from_weights: bool, bf16: bool = False) -> list[dict]:
   """Per timed RL step of TRL's GRPOTrainer (one generation + its optimizer steps), seconds:
   `step`, `sample` (HF generate), `rollout` (generate + rewards + old log-probs + advantages).
 
   from_weights: start from the run's `init_from` weights (exported with `hf_export`: the
-  SFT prior); else from a random init of the same shape."""
+  SFT prior); else from a random init of the same shape. bf16: TRL's `bf16=True` (fp32
+  weights, torch autocast to bf16 on the CPU)."""
   import datasets
   import torch
   import transformers
@@ -218,7 +222,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   warnings.simplefilter("ignore", FutureWarning)   # transformers 5 renames, not ours
   args = GRPOConfig(
       output_dir=workdir, use_cpu=True, use_vllm=False, report_to="none", save_strategy="no",
-      disable_tqdm=True, logging_steps=1_000_000, seed=c.seed, bf16=False,
+      disable_tqdm=True, logging_steps=1_000_000, seed=c.seed, bf16=bf16,
       max_steps=updates * (steps + warmup), num_generations=n,
       per_device_train_batch_size=groups * n // updates, steps_per_generation=updates,
       gradient_accumulation_steps=1, num_iterations=c.learner.epochs,
@@ -284,7 +288,10 @@ def point_config(args, rows: int, length: int, init: str):
                "init_from": "" if init == "fresh" else args.prior}
   if jax.device_count() > 1:   # data parallel: each device its share of the rows, as sampler.py
     overrides.update({"mesh.data": -1, "mesh.fsdp": 1})
-  return load_config(args.config, overrides)
+  config = load_config(args.config, overrides)
+  if args.matmul_dtype != "float32":   # bf16 matmul inputs, fp32 weights (models/dense.py)
+    config.model_overrides.matmul_dtype = args.matmul_dtype
+  return config
 
 
 def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float) -> dict:
@@ -315,7 +322,7 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
       profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
   if args.trl:
     trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"),
-                         from_weights=init != "fresh")
+                         from_weights=init != "fresh", bf16=args.trl_bf16)
     # JAX again after TRL, so both sides of the ratio saw the same range of machine load.
     runs += [rl.step(args.warmup + args.steps + s) for s in range(args.steps)]
     out["trl"] = {"step": min(r["step"] for r in trl), "sample": min(r["sample"] for r in trl),
@@ -327,7 +334,7 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
 
 def print_target_budget(points: list[dict], peak: float):
   """What 2.5x TRL's step leaves for our update, after our own sampling and scoring, as the
-  fraction of the f32 matmul peak the update would need (FLOPs = 6 * params * the step's
+  fraction of the matmul peak the update would need (FLOPs = 6 * params * the step's
   real tokens); beside it, the fraction TRL's update reaches on the same tokens."""
   print("\nthe 2.5x target as a budget: TRL step / 2.5 - our sample and score phases = the time "
         "left for our update; the fraction of the matmul peak it would need, and TRL's own:")
@@ -344,14 +351,17 @@ def print_target_budget(points: list[dict], peak: float):
                        "peak needed", "our update", "TRL update"], rows_out)
 
 
-def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int = 5):
+def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int = 96,
+                     repeats: int = 5):
   """One forward + backward of the model on [rows, length] tokens (no padding), loss
   mean(log_softmax), JAX jitted (one device) vs torch eager on the same shape: how fast each
-  framework runs the same graph on this CPU, apart from either trainer."""
+  framework runs the same graph on this CPU, apart from either trainer. With a bf16
+  `matmul_dtype`, torch runs under CPU autocast to bf16."""
+  import contextlib
   import torch
   from explore_rl.models import transformer
   from explore_rl.models.config import get_preset
-  mc = get_preset(preset)
+  mc = get_preset(preset, matmul_dtype=None if matmul_dtype == "float32" else matmul_dtype)
   graphdef, params = transformer.init(mc)
   tokens = np.random.default_rng(0).integers(0, mc.vocab_size, (rows, length)).astype(np.int32)
   loss = lambda p: jax.nn.log_softmax(transformer.forward(graphdef, p, tokens)).mean()
@@ -363,7 +373,10 @@ def forward_backward(preset: str, rows: int = 64, length: int = 96, repeats: int
 
   def torch_step():
     model.zero_grad()
-    torch.log_softmax(model(input_ids=ids).logits, -1).mean().backward()
+    with (torch.autocast("cpu", torch.bfloat16) if matmul_dtype == "bfloat16"
+          else contextlib.nullcontext()):
+      logits = model(input_ids=ids).logits
+    torch.log_softmax(logits.float(), -1).mean().backward()
   torch_s = _common.best_time(torch_step, repeats=repeats)
   return jax_s, torch_s, 6.0 * mc.num_params() * rows * length
 
@@ -387,6 +400,11 @@ def main():
                            "one device per core)")
   parser.add_argument("--no-forward-backward", action="store_true",
                       help="skip the JAX vs torch eager forward + backward of the model")
+  parser.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16"],
+                      help="the input dtype of JAX's projection matmuls (model_overrides."
+                           "matmul_dtype, models/dense.py); the peak is then this dtype's")
+  parser.add_argument("--trl-bf16", action="store_true",
+                      help="TRL with bf16=True (torch autocast on the CPU)")
   parser.add_argument("--quick", action="store_true",
                       help="tiny, R 32, M 28, fresh, one timed step")
   args = parser.parse_args()
@@ -404,8 +422,9 @@ def main():
   compile_time.start()
 
   print(_common.describe_machine())
-  peak = _common.matmul_peak_flops()
-  print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s")
+  peak = _common.matmul_peak_flops(dtype=jnp.dtype(args.matmul_dtype))
+  print(f"matmul peak ({args.matmul_dtype} 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s; JAX "
+        f"matmul inputs {args.matmul_dtype}, TRL {'bf16 autocast' if args.trl_bf16 else 'f32'}")
   c = load_config(args.config, {"model": args.preset})
   print(f"mesh: {'data parallel over ' if len(jax.devices()) > 1 else ''}"
         f"{len(jax.devices())} device(s)")
@@ -455,7 +474,7 @@ def main():
                       eff)
 
   if not args.no_forward_backward and _common.available("torch", "transformers"):
-    jax_s, torch_s, flops = forward_backward(args.preset)
+    jax_s, torch_s, flops = forward_backward(args.preset, args.matmul_dtype)
     print(f"\nforward + backward of {args.preset} on [64, 96] tokens (no padding): JAX jitted "
           f"{jax_s * 1e3:.0f} ms ({flops / jax_s / peak:.0%} of the peak), torch eager "
           f"{torch_s * 1e3:.0f} ms ({flops / torch_s / peak:.0%}): JAX/torch time "
