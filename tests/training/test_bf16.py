@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
@@ -50,16 +51,25 @@ def test_bf16_logprobs_are_fp32_and_agree_with_fp32():
   assert float(jnp.abs(ent16 - ent32).max()) < 0.1
 
 
-def test_bf16_sft_trains_finite_with_fp32_moments_and_tracks_fp32(tmp_path):
-  overrides = {"total_steps": 3, "eval_every": 3, "checkpoint_every": 3, "max_response_len": 12}
-  _, state32, _ = train_sft(load_config("sft:tiny", overrides), str(tmp_path / "fp32"),
-                            progress=False)
-  _, state16, _ = train_sft(load_config("sft:tiny", {**overrides, "model_overrides": BF16}),
+SFT_OVERRIDES = {"total_steps": 3, "eval_every": 3, "checkpoint_every": 3, "max_response_len": 12}
+
+
+@pytest.fixture(scope="module")
+def fp32_sft(tmp_path_factory):
+  """(workdir, final state) of 3 fp32 SFT steps of the tiny model."""
+  workdir = str(tmp_path_factory.mktemp("fp32_sft"))
+  _, state, _ = train_sft(load_config("sft:tiny", SFT_OVERRIDES), workdir, progress=False)
+  return workdir, state
+
+
+def test_bf16_sft_trains_finite_with_fp32_moments_and_tracks_fp32(tmp_path, fp32_sft):
+  fp32_dir, state32 = fp32_sft
+  _, state16, _ = train_sft(load_config("sft:tiny", {**SFT_OVERRIDES, "model_overrides": BF16}),
                             str(tmp_path / "bf16"), progress=False)
   assert {x.dtype for x in jax.tree.leaves(state16.params)} == {jnp.dtype(jnp.bfloat16)}
   moments = [x for x in jax.tree.leaves(state16.opt_state) if x.ndim > 0]
   assert moments and {x.dtype for x in moments} == {jnp.dtype(jnp.float32)}
-  rows32, rows16 = _finite_rows(str(tmp_path / "fp32")), _finite_rows(str(tmp_path / "bf16"))
+  rows32, rows16 = _finite_rows(fp32_dir), _finite_rows(str(tmp_path / "bf16"))
   for a, b in zip(rows32, rows16):
     for k in ("loss", "entropy"):
       np.testing.assert_allclose(b[k], a[k], rtol=3e-2, err_msg=f"step {a['step']}: {k}")
@@ -77,12 +87,10 @@ def test_bf16_rl_run_is_finite_end_to_end(tmp_path):
   assert "pass@1" in rows[-1]
 
 
-def test_matmul_dtype_override_reaches_a_policy_loaded_from_init_from(tmp_path):
+def test_matmul_dtype_override_reaches_a_policy_loaded_from_init_from(tmp_path, fp32_sft):
   """model_overrides.matmul_dtype (bf16 matmul inputs, fp32 weights and activations:
   models/dense.py) applies to an `init_from` checkpoint too, and is saved with the run."""
-  sft = str(tmp_path / "sft")
-  train_sft(load_config("sft:tiny", {"total_steps": 1, "eval_every": 1, "checkpoint_every": 1,
-                                     "max_response_len": 12}), sft, progress=False)
+  sft = fp32_sft[0]
   config = load_config("grpo:tiny", {"init_from": sft, "total_steps": 1, "rollout.num_samples": 4,
                                      "max_response_len": 12, "objective.entropy_coef": 0.05})
   config.model_overrides.matmul_dtype = "bfloat16"
