@@ -52,8 +52,9 @@ class ModelConfig:
           f"num_attention_heads={self.num_attention_heads} must be a multiple of "
           f"num_key_value_heads={self.num_key_value_heads}")
     for name in ("dtype", "param_dtype", "matmul_dtype"):
-      if getattr(self, name) not in _DTYPES and (name != "matmul_dtype" or self.matmul_dtype):
-        raise ConfigError(f"{name}={getattr(self, name)!r}; valid: {sorted(_DTYPES)}")
+      value = getattr(self, name)
+      if value not in _DTYPES and not (name == "matmul_dtype" and value is None):
+        raise ConfigError(f"{name}={value!r}; valid: {sorted(_DTYPES)}")
 
   @property
   def head_size(self) -> int:

@@ -12,8 +12,9 @@ fp32 (a `[4096, 512]ᵀ @ [4096, 2048]` dot: 54 ms; the same dot with `xᵀ` mat
 11-14 ms). A plain `transpose` or an optimisation barrier is folded back into the dot by
 the algebraic simplifier and layout assignment, so on CPU this module's backward copies
 `xᵀ` and `wᵀ` through a reshape, which nothing folds, and both dots become row-major.
-One forward + backward of `small` on [64, 96] tokens: fp32 987 ms, bf16 inputs through
-`nnx.Linear` 1041 ms, this module 627-684 ms (benchmarks/README.md, fourth pass).
+One forward + backward of `small` on [64, 96] tokens: fp32 987-1043 ms, bf16 inputs through
+`nnx.Linear` 1041 ms, this module 612-791 ms; the RL update 1.42-1.56x faster than in fp32
+(benchmarks/README.md, fourth pass).
 
 On GPU and TPU the backward uses plain transposes: their matmul units read either layout.
 """
