@@ -184,8 +184,10 @@ def rl_arm_config(method: str, *, prior: str, task: str, quick: bool,
     node = config
     for part in path:
       node = node[part]
-    # New keys only inside a hyper-parameter dict (e.g. loss_kwargs.clip_eps_high).
-    if last not in node and not (path and path[-1].endswith("_kwargs")):
+    # New keys only inside a hyper-parameter dict (e.g. loss_kwargs.clip_eps_high) or
+    # model_overrides (ModelConfig fields, checked when the model is built).
+    if last not in node and not (path and (path[-1].endswith("_kwargs")
+                                           or path[-1] == "model_overrides")):
       raise KeyError(f"config has no key {key!r}")
     node[last] = value
   if config.objective.aggregation == "seq-mean-token-sum-norm" and \

@@ -6,8 +6,8 @@ baseline are trained once for every experiment test). The tables must hold one r
 (task, arm), a verdict section, and the plots.
 
 Suite time: the experiments share `experiment.main_over_tasks` and have no task-specific
-code, so polyepo (and design_select, in its own test) run both task families and the other
-three one each, alternating (docs/testing.md).
+code, so polyepo (and design_select, in its own test) run both task families and the others
+one each, alternating (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import csv
 import pytest
 
 TASKS = {"entropy_mechanism": ("grid_paths",), "polyepo": ("partition", "grid_paths"),
-         "pkpo": ("partition",), "world_vs_path": ("grid_paths",)}
+         "pkpo": ("partition",), "world_vs_path": ("grid_paths",),
+         "mixed_precision": ("partition",)}
 
 
 def _expected(module, name: str, tasks) -> tuple[str, set]:
@@ -24,6 +25,8 @@ def _expected(module, name: str, tasks) -> tuple[str, set]:
   if name == "entropy_mechanism" or name == "polyepo":
     arms = ["SFT prior", *module.QUICK_ARMS]
     return "method", {(t, a) for t in tasks for a in arms}
+  if name == "mixed_precision":
+    return "method", {(t, a) for t in tasks for a in module.ARMS}
   if name == "pkpo":
     arms = [f"k_opt = {k}" for k in module.K_OPT] + [module.ANNEALED]
     return "method", {(t, a) for t in tasks for a in arms}
