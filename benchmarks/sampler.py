@@ -30,6 +30,7 @@ T = 1; the decode step at position 512 within 1.5x of its memory floor.
   python benchmarks/sampler.py --presets small --batches 16 --temperatures 1
   python benchmarks/sampler.py --quick              # tiny, batch 1/16, greedy, one timed run
   python benchmarks/sampler.py --no-hf              # JAX only
+  python benchmarks/sampler.py --matmul-dtype bfloat16   # JAX with bf16 matmul inputs
 """
 from __future__ import annotations
 
@@ -191,6 +192,9 @@ def main():
   parser.add_argument("--cpu-devices", type=int, default=_common.num_cores(),
                       help="XLA:CPU devices, the batch sharded over them (default: one per "
                            "core; 1: one device running the whole batch)")
+  parser.add_argument("--matmul-dtype", choices=["float32", "bfloat16"], default=None,
+                      help="JAX's matmul input dtype (ModelConfig.matmul_dtype, models/dense.py);"
+                           " the memory floor still counts the fp32 weights as stored; HF: fp32")
   parser.add_argument("--quick", action="store_true",
                       help="one timed run; unless given, presets tiny, batches 1/16, greedy")
   args = parser.parse_args()
@@ -212,12 +216,13 @@ def main():
   print(f"matmul peak (f32 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s; copy bandwidth (NumPy "
         f"64 MiB on each of {_common.num_cores()} threads at once, read + write): "
         f"{bandwidth / 1e9:.1f} GB/s")
+  print(f"JAX matmul inputs: {args.matmul_dtype or 'float32'}; HF: float32")
   print(f"decode: prompt {args.prompt_len}, {args.new_tokens} new tokens; best of "
         f"{args.repeats} (JAX) / {args.hf_repeats} (HF) timed runs after a warm-up")
 
   speed_rows, position_rows, jax_times, decoders = [], [], {}, {}
   for name in presets:
-    config = get_preset(name)
+    config = get_preset(name, matmul_dtype=args.matmul_dtype)
     decoder = decoders[name] = JaxDecoder(config)
     for temp in temperatures:
       for b in batches:
