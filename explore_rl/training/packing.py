@@ -62,6 +62,17 @@ def _first_fit(lengths: np.ndarray, row_len: int) -> tuple[list[list[int]], np.n
   return rows, offsets
 
 
+def _chunk_fits(lengths: np.ndarray, row_len: int, groups: int, row_multiple: int,
+                min_rows: int) -> tuple[list, int]:
+  """(each chunk's `_first_fit`, rows per chunk): the R sequences in `groups` consecutive
+  chunks, every chunk given the same row count, at least `min_rows` and a multiple of
+  `row_multiple`."""
+  chunk = len(lengths) // groups
+  fits = [_first_fit(lengths[g * chunk:(g + 1) * chunk], row_len) for g in range(groups)]
+  n_rows = max(min_rows, *(len(rows) for rows, _ in fits))
+  return fits, -(-n_rows // row_multiple) * row_multiple
+
+
 def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len: int,
          groups: int = 1, row_multiple: int = 1, min_rows: int = 0) -> Packed:
   """Pack R padded rows (prompt [R, P] left-padded, response [R, M] with prefix masks).
@@ -79,9 +90,7 @@ def pack(prompt_tokens, prompt_valid, response_tokens, response_mask, *, row_len
   if lengths.max() > row_len:
     raise ValueError(f"a sequence of {lengths.max()} tokens does not fit a row of {row_len}")
   chunk = r // groups
-  fits = [_first_fit(lengths[g * chunk:(g + 1) * chunk], row_len) for g in range(groups)]
-  n_rows = max(min_rows, *(len(rows) for rows, _ in fits))
-  n_rows = -(-n_rows // row_multiple) * row_multiple
+  fits, n_rows = _chunk_fits(lengths, row_len, groups, row_multiple, min_rows)
   tokens = np.zeros((groups * n_rows, row_len), np.int32)
   segments = np.zeros_like(tokens)
   positions = np.zeros_like(tokens)
@@ -155,11 +164,8 @@ class RowLayout:
 
   def _rows(self, lengths: np.ndarray, row_len: int) -> int:
     """Rows per chunk that `pack` would lay `lengths` out in at `row_len`."""
-    chunk = len(lengths) // self.groups
-    need = max(len(_first_fit(lengths[g * chunk:(g + 1) * chunk], row_len)[0])
-               for g in range(self.groups))
-    need = max(need, self.rows.get(row_len, 0))
-    return -(-need // self.row_multiple) * self.row_multiple
+    return _chunk_fits(lengths, row_len, self.groups, self.row_multiple,
+                       self.rows.get(row_len, 0))[1]
 
   def __call__(self, prompt_tokens, prompt_valid, response_tokens,
                response_mask) -> Packed | None:
