@@ -288,10 +288,9 @@ def point_config(args, rows: int, length: int, init: str):
                "init_from": "" if init == "fresh" else args.prior}
   if jax.device_count() > 1:   # data parallel: each device its share of the rows, as sampler.py
     overrides.update({"mesh.data": -1, "mesh.fsdp": 1})
-  config = load_config(args.config, overrides)
   if args.matmul_dtype != "float32":   # bf16 matmul inputs, fp32 weights (models/dense.py)
-    config.model_overrides.matmul_dtype = args.matmul_dtype
-  return config
+    overrides["model_overrides.matmul_dtype"] = args.matmul_dtype
+  return load_config(args.config, overrides)
 
 
 def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float) -> dict:
@@ -361,7 +360,7 @@ def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int
   import torch
   from explore_rl.models import transformer
   from explore_rl.models.config import get_preset
-  mc = get_preset(preset, matmul_dtype=None if matmul_dtype == "float32" else matmul_dtype)
+  mc = get_preset(preset, matmul_dtype=matmul_dtype)
   graphdef, params = transformer.init(mc)
   tokens = np.random.default_rng(0).integers(0, mc.vocab_size, (rows, length)).astype(np.int32)
   loss = lambda p: jax.nn.log_softmax(transformer.forward(graphdef, p, tokens)).mean()

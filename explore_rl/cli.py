@@ -88,14 +88,14 @@ def _check_override_keys(config) -> None:
   are `ModelConfig` fields checked when the model is built (`get_preset`), e.g.
   `--config.model_overrides.matmul_dtype=bfloat16`. A misspelt key is an error, never
   silently a new one. Locks `config` (no key can be added after this)."""
-  from explore_rl.config_files import load_config
+  from explore_rl.config_files import load_config, takes_new_keys
   flag = flags.FLAGS["config"]
   base = load_config(config_flags.get_config_filename(flag))
   for path in config_flags.get_override_values(flag):
     node, name = base, ""
     for part in path.split("."):
-      if name.endswith("_kwargs") or name == "model_overrides":
-        break          # inside a hyper-parameter dict: its keys are the component's
+      if takes_new_keys(name):
+        break          # inside a dict whose keys are its component's (or ModelConfig's)
       if not hasattr(node, "keys") or part not in node:
         raise UserError(f"unknown config key {path!r} in the --config.* overrides; see the "
                         "config file for its keys (new keys only inside a *_kwargs dict)")

@@ -12,8 +12,17 @@ def config_names() -> list[str]:
   return sorted(f[:-3] for f in os.listdir(CONFIG_DIR) if f.endswith(".py") and f[0] != "_")
 
 
+def takes_new_keys(name: str) -> bool:
+  """Whether the config dict `name` accepts keys its config file does not define: a
+  hyper-parameter dict (`*_kwargs`), whose keys are its component's, and `model_overrides`,
+  whose keys are `ModelConfig` fields (checked when the model is built). Anywhere else a
+  new key is a misspelling."""
+  return name.endswith("_kwargs") or name == "model_overrides"
+
+
 def load_config(spec: str, overrides: Mapping[str, object] | None = None):
-  """`spec` is a path or a name in configs/, optionally `:arg`; overrides use dotted keys."""
+  """`spec` is a path or a name in configs/, optionally `:arg`; overrides use dotted keys,
+  new ones only inside the dicts that take them (`takes_new_keys`)."""
   path, _, arg = spec.partition(":")
   if not path.endswith(".py"):
     if path not in config_names():
@@ -30,7 +39,7 @@ def load_config(spec: str, overrides: Mapping[str, object] | None = None):
       for part in node.split("."):
         target = target[part]
       key = rest[0]
-    if key not in target:
+    if key not in target and not (rest and takes_new_keys(node.rsplit(".", 1)[-1])):
       raise KeyError(f"config has no key {key!r}")
     target[key] = value
   return config

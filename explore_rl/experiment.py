@@ -178,18 +178,8 @@ def rl_arm_config(method: str, *, prior: str, task: str, quick: bool,
   task's max_response_len, as the configs set it from theirs."""
   scale = dict(RL_SCALES["quick" if quick else "full"])
   config = load_config(method, {"init_from": prior, "task": task, **TASK_SETTINGS[task],
-                                **scale, "checkpoint_every": scale["total_steps"]})
-  for key, value in (overrides or {}).items():
-    *path, last = key.split(".")
-    node = config
-    for part in path:
-      node = node[part]
-    # New keys only inside a hyper-parameter dict (e.g. loss_kwargs.clip_eps_high) or
-    # model_overrides (ModelConfig fields, checked when the model is built).
-    if last not in node and not (path and (path[-1].endswith("_kwargs")
-                                           or path[-1] == "model_overrides")):
-      raise KeyError(f"config has no key {key!r}")
-    node[last] = value
+                                **scale, "checkpoint_every": scale["total_steps"],
+                                **(overrides or {})})
   if config.objective.aggregation == "seq-mean-token-sum-norm" and \
       "objective.aggregation_kwargs.norm" not in (overrides or {}):
     config.objective.aggregation_kwargs.norm = config.max_response_len
