@@ -6,6 +6,7 @@ payload in this process first, to show the hazard is real and the payload works.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import pathlib
@@ -48,16 +49,24 @@ def _timed_score(task, problem, text):
 
 
 def _sandbox_uid_processes() -> list[int]:
-  """Host pids of processes running as one of the pool's unprivileged uids."""
-  base = scoring_pool().uid_base
+  """Host pids of this pool's processes that run as one of its unprivileged uids.
+
+  Under xdist other workers score with pools of their own (same uid range), so when
+  the pool has a pid namespace only processes inside it count.
+  """
+  pool = scoring_pool()
+  namespace = None
+  if pool.isolation.get("pid"):  # the server's parent is `unshare`, which made the namespace
+    namespace = os.readlink(f"/proc/{pool._proc.pid}/ns/pid_for_children")
   pids = []
   for entry in pathlib.Path("/proc").iterdir():
     try:
       status = (entry / "status").read_text()
+      inside = namespace is None or os.readlink(entry / "ns" / "pid") == namespace
     except OSError:
       continue
     for line in status.splitlines():
-      if line.startswith("Uid:") and int(line.split()[1]) >= base:
+      if line.startswith("Uid:") and int(line.split()[1]) >= pool.uid_base and inside:
         pids.append(int(entry.name))
   return pids
 
@@ -126,6 +135,13 @@ def test_fork_bomb_is_contained(task, problem):
   score, _ = _timed_score(task, problem, "__import__('os').fork()")
   assert score.reward == 0.0
   assert _sandbox_uid_processes() == []
+  if scoring_pool().isolation["unprivileged"]:  # control: a running child is seen
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+      busy = ex.submit(_timed_score, task, problem, "9**9**9")
+      seen = []
+      while not seen and not busy.done():
+        seen = _sandbox_uid_processes()
+      assert len(seen) == 1 and busy.result()[0].status == "timeout"
 
 
 def test_a_patched_library_does_not_leak_into_later_calls(task, problem):
