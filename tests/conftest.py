@@ -1,4 +1,4 @@
-"""Test-wide JAX set-up: 8 virtual CPU devices and a persistent compilation cache.
+"""Test-wide JAX set-up: 8 virtual CPU devices, LLVM -O0, the compilation cache off.
 
 XLA_FLAGS must be set before JAX initialises its backends, hence here at import.
 Single-device code runs on device 0; multi-device tests use all 8.
@@ -6,9 +6,11 @@ Single-device code runs on device 0; multi-device tests use all 8.
 import os
 import pathlib
 
-# (LLVM -O0 compiled faster but the two worker segfaults seen while compiling or
-# serialising the RL update both ran under it, so the suite compiles at XLA's default.)
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# LLVM -O0: XLA's compile is most of the suite's time (tiny shapes), and -O0 halves it
+# while the runs at these sizes are no slower (docs/testing.md). It is inherited by the
+# experiments and CLI runs the tests start.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
+                      "--xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 from explore_rl import compile_cache  # noqa: E402
@@ -18,8 +20,9 @@ from explore_rl import compile_cache  # noqa: E402
 # machine: the workers and the experiments they start share it). Writing an entry
 # serialises the executable, and that segfaulted a pytest worker once from a cold cache
 # (jax/_src/compilation_cache.py put_executable_and_time, XLA:CPU, JAX 0.10.2; a second
-# crash, with the cache off, was inside the compile itself); a fresh clone (CI) gains
-# little from a cache it starts empty.
+# crash, with the cache off, was inside the compile itself). A cache made fresh for each
+# run and shared by the workers did not pay either: 1311 s against 1261 s without it
+# (docs/testing.md).
 os.environ.setdefault(compile_cache.ENV, "off")
 compile_cache.enable()
 

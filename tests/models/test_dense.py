@@ -95,7 +95,9 @@ def test_bad_matmul_dtype_and_unknown_fields_are_config_errors():
 
 def test_sharded_bf16_matmul_gradients_equal_unsharded():
   """The materialised transposes under a data × fsdp × tensor mesh of the 8 test devices:
-  the same loss and gradients as one device."""
+  the same loss and gradients as one device, up to bf16 rounding. The sharded dots sum
+  their partial products in another order, so an activation can round to the neighbouring
+  bf16 value (2⁻⁸ apart); a wrong transpose would give gradients of O(1) relative error."""
   from explore_rl.models import sharding
   config = get_preset("tiny", matmul_dtype="bfloat16")
   graphdef, params = transformer.init(config)
@@ -108,6 +110,7 @@ def test_sharded_bf16_matmul_gradients_equal_unsharded():
   mesh = sharding.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
   got, got_grad = grad(sharding.shard_params(params, mesh),
                        jax.device_put(tokens, sharding.batch_sharding(mesh, 2)))
-  np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+  np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
   for a, b in zip(jax.tree.leaves(got_grad), jax.tree.leaves(want_grad)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.linalg.norm(a - b) <= 1e-2 * np.linalg.norm(b)
