@@ -138,9 +138,14 @@ class RowLayout:
   Candidate row lengths are (P + M) x ROW_LENGTH_FACTORS rounded up to multiples of 4: at
   least P + M, so a longer sequence never forces a change. Every new (length, rows) shape
   compiles the update again (seconds), while two candidates often differ by a few percent
-  from one mini-batch to the next, so the layout in use is kept until another would cost
-  `switch` less; each length keeps the most rows any of its mini-batches has needed, so
-  returning to an earlier layout reuses its shape.
+  from one mini-batch to the next. So a mini-batch takes, in this order:
+    1. the layout in use, if the mini-batch fits its compiled shape and it costs at most
+       `switch` more than the cheapest candidate;
+    2. else the cheapest compiled shape it fits within that margin (no compile);
+    3. else the cheapest candidate. A layout in use that must grow its rows compiles anyway,
+       so it is chosen again only if it is the cheapest.
+  Each length keeps the most rows any of its mini-batches has needed, so returning to an
+  earlier layout reuses its shape.
   """
 
   PADDED = 0   # `row_len` of the padded layout
@@ -152,15 +157,26 @@ class RowLayout:
     self.groups, self.row_multiple, self.switch = groups, row_multiple, switch
     self.rows: dict[int, int] = {}      # per row length: the most rows per chunk so far
     self.row_len: int | None = None     # the layout in use: a row length, PADDED, None (none yet)
+    self.padded_used = False            # whether the padded layout has been compiled
 
   def state_dict(self) -> dict:
     """The choices so far (JSON): a resumed run lays its mini-batches out as an uninterrupted
     one would."""
-    return {"row_len": self.row_len, "rows": {str(n): r for n, r in self.rows.items()}}
+    return {"row_len": self.row_len, "rows": {str(n): r for n, r in self.rows.items()},
+            "padded_used": self.padded_used}
 
   def load_state_dict(self, state: dict):
     self.row_len = state["row_len"]
     self.rows = {int(n): r for n, r in state["rows"].items()}
+    # Checkpoints from before the field: the padded layout is known compiled only if in use.
+    self.padded_used = state.get("padded_used", self.row_len == self.PADDED)
+
+  def _fits(self, lengths: np.ndarray, row_len: int) -> bool:
+    """Whether `lengths` fit a shape of this layout compiled already (no new compile)."""
+    if row_len == self.PADDED:
+      return self.padded_used
+    return row_len in self.rows and _chunk_fits(lengths, row_len, self.groups, self.row_multiple,
+                                                0)[1] <= self.rows[row_len]
 
   def _rows(self, lengths: np.ndarray, row_len: int) -> int:
     """Rows per chunk that `pack` would lay `lengths` out in at `row_len`."""
@@ -180,10 +196,13 @@ class RowLayout:
     cost[self.PADDED] = layout_cost(len(lengths) * self.padded_len, self.padded_len,
                                     packed=False)
     best = min(cost, key=cost.get)
-    if self.row_len is None or cost[self.row_len] > (1 + self.switch) * cost[best]:
-      self.row_len = best
+    compiled = [n for n in cost if cost[n] <= (1 + self.switch) * cost[best]
+                and self._fits(lengths, n)]
+    if self.row_len not in compiled:
+      self.row_len = min(compiled, key=cost.get) if compiled else best
     n = self.row_len
     if n == self.PADDED:
+      self.padded_used = True
       return None
     packed = pack(prompt_tokens, prompt_valid, response_tokens, response_mask, row_len=n,
                   groups=self.groups, row_multiple=self.row_multiple,

@@ -160,16 +160,33 @@ def test_row_layout_switches_only_to_a_layout_a_quarter_cheaper():
 
 
 _NEARLY_FULL = _rows_of([10, 10, 10, 1], [22, 22, 22, 2])   # compared as 34, 34, 34, 4
+_THREE_OF_16 = _rows_of([10] * 3, [6] * 3)                    # compared as 17
 
 
 def test_row_layout_keeps_its_layout_when_another_is_only_a_little_cheaper():
   layout = packing.RowLayout(10, 22)
   assert layout(*_rows_of([4] * 8, [5] * 8)).tokens.shape == (2, 40)
-  # Three full-length sequences and one of 3: padded rows (140.3) are the cheapest, rows of 40
-  # (3 rows, 141.1) within a quarter of them: no switch, and no new compile of the update.
-  assert layout(*_NEARLY_FULL).tokens.shape == (3, 40) and layout.rows[40] == 3
+  # Three sequences of 16 fit the 2 rows of 40 compiled already (94.1); one row of 64 would
+  # cost 80.1, 17% less: no switch, and no new compile of the update.
+  assert layout(*_THREE_OF_16).tokens.shape == (2, 40)
+  np.testing.assert_allclose(packing.layout_cost(64, 64), 80.1024)
+  assert packing.RowLayout(10, 22)(*_THREE_OF_16).tokens.shape == (1, 64)   # a fresh choice
+
+
+def test_row_layout_chooses_afresh_when_its_rows_must_grow_and_returns_to_compiled_shapes():
+  """A layout whose rows must grow compiles a new shape anyway, so the cheapest candidate is
+  taken then; later, a shape compiled already is preferred to a new one within the margin."""
+  layout = packing.RowLayout(10, 22)
+  assert layout(*_rows_of([4] * 8, [5] * 8)).tokens.shape == (2, 40)
+  # Three full-length sequences and one of 3 need 3 rows of 40 (141.1), a new shape: padded
+  # rows (140.3) are the cheapest and taken; 40 keeps its 2 rows.
+  assert layout(*_NEARLY_FULL) is None and layout.rows[40] == 2
   np.testing.assert_allclose(packing.layout_cost(4 * 32, 32, packed=False), 140.288)
   np.testing.assert_allclose(packing.layout_cost(3 * 40, 40), 141.12)
+  # Three sequences of 16: one row of 64 (80.1, new) is the cheapest, the padded rows in use
+  # (105.2) 31% dearer; the compiled 2 rows of 40 (94.1) are within a quarter: taken.
+  assert layout(*_THREE_OF_16).tokens.shape == (2, 40)
+  np.testing.assert_allclose(packing.layout_cost(3 * 32, 32, packed=False), 105.216)
 
 
 def test_row_layout_state_round_trips_through_json():
@@ -179,5 +196,7 @@ def test_row_layout_state_round_trips_through_json():
   layout(*_rows_of([4] * 8, [5] * 8))                          # rows of 40
   restored = packing.RowLayout(10, 22)
   restored.load_state_dict(json.loads(json.dumps(layout.state_dict())))
-  assert packing.RowLayout(10, 22)(*_NEARLY_FULL) is None      # padded is the cheapest
-  assert restored(*_NEARLY_FULL).tokens.shape == layout(*_NEARLY_FULL).tokens.shape == (3, 40)
+  assert packing.RowLayout(10, 22)(*_THREE_OF_16).tokens.shape == (1, 64)   # the cheapest
+  assert restored(*_THREE_OF_16).tokens.shape == layout(*_THREE_OF_16).tokens.shape == (2, 40)
+  assert restored(*_NEARLY_FULL) is None and layout(*_NEARLY_FULL) is None
+  assert restored.state_dict() == layout.state_dict() and layout.padded_used
