@@ -127,15 +127,19 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def place_on_mesh(tree, mesh: Mesh):
-  """Replicate over the mesh every leaf not already spread over all its devices.
+  """Replicate over the mesh every leaf not already laid out over all its devices by a
+  NamedSharding.
 
   Optimizer counters, steps and PRNG keys are created on one device; a jitted
-  step needs all its arguments on the same device set.
+  step needs all its arguments on the same device set. On a one-device mesh they are on
+  it already, but as single-device arrays, while the step returns them with a
+  NamedSharding: the jit cache keys on the sharding, so the second step compiled the
+  update again (every run on one device did, docs/testing.md).
   """
   full = set(mesh.devices.flat)
   return jax.tree.map(
-      lambda x: x if set(x.sharding.device_set) == full else jax.device_put(x, replicated(mesh)),
-      tree)
+      lambda x: x if isinstance(x.sharding, NamedSharding) and set(x.sharding.device_set) == full
+      else jax.device_put(x, replicated(mesh)), tree)
 
 
 def shard_params(params, mesh: Mesh, rules: Mapping[str, str | None] = DEFAULT_RULES):

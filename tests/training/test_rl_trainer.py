@@ -91,6 +91,26 @@ def test_two_steps_on_eight_devices_equal_one_device(tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
 
 
+def test_the_update_compiles_once_for_a_shape_on_one_device(tmp_path):
+  """The first step's train state is laid out as the update returns it (every leaf a
+  NamedSharding on the mesh), so the second update of a mini-batch shape reuses the first
+  one's executable: with the step counter and PRNG key as single-device arrays it compiled
+  again (the jit cache keys on the input shardings)."""
+  from jax.sharding import NamedSharding
+  from explore_rl import compile_time
+  compile_time.start()
+  trainer = RLTrainer(_config(**{"mesh.num_devices": 1, "learner.mini_batches": 1}),
+                      str(tmp_path), progress=False)
+  assert all(isinstance(x.sharding, NamedSharding) for x in jax.tree.leaves(trainer.state))
+  keys = jax.random.split(jax.random.key(0), 3)
+  scored, _ = trainer._rollout(1, keys[0])
+  _, adv, _ = trainer._advantages(scored, keys[1])
+  trainer._update(scored, adv, 1, keys[2])
+  compiled = compile_time.seconds()["xla"]
+  trainer._update(scored, adv, 2, keys[2])       # the same rows: the same layout and shapes
+  assert compile_time.seconds()["xla"] == compiled
+
+
 def test_select_groups_prefers_kept_then_informative():
   from explore_rl.training.rl import select_groups_to_train
   rewards = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float32)
