@@ -171,17 +171,17 @@ class RowLayout:
     # Checkpoints from before the field: the padded layout is known compiled only if in use.
     self.padded_used = state.get("padded_used", self.row_len == self.PADDED)
 
-  def _fits(self, lengths: np.ndarray, row_len: int) -> bool:
-    """Whether `lengths` fit a shape of this layout compiled already (no new compile)."""
-    if row_len == self.PADDED:
-      return self.padded_used
-    return row_len in self.rows and _chunk_fits(lengths, row_len, self.groups, self.row_multiple,
-                                                0)[1] <= self.rows[row_len]
-
   def _rows(self, lengths: np.ndarray, row_len: int) -> int:
     """Rows per chunk that `pack` would lay `lengths` out in at `row_len`."""
     return _chunk_fits(lengths, row_len, self.groups, self.row_multiple,
                        self.rows.get(row_len, 0))[1]
+
+  def _fits(self, lengths: np.ndarray, row_len: int) -> bool:
+    """Whether `lengths` fit a shape of this layout compiled already (no new compile): the
+    padded one once used; packed rows of `row_len` if they need no more than its most rows."""
+    if row_len == self.PADDED:
+      return self.padded_used
+    return row_len in self.rows and self._rows(lengths, row_len) == self.rows[row_len]
 
   def __call__(self, prompt_tokens, prompt_valid, response_tokens,
                response_mask) -> Packed | None:
