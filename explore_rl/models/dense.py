@@ -21,7 +21,6 @@ On GPU and TPU the backward uses plain transposes: their matmul units read eithe
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +30,16 @@ MATMUL_DTYPES = {"bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 def _materialised_t(a: jax.Array) -> jax.Array:
   """aᵀ for a 2-D `a`, as a row-major copy: the reshape between the two halves keeps
-  XLA from folding the transpose into the consuming dot's dimension numbers."""
+  XLA from folding the transpose into the consuming dot's dimension numbers.
+
+  The rows split as [g, n / g] with g the largest power of two dividing n (at most n / 2):
+  rows sharded over any power-of-two number of devices then split along g, whole blocks
+  per device, and stay where they are. A split into [n / 8, 8] lost the sharding whenever
+  n / 8 was not a multiple of the device count, and XLA all-gathered the activations of
+  every projection in the backward pass (benchmarks/README.md, sixth pass)."""
   n, d = a.shape
-  g = math.gcd(n, 8)
-  return a.reshape(n // g, g, d).transpose(2, 0, 1).reshape(d, n)
+  g = max(1, min(n & -n, n // 2))
+  return a.reshape(g, n // g, d).transpose(2, 0, 1).reshape(d, n)
 
 
 def _transposed(a: jax.Array) -> jax.Array:

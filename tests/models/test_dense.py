@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from explore_rl.errors import ConfigError
 from explore_rl.models import dense, transformer
@@ -114,3 +115,24 @@ def test_sharded_bf16_matmul_gradients_equal_unsharded():
   for a, b in zip(jax.tree.leaves(got_grad), jax.tree.leaves(want_grad)):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     assert np.linalg.norm(a - b) <= 1e-2 * np.linalg.norm(b)
+
+
+def test_data_sharded_backward_keeps_rows_on_their_devices():
+  """Rows sharded over the 8 test devices stay there in the backward pass: no all-gather of
+  activations. 96 rows are 12 per device; the transposing reshape that split them as
+  [96 / 8, 8] lost the sharding (12 is not a multiple of 8), and XLA gathered every
+  projection's activations onto every device. The gradients still equal one device's."""
+  from explore_rl.models import sharding
+  mesh = sharding.make_mesh({"data": 8, "fsdp": 1, "tensor": 1})
+  x, w, dy = _operands(96, 32, 48)
+
+  def loss(x, w, dy):
+    return (dense.matmul(x, w, BF16) * dy).sum()
+  grad = jax.jit(jax.grad(loss, (0, 1)))
+  rows = sharding.batch_sharding(mesh, 2)
+  args = (jax.device_put(x, rows), jax.device_put(w, NamedSharding(mesh, P())),
+          jax.device_put(dy, rows))
+  hlo = grad.lower(*args).compile().as_text()
+  assert "all-gather" not in hlo
+  for got, want in zip(grad(*args), grad(x, w, dy)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
