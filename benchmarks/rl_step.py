@@ -18,6 +18,8 @@ Then the update's matmul efficiency: `rl_update` alone on packed mini-batches of
   FLOP/s = 6 * params * real tokens / time,  as a fraction of the measured matmul peak
   (f32, or bf16 with --matmul-dtype bfloat16),
 
+beside the same fraction for the model's projection matmuls alone on the same tokens
+(`dense_dots`): the ceiling this model's matmul shapes put on the update on this machine,
 and the compile time of a fresh `explore-rl train` (1 step) run twice with the
 same persistent compilation cache (the second must spend < 20% of the first).
 
@@ -316,7 +318,9 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
       if r <= rows:
         batch, counts = rl.packed(r)
         secs = _common.best_time(rl.update_call(batch), repeats=5)
-        out["efficiency"][r] = (6.0 * params * counts["real"] / secs / peak, secs, counts)
+        dots_s, dots_flops = dense_dots(args.preset, args.matmul_dtype, counts["real"])
+        out["efficiency"][r] = (6.0 * params * counts["real"] / secs / peak, secs, counts,
+                                dots_flops / dots_s / peak)
     if args.profile:
       profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
   if args.trl:
@@ -348,6 +352,41 @@ def print_target_budget(points: list[dict], peak: float):
                      f"{flops / p['trl']['update'] / peak:.0%}"])
   _common.print_table(["init", "M", "R", "real tokens", "our update s", "update s left",
                        "peak needed", "our update", "TRL update"], rows_out)
+
+
+def dense_dots(preset: str, matmul_dtype: str, tokens: int, repeats: int = 5):
+  """The model's projection matmuls alone, forward + backward on `tokens` rows: every layer's
+  q, k, v, o, gate, up and down and the lm head, chained with as little else as possible, in
+  the update's matmul dtype (models/dense.py for bf16), rows over a data mesh of every device
+  as the update's. What XLA:CPU reaches on this model's matmul shapes at this token count:
+  the update does these dots plus attention, norms, the loss and the optimizer, so its share
+  of the peak on real tokens cannot pass this one's. Returns (seconds, FLOPs)."""
+  from jax.sharding import NamedSharding, PartitionSpec
+  from explore_rl.models import dense, sharding, transformer
+  from explore_rl.models.config import get_preset
+  _, params = transformer.init(get_preset(preset))
+  layers = [[layer["self_attn"][k]["kernel"] for k in ("q_proj", "k_proj", "v_proj", "o_proj")]
+            + [layer["mlp"][k]["kernel"] for k in ("gate_proj", "up_proj", "down_proj")]
+            for layer in params["layers"].values()]
+  head = params["lm_head"]["kernel"] if "lm_head" in params else params["embed_tokens"]["embedding"].T
+  low = dense.MATMUL_DTYPES.get(matmul_dtype)
+  mm = (lambda x, w: dense.matmul(x, w, low)) if low else jnp.dot
+
+  def loss(layers, head, x):
+    for q, k, v, o, gate, up, down in layers:
+      a = mm(x, q) + mm(x, k).mean(-1, keepdims=True) + mm(x, v).mean(-1, keepdims=True)
+      x = x + mm(a, o)
+      x = x + mm(jax.nn.silu(mm(x, gate)) * mm(x, up), down)
+    return mm(x, head).sum()
+
+  mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
+  tokens = -(-tokens // jax.device_count()) * jax.device_count()
+  x = jax.device_put(jax.random.normal(jax.random.key(0), (tokens, head.shape[0])),
+                     sharding.batch_sharding(mesh, 2))
+  layers, head = jax.device_put((layers, head), NamedSharding(mesh, PartitionSpec()))
+  grad = jax.jit(jax.grad(loss, (0, 1)))
+  weights = sum(w.size for w in jax.tree.leaves(layers)) + head.size
+  return _common.best_time(lambda: grad(layers, head, x), repeats=repeats), 6.0 * weights * tokens
 
 
 def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int = 96,
@@ -467,10 +506,13 @@ def main():
   print("\nupdate alone (rl_update, one packed mini-batch), FLOPs = 6 * params * real tokens "
         "(target >= 60% of the matmul peak):")
   eff = [[p["init"], p["length"], r, counts["real"], counts["packed"], f"{secs * 1e3:.0f}",
-          f"{frac * peak / 1e9:.1f}", f"{frac:.0%}"]
-         for p in points for r, (frac, secs, counts) in p["efficiency"].items()]
-  _common.print_table(["init", "M", "rows", "real tokens", "slots", "ms", "GFLOP/s", "of peak"],
-                      eff)
+          f"{frac * peak / 1e9:.1f}", f"{frac:.0%}", f"{dots:.0%}", f"{frac / dots:.0%}"]
+         for p in points for r, (frac, secs, counts, dots) in p["efficiency"].items()]
+  _common.print_table(["init", "M", "rows", "real tokens", "slots", "ms", "GFLOP/s", "of peak",
+                       "dots alone", "of dots"], eff)
+  print("(dots alone: the model's projection matmuls by themselves, forward + backward on the "
+        "same real tokens (`dense_dots`), as a share of the peak: the ceiling of this model's "
+        "matmul shapes; of dots: the update's speed as a share of that ceiling)")
 
   if not args.no_forward_backward and _common.available("torch", "transformers"):
     jax_s, torch_s, flops = forward_backward(args.preset, args.matmul_dtype)
