@@ -368,7 +368,8 @@ def dense_dots(preset: str, matmul_dtype: str, tokens: int, repeats: int = 5):
   layers = [[layer["self_attn"][k]["kernel"] for k in ("q_proj", "k_proj", "v_proj", "o_proj")]
             + [layer["mlp"][k]["kernel"] for k in ("gate_proj", "up_proj", "down_proj")]
             for layer in params["layers"].values()]
-  head = params["lm_head"]["kernel"] if "lm_head" in params else params["embed_tokens"]["embedding"].T
+  head = params["lm_head"]["kernel"] if "lm_head" in params \
+      else params["embed_tokens"]["embedding"].T
   low = dense.MATMUL_DTYPES.get(matmul_dtype)
   mm = (lambda x, w: dense.matmul(x, w, low)) if low else jnp.dot
 

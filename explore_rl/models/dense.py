@@ -37,7 +37,8 @@ def _materialised_t(a: jax.Array) -> jax.Array:
   are the batch, sharded over the data axes, and a split into [rows / 8, 8] lost that
   sharding whenever the rows per device were not a multiple of 8, so XLA all-gathered
   every projection's activations in the backward pass (benchmarks/README.md, sixth pass).
-  Blocks of 8 copy as fast as the row split did."""
+  The copy takes 0.8-1.9x the row split's time on the update's shapes, and the update's
+  time did not move at the layouts that had no gather."""
   n, d = a.shape
   g = math.gcd(d, 8)
   return a.reshape(n, d // g, g).transpose(1, 2, 0).reshape(d, n)
