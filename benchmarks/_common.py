@@ -28,8 +28,13 @@ def use_cpu_devices(n: int) -> None:
   mesh, each core runs its own rows: on the 2-core machine a decode of `small` at batch 64
   took 412 ms on two devices, 731-879 ms on one (benchmarks/README.md)."""
   flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_force_host_platform_device_count" not in flags:
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+  if "xla_force_host_platform_device_count" in flags:
+    return
+  os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+  if jax.default_backend() == "cpu" and len(jax.devices()) != n:
+    # the flag is read once, when the backends start: something ran JAX before this call
+    raise RuntimeError(f"asked for {n} XLA:CPU devices, but JAX had already started with "
+                       f"{len(jax.devices())}: call use_cpu_devices before any JAX work")
 
 
 def load_average() -> str:

@@ -454,8 +454,7 @@ def main():
   args.lengths = [int(m) for m in args.lengths.split(",")]
   args.inits = args.inits.split(",")
   args.trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
-  # before anything starts JAX's backends: training the SFT prior below would, and the
-  # device count set after it was ignored (a fresh machine ran the whole sweep on one device)
+  # first: training the SFT prior below starts JAX's backends
   _common.use_cpu_devices(args.cpu_devices)
   if "sft" in args.inits and not args.prior:
     from explore_rl.experiment import sft_prior
