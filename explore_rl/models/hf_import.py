@@ -19,20 +19,18 @@ sharded weight, let alone of the model.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from explore_rl.models import sharding, transformer
+from explore_rl.models.chat_tokenizer import CheckpointTokenizer, load_hf_tokenizer, read_json
 from explore_rl.models.config import ModelConfig
 from explore_rl.models.policy import Policy
-from explore_rl.models.tokenizer import HFTokenizer
 
 MODEL_TYPES = ("llama", "qwen2")
 ROPE_TYPES = ("default", "linear", "llama3")
@@ -44,13 +42,6 @@ _ROPE_KEYS = {"linear": ("factor",),
 # Buffers some older checkpoints carry; the model recomputes them.
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
-
-
-def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
 
 
 # -- config ----------------------------------------------------------------------------------
@@ -138,7 +129,7 @@ def hf_param_map(config: ModelConfig) -> dict[str, tuple[tuple, bool]]:
 def _tensor_files(path: str) -> dict[str, str]:
   """HF tensor name -> the safetensors file holding it."""
   from safetensors import safe_open
-  index = _read_json(os.path.join(path, SAFETENSORS_INDEX))
+  index = read_json(os.path.join(path, SAFETENSORS_INDEX))
   if index is not None:
     return {k: os.path.join(path, f) for k, f in index["weight_map"].items()}
   single = os.path.join(path, SAFETENSORS)
@@ -150,16 +141,40 @@ def _tensor_files(path: str) -> dict[str, str]:
     return {k: single for k in f.keys()}
 
 
-def _get(tree, path):
-  for k in path:
-    tree = tree[k]
-  return tree
+class ParamPlacer:
+  """Fills a params dict of `transformer.init`'s layout one tensor at a time.
 
+  `put(target, read)` places the tensor at `target` (a path into the params):
+  `read(index)` returns the host block at `index` (a tuple of slices in the
+  model's layout). With a mesh, each device's block of the `param_shardings`
+  placement is read and cast on its own (`jax.make_array_from_callback`), so the
+  host handles one block at a time and no device holds more than its own.
+  """
 
-def _set(tree: dict, path, value):
-  for k in path[:-1]:
-    tree = tree.setdefault(k, {})
-  tree[path[-1]] = value
+  def __init__(self, config: ModelConfig, mesh=None):
+    _, self.abstract = transformer.abstract_init(config)
+    self.shardings = sharding.param_shardings(self.abstract, mesh) if mesh is not None else None
+    self.params: dict = {}
+
+  @staticmethod
+  def _get(tree, path):
+    for k in path:
+      tree = tree[k]
+    return tree
+
+  def shape(self, target) -> tuple[int, ...]:
+    return self._get(self.abstract, target).shape
+
+  def put(self, target, read) -> None:
+    shape = self.shape(target)
+    if self.shardings is None:
+      value = jax.device_put(read(tuple(slice(None) for _ in shape)))
+    else:
+      value = jax.make_array_from_callback(shape, self._get(self.shardings, target), read)
+    tree = self.params
+    for k in target[:-1]:
+      tree = tree.setdefault(k, {})
+    tree[target[-1]] = value
 
 
 def _is_ignorable(name: str, config: ModelConfig, read) -> bool:
@@ -182,14 +197,12 @@ def load_hf_params(path: str, model_config: ModelConfig, *, mesh=None, dtype=Non
   """
   from safetensors import safe_open
   dtype = np.dtype(model_config.weight_dtype if dtype is None else dtype)
-  _, abstract = transformer.abstract_init(model_config)
-  shardings = sharding.param_shardings(abstract, mesh) if mesh is not None else None
+  placer = ParamPlacer(model_config, mesh)
   wanted = hf_param_map(model_config)
   files = _tensor_files(path)
   missing = sorted(set(wanted) - set(files))
   if missing:
     raise ValueError(f"{len(missing)} tensors missing from {path!r}, e.g. {missing[:3]}")
-  params: dict = {}
   by_file: dict[str, list[str]] = {}
   for name, file in files.items():
     by_file.setdefault(file, []).append(name)
@@ -201,7 +214,7 @@ def load_hf_params(path: str, model_config: ModelConfig, *, mesh=None, dtype=Non
             raise ValueError(f"unexpected tensor {name!r} in {file}")
           continue
         target, transpose = wanted[name]
-        expected = _get(abstract, target).shape
+        expected = placer.shape(target)
         block = f.get_slice(name)
         shape = tuple(block.get_shape())
         if (shape[::-1] if transpose else shape) != expected:
@@ -213,132 +226,8 @@ def load_hf_params(path: str, model_config: ModelConfig, *, mesh=None, dtype=Non
             return np.ascontiguousarray(block[index[::-1]].T).astype(dtype)
           return block[index].astype(dtype)
 
-        full = tuple(slice(None) for _ in expected)
-        if shardings is None:
-          value = jax.device_put(read(full))
-        else:
-          value = jax.make_array_from_callback(expected, _get(shardings, target), read)
-        _set(params, target, value)
-  return params
-
-
-# -- tokenizer and chat template -------------------------------------------------------------
-
-def read_chat_template(path: str) -> str | None:
-  """The chat template from `chat_template.jinja` (transformers 5) or `tokenizer_config.json`.
-
-  A list of named templates (`[{"name": ..., "template": ...}]`) gives the one named
-  "default".
-  """
-  jinja = os.path.join(path, "chat_template.jinja")
-  if os.path.exists(jinja):
-    with open(jinja) as f:
-      return f.read()
-  template = (_read_json(os.path.join(path, "tokenizer_config.json")) or {}).get("chat_template")
-  if isinstance(template, list):
-    template = {t["name"]: t["template"] for t in template}.get("default")
-  return template
-
-
-@functools.lru_cache(maxsize=16)
-def _compile_template(template: str):
-  """jinja2 set up as transformers does: sandboxed, trim/lstrip blocks, loop controls,
-  `raise_exception`, `strftime_now` and a `tojson` that keeps non-ASCII."""
-  import jinja2
-  from jinja2.ext import loopcontrols
-  from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-  def raise_exception(message):
-    raise jinja2.exceptions.TemplateError(message)
-
-  def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
-
-  env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                      extensions=[loopcontrols])
-  env.filters["tojson"] = tojson
-  env.globals["raise_exception"] = raise_exception
-  env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-  return env.from_string(template)
-
-
-def render_chat_template(template: str, messages: Sequence[Mapping[str, Any]], *,
-                         add_generation_prompt: bool = True, **variables) -> str:
-  """Render `messages` ([{"role", "content"}]) with a checkpoint's jinja chat template.
-
-  `variables` are what the template may read besides `messages`,
-  `add_generation_prompt`, `tools` and `documents` (e.g. bos_token, eos_token).
-  """
-  return _compile_template(template).render(
-      messages=[dict(m) for m in messages], tools=None, documents=None,
-      add_generation_prompt=add_generation_prompt, **variables)
-
-
-def _token_content(token) -> str | None:
-  """tokenizer_config stores special tokens as strings or AddedToken dicts."""
-  return token.get("content") if isinstance(token, dict) else token
-
-
-class CheckpointTokenizer(HFTokenizer):
-  """A checkpoint's `tokenizer.json` with its special tokens and chat template.
-
-  Special tokens come from `tokenizer_config.json`, else from the ids in
-  `config.json`; PAD falls back to EOS. Checkpoints without a BOS token (Qwen2)
-  add nothing for `bos=True`. With `chat_prompts`, `encode(text, bos=True)` (how
-  the trainer encodes prompts) encodes the chat template rendered for one user
-  message with the generation prompt, so an instruct model sees its own format.
-  """
-
-  SPECIALS = ("bos", "eos", "pad", "unk")
-
-  def __init__(self, path: str, *, chat_prompts: bool = False):
-    from tokenizers import Tokenizer
-    file = os.path.join(path, "tokenizer.json")
-    tok_config = _read_json(os.path.join(path, "tokenizer_config.json")) or {}
-    model_json = _read_json(os.path.join(path, "config.json")) or {}
-    raw = Tokenizer.from_file(file)
-    tokens = {}
-    for name in self.SPECIALS:
-      token = _token_content(tok_config.get(f"{name}_token"))
-      token_id = model_json.get(f"{name}_token_id")
-      if isinstance(token_id, list):  # several EOS ids (Llama 3 instruct): the first
-        token_id = token_id[0] if token_id else None
-      if token is None and token_id is not None:
-        token = raw.id_to_token(token_id)
-      if token is not None and raw.token_to_id(token) is None:
-        raise ValueError(f"{name}_token {token!r} is not in {file}")
-      tokens[name] = token
-    super().__init__(file, bos_token=tokens["bos"], eos_token=tokens["eos"],
-                     pad_token=tokens["pad"])
-    if self.eos_id is None:
-      raise ValueError(f"{path!r} names no EOS token (tokenizer_config.json eos_token or "
-                       "config.json eos_token_id): generation could never stop")
-    self.special_tokens = {f"{k}_token": v for k, v in tokens.items() if v is not None}
-    self.chat_template = read_chat_template(path)
-    self.chat_prompts = chat_prompts
-    if chat_prompts and self.chat_template is None:
-      raise ValueError(f"chat_prompts=True but {path!r} has no chat template")
-
-  def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
-                          add_generation_prompt: bool = True) -> str:
-    if self.chat_template is None:
-      raise ValueError("this checkpoint has no chat template")
-    return render_chat_template(self.chat_template, messages,
-                                add_generation_prompt=add_generation_prompt,
-                                **self.special_tokens)
-
-  def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
-    if bos and self.chat_prompts:  # the template writes any BOS itself
-      text, bos = self.apply_chat_template([{"role": "user", "content": text}]), False
-    return super().encode(text, bos=bos and self.bos_id is not None, eos=eos)
-
-
-def load_hf_tokenizer(path: str, *, chat_prompts: bool = False) -> CheckpointTokenizer | None:
-  """The checkpoint's tokenizer, or None when it has no tokenizer.json."""
-  if not os.path.exists(os.path.join(path, "tokenizer.json")):
-    return None
-  return CheckpointTokenizer(path, chat_prompts=chat_prompts)
+        placer.put(target, read)
+  return placer.params
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -376,7 +265,7 @@ def is_hf_checkpoint(path: str) -> bool:
 
 
 def read_hf_config(path: str, dtype=jnp.float32) -> ModelConfig:
-  config_json = _read_json(os.path.join(path, "config.json"))
+  config_json = read_json(os.path.join(path, "config.json"))
   if config_json is None:
     raise FileNotFoundError(f"no config.json in {path!r}")
   return config_from_hf(config_json, dtype)

@@ -43,12 +43,13 @@ class CharTokenizer:
 
 
 class HFTokenizer:
-  """A `tokenizers.Tokenizer` (from a checkpoint's tokenizer.json) with the same API."""
+  """A `tokenizers.Tokenizer` (a checkpoint's tokenizer.json, or one built in memory from a
+  GGUF file's metadata) with the same API."""
 
-  def __init__(self, path: str, *, bos_token: str | None = None, eos_token: str | None = None,
+  def __init__(self, tokenizer, *, bos_token: str | None = None, eos_token: str | None = None,
                pad_token: str | None = None):
     from tokenizers import Tokenizer
-    self._tok = Tokenizer.from_file(path)
+    self._tok = Tokenizer.from_file(tokenizer) if isinstance(tokenizer, str) else tokenizer
     self._tok.no_padding()
     self._tok.no_truncation()
     tid = self._tok.token_to_id
