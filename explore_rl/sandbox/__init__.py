@@ -3,6 +3,8 @@
 `SandboxPool(preload=[...]).map("module:function", [kwargs, ...])` -> `list[Result]`;
 `shared_pool(...)` is the process-wide pool for given settings.
 """
-from explore_rl.sandbox.pool import STATUSES, Result, SandboxPool, probe_namespaces, shared_pool
+from explore_rl.sandbox.pool import (STATUSES, Result, SandboxPool, SandboxUnavailable,
+                                     probe_namespaces, shared_pool)
 
-__all__ = ["STATUSES", "Result", "SandboxPool", "probe_namespaces", "shared_pool"]
+__all__ = ["STATUSES", "Result", "SandboxPool", "SandboxUnavailable", "probe_namespaces",
+           "shared_pool"]

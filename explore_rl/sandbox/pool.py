@@ -35,6 +35,7 @@ import atexit
 import concurrent.futures
 import dataclasses
 import functools
+import importlib.util
 import itertools
 import json
 import logging
@@ -45,6 +46,9 @@ import sys
 import threading
 import time
 from typing import Any, Mapping, Sequence
+
+from explore_rl.errors import UserError
+from explore_rl.sandbox.faults import INFRASTRUCTURE
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,31 @@ class Result:
   value: Any = None  # the scorer's JSON value when status == "ok"
   reason: str = ""  # why a call failed
   seconds: float = 0.0  # the child's wall time
+  fault: str = ""  # a failed call's: "answer" or "infrastructure" (docs/design.md, sandbox)
+
+
+class SandboxUnavailable(UserError):
+  """The pool cannot score: its children cannot see the project or a scorer library, or
+  a known-correct answer does not score 1 (one line naming what is hidden or missing)."""
+
+
+def _package_root() -> str:
+  """The directory that holds the `explore_rl` package (the server's PYTHONPATH)."""
+  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _module_location(name: str) -> str | None:
+  """Where the host imports module `name` from (its package directory or file), or None
+  when the host cannot find it."""
+  try:
+    spec = importlib.util.find_spec(name)
+  except (ImportError, ValueError):
+    return None
+  if spec is None:
+    return None
+  if spec.submodule_search_locations:
+    return list(spec.submodule_search_locations)[0]
+  return spec.origin if spec.origin and os.path.exists(spec.origin) else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,13 +123,18 @@ class SandboxPool:
     slot its own unprivileged uid (`uid_base + slot`, owned by no account) so a child
     cannot signal or trace another. Only applies when the pool runs as root.
   namespaces: False runs without `unshare` (for platforms where it misbehaves).
+  checks: trusted "module:function" scorers without arguments that return 1.0 (a
+    known-correct answer's score); with the visibility of the project and of every
+    preloaded library the host can import, they make the self-test that runs whenever
+    the server starts. A failing self-test refuses to start (`SandboxUnavailable`).
   """
 
   def __init__(self, *, preload: Sequence[str] = (), max_workers: int | None = None,
                deadline_s: float = 5.0, cpu_s: float = 3.0, memory_mb: int = 1024,
                fsize_mb: int = 8, uid: int | None = None, uid_base: int = 2_000_000_000,
-               namespaces: bool = True, python: str = sys.executable):
-    self.preload = tuple(preload)
+               namespaces: bool = True, python: str = sys.executable,
+               checks: Sequence[str] = ()):
+    self.preload, self.checks = tuple(preload), tuple(checks)
     self.max_workers = int(max_workers or max(4, 2 * (os.cpu_count() or 1)))
     self.defaults = {"deadline_s": float(deadline_s), "cpu_s": float(cpu_s),
                      "memory_mb": int(memory_mb), "fsize_mb": int(fsize_mb)}
@@ -127,8 +161,7 @@ class SandboxPool:
     cmd = [self.python, "-m", "explore_rl.sandbox.server", json.dumps(config)]
     if flags:
       cmd = [shutil.which("unshare"), *flags, "--fork", "--kill-child", "--", *cmd]
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package_root,
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _package_root(),
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "NUMEXPR_NUM_THREADS": "1", "HOME": "/nonexistent"}
@@ -165,11 +198,65 @@ class SandboxPool:
     self._counts["server_starts"] += 1
     threading.Thread(target=self._reader, args=(proc,), daemon=True,
                      name="sandbox-pool-reader").start()
+    problem = self._self_test(proc)
+    if problem:
+      self._proc = None
+      proc.kill()
+      proc.wait()
+      raise SandboxUnavailable(f"sandbox scoring pool refused to start: {problem}")
     for fn, kwargs in self._warm:  # replies to these ids find no future and are dropped
+      self._write(proc, {"warm": fn, "kwargs": json.loads(kwargs)})
+
+  def _write(self, proc: subprocess.Popen, msg: dict) -> concurrent.futures.Future:
+    """Send one request to `proc` (caller holds the write lock); its reply's future."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    with self._lock:
+      msg = {**msg, "id": next(self._ids)}
+      self._futures[msg["id"]] = future
+    try:
+      proc.stdin.write(json.dumps(msg) + "\n")
+      proc.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
       with self._lock:
-        req_id = next(self._ids)
-      proc.stdin.write(json.dumps({"id": req_id, "warm": fn, "kwargs": json.loads(kwargs)}) + "\n")
-    proc.stdin.flush()
+        self._futures.pop(msg["id"], None)
+      future.set_result(Result("error", reason="sandbox server is gone", fault=INFRASTRUCTURE))
+    return future
+
+  def _self_test(self, proc: subprocess.Popen, extra: Sequence[tuple[str, Mapping]] = ()) -> str:
+    """What stops this server from scoring ("" if nothing), checked with trusted input in
+    its own children: the project and the preloaded libraries the host can import must
+    be readable there, must have been imported by the server, and every check must score
+    1.0. Runs on every (re)start; costs a few forks."""
+    locations = {"the project's source": _package_root()}
+    for module in self.preload:
+      where = _module_location(module)
+      if where is not None:  # a library the host lacks is not configured here
+        locations[module] = where
+        failed = self.isolation["preload_failed"]
+        if module in failed:
+          return (f"its children cannot import {module} ({failed[module]}), "
+                  f"which this process imports from {where}")
+    timeout = self.defaults["deadline_s"] + 30.0
+    fn = "explore_rl.sandbox.server:unreadable"
+    result = self._write(proc, {"fn": fn, "kwargs": {"paths": sorted(set(locations.values()))},
+                                **self.defaults}).result(timeout=timeout)
+    if result.status != "ok":
+      return f"its children cannot run Python code of the project ({result.reason})"
+    if result.value:
+      hidden = ", ".join(f"{p} ({', '.join(k for k, v in locations.items() if v == p)})"
+                         for p in result.value)
+      return (f"its children cannot read {hidden}: hidden by the sandbox's private mounts "
+              f"(mounted: {', '.join(self.isolation['mounted']) or 'none'}) or unreadable "
+              "to its unprivileged uid")
+    for check, kwargs in [(c, {}) for c in self.checks] + list(extra):
+      result = self._write(proc, {"fn": check, "kwargs": dict(kwargs), **self.defaults}
+                           ).result(timeout)
+      value = result.value
+      if result.status != "ok" or isinstance(value, bool) \
+          or not isinstance(value, (int, float)) or not value >= 1.0:
+        got = repr(value) if result.status == "ok" else f"{result.status}: {result.reason}"
+        return f"a known-correct answer of {check} does not score 1.0 ({got})"
+    return ""
 
   def _ensure(self) -> None:
     """Start the server if it is not running (caller holds the write lock)."""
@@ -182,7 +269,7 @@ class SandboxPool:
       try:
         msg = json.loads(line)
         result = Result(msg["status"], msg.get("value"), msg.get("reason", ""),
-                        float(msg.get("seconds", 0.0)))
+                        float(msg.get("seconds", 0.0)), msg.get("fault", ""))
         req_id = int(msg["id"])
       except (ValueError, KeyError, TypeError):
         log.warning("sandbox pool: unreadable server line %r", line[:200])
@@ -202,29 +289,17 @@ class SandboxPool:
       self._proc = None
     for future in futures.values():
       if not future.done():
-        future.set_result(Result("error", reason=reason))
+        future.set_result(Result("error", reason=reason, fault=INFRASTRUCTURE))
 
   def _send(self, fn: str, kwargs: Mapping, *, warm: bool = False,
             **limits) -> concurrent.futures.Future:
-    future: concurrent.futures.Future = concurrent.futures.Future()
     # Writes hold only the write lock: the reader thread must always be able to drain
     # replies, or a server blocked on a full stdout pipe would stop reading requests.
     with self._write_lock:
       self._ensure()
-      proc = self._proc
       msg = {"kwargs": dict(kwargs)}
       msg.update({"warm": fn} if warm else {"fn": fn, **self.defaults, **limits})
-      with self._lock:
-        msg["id"] = req_id = next(self._ids)
-        self._futures[req_id] = future
-      try:
-        proc.stdin.write(json.dumps(msg) + "\n")
-        proc.stdin.flush()
-      except (BrokenPipeError, OSError, ValueError):
-        with self._lock:
-          self._futures.pop(req_id, None)
-        future.set_result(Result("error", reason="sandbox server is gone"))
-    return future
+      return self._write(self._proc, msg)
 
   # -- public API ----------------------------------------------------------------------------
   def warm(self, fn: str, **kwargs) -> Result:
@@ -259,7 +334,8 @@ class SandboxPool:
         log.warning("sandbox pool: no reply within %.0f s; restarting the server", budget)
         self._restart()
         results.append(future.result(timeout=5.0) if future.done()
-                       else Result("error", reason="no reply from the sandbox server"))
+                       else Result("error", reason="no reply from the sandbox server",
+                                   fault=INFRASTRUCTURE))
     with self._lock:
       for r in results:
         self._counts["calls"] += 1
@@ -267,6 +343,15 @@ class SandboxPool:
         self._seconds["total"] += r.seconds
         self._seconds["max"] = max(self._seconds["max"], r.seconds)
     return results
+
+  def self_test(self, extra: Sequence[tuple[str, Mapping]] = ()) -> str:
+    """The start-up self-test run again on the running server, with `extra` known-correct
+    calls ("module:function", kwargs) that must return a number >= 1: "" when the
+    children can still score, else one line naming what is hidden or missing. Callers
+    run it when many calls fail, to tell a broken scorer from answers that crash it."""
+    with self._write_lock:
+      self._ensure()  # a (re)start runs the self-test itself and raises if it fails
+      return self._self_test(self._proc, extra)
 
   def call(self, fn: str, **kwargs) -> Result:
     """One call of `fn(**kwargs)` (see `map`)."""

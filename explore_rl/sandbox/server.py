@@ -32,7 +32,8 @@ Protocol (JSON lines): requests on stdin
                                                             (trusted set-up, e.g. caches)
 and replies on stdout
   {"hello": {...}} once, then
-  {"id": int, "status": "ok"|"timeout"|"error", "value": ..., "reason": str, "seconds": float}
+  {"id": int, "status": "ok"|"timeout"|"error", "value": ..., "reason": str, "seconds": float,
+   "fault": "answer"|"infrastructure" (failed calls only)}
 """
 from __future__ import annotations
 
@@ -48,16 +49,21 @@ import selectors
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import time
+
+from explore_rl.sandbox.faults import ANSWER, INFRASTRUCTURE
 
 MAX_RESULT_BYTES = 1 << 16
 MAX_REQUEST_BYTES = 1 << 24
 # Directories any user may write to; a private tmpfs hides each one in the mount namespace.
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
 _PR_SET_NO_NEW_PRIVS = 38
+# mount(2) flags (linux/mount.h)
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_NOATIME, _MS_NODIRATIME, _MS_BIND, _MS_REC = 32, 1024, 2048, 4096, 16384
+_MS_RELATIME = 1 << 21
 try:  # loaded once here, not in every child
   _LIBC = ctypes.CDLL(None, use_errno=True)
   _LIBC.prctl  # noqa: B018 - fails where there is no prctl
@@ -73,22 +79,116 @@ def resolve(path: str):
   return getattr(importlib.import_module(module), attr)
 
 
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+  """mount(2) through libc: no `mount` binary, and no path canonicalisation, which would
+  turn a /proc/self/fd source back into the (now hidden) path it names."""
+  enc = lambda s: None if s is None else s.encode()
+  if _LIBC is None or _LIBC.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
+                                  enc(data)) != 0:
+    err = ctypes.get_errno() if _LIBC is not None else errno.ENOSYS
+    raise OSError(err, os.strerror(err), target)
+
+
+def _needed_paths() -> set[str]:
+  """Real paths the children must read: the interpreter (prefixes, executable), every
+  `sys.path` entry (the project's source root comes in as PYTHONPATH) and the directory
+  of every module imported so far (editable installs outside `sys.path`)."""
+  paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
+           *sys.path}
+  paths.update(os.path.dirname(f) for m in list(sys.modules.values())
+               if isinstance(f := getattr(m, "__file__", None), str))
+  return {os.path.realpath(p) for p in paths if p and os.path.exists(p)}
+
+
+def _outermost_under(directory: str, paths: set[str]) -> list[str]:
+  """The paths strictly inside `directory`, without those inside another of them."""
+  inside = sorted(p for p in paths if p.startswith(directory.rstrip("/") + "/"))
+  out: list[str] = []
+  for p in inside:
+    if not out or not p.startswith(out[-1] + "/"):
+      out.append(p)
+  return out
+
+
+def _read_only_flags(path: str) -> int:
+  """Flags for a read-only remount of the bind at `path`: MS_RDONLY plus the flags the
+  mount already has (a user namespace refuses a remount that would clear locked ones)."""
+  f_flag = os.statvfs(path).f_flag
+  keep = {os.ST_NOSUID: _MS_NOSUID, os.ST_NODEV: _MS_NODEV, os.ST_NOEXEC: _MS_NOEXEC,
+          os.ST_NOATIME: _MS_NOATIME, os.ST_NODIRATIME: _MS_NODIRATIME,
+          os.ST_RELATIME: _MS_RELATIME}
+  flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+  return flags | sum(ms for st, ms in keep.items() if f_flag & st)
+
+
+def _hide_except(directory: str, keep: list[str], tmpfs_options: str) -> tuple[list, dict]:
+  """Mount an empty tmpfs over `directory`, then bind each path of `keep` (inside it)
+  back at its own place, read-only.
+
+  Each kept path is opened (O_PATH) before the tmpfs hides it and bound from that
+  descriptor afterwards, so no staging directory is needed anywhere. Returns (the
+  paths bound back, {path: why it failed}); raises OSError if the tmpfs mount fails.
+  """
+  fds = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in keep}
+  try:
+    _mount("sandbox", directory, "tmpfs", _MS_NOSUID | _MS_NODEV, tmpfs_options)
+    bound, failed = [], {}
+    for path, fd in fds.items():
+      try:
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+          os.makedirs(path, mode=0o755, exist_ok=True)
+        else:
+          os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+          open(path, "a").close()
+        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+        _mount(None, path, None, _read_only_flags(path))
+        bound.append(path)
+      except OSError as e:
+        failed[path] = str(e)
+    return bound, failed
+  finally:
+    for fd in fds.values():
+      os.close(fd)
+
+
 def _mount_private_dirs() -> dict:
-  """In a new mount (+pid) namespace: tmpfs over world-writable dirs, a fresh /proc."""
+  """In a new mount (+pid) namespace: tmpfs over world-writable dirs, a fresh /proc.
+
+  What the children need to run Python (the interpreter, the virtualenv, the project's
+  source) stays visible wherever it lives: paths inside a hidden directory (a clone or a
+  virtualenv under /tmp) are bound back read-only, and so are paths below a private
+  home that other uids cannot enter (a Python under /root/.pyenv), whose rest is hidden.
+  """
+  needed = _needed_paths()
   done, failed = [], {}
+
+  def hide(directory: str, keep: list[str], options: str, label: str) -> None:
+    try:
+      bound, not_bound = _hide_except(directory, keep, options)
+    except OSError as e:
+      failed[directory] = str(e)
+      return
+    done.append(directory)
+    done.extend(f"{p} ({label}, bound back read-only)" for p in bound)
+    failed.update(not_bound)
+
   for path in WORLD_WRITABLE:
-    if not os.path.isdir(path) or os.path.islink(path):
-      continue
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=1777,nosuid,nodev",
-                        "sandbox", path], capture_output=True, text=True)
-    (done.append(path) if r.returncode == 0 else failed.__setitem__(path, r.stderr.strip()))
-  r = subprocess.run(["mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc"],
-                     capture_output=True, text=True)
-  (done.append("/proc") if r.returncode == 0 else failed.__setitem__("/proc", r.stderr.strip()))
-  if "/tmp" in done:
-    exposed, not_exposed = _expose_python()
-    done += [f"{p} (python installation, bound back)" for p in exposed]
-    failed.update(not_exposed)
+    if os.path.isdir(path) and not os.path.islink(path):
+      hide(path, _outermost_under(path, needed), "size=256m,mode=1777", "needed by Python")
+  blocked: set[str] = set()
+  for path in needed:
+    hit = _blocked_ancestor(path)
+    if hit:
+      blocked.add(hit[0])
+  for ancestor in sorted(blocked):
+    hide(ancestor, _outermost_under(ancestor, needed), "size=1m,mode=0755",
+         "python installation")
+  try:
+    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    done.append("/proc")
+  except OSError as e:
+    failed["/proc"] = str(e)
   return {"mounted": done, "mount_failed": failed}
 
 
@@ -103,48 +203,10 @@ def _blocked_ancestor(path: str) -> tuple[str, str] | None:
   return None
 
 
-def _expose_python() -> tuple[list[str], dict]:
-  """Make the interpreter's own files reachable by the unprivileged children.
-
-  A Python installed under a private home (/root/.pyenv) cannot be read by another
-  uid, so a scorer that imports a module lazily would fail in the child. In the mount
-  namespace: bind the needed subtree aside, hide the private directory under an empty
-  tmpfs, and bind the subtree back at its path; the rest of that home stays hidden.
-  """
-  paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                         os.path.dirname(sys.executable), *sys.path)
-           if p and os.path.isdir(p)}
-  blocked: dict[str, set[str]] = {}
-  for path in paths:
-    hit = _blocked_ancestor(path)
-    if hit:
-      blocked.setdefault(hit[0], set()).add(hit[1])
-  done, failed = [], {}
-  run = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True)
-  for n, (ancestor, children) in enumerate(sorted(blocked.items())):
-    staged = []
-    for child in sorted(children):
-      stage = f"/tmp/.expose-{n}-{len(staged)}"
-      os.makedirs(stage)
-      r = run("mount", "--bind", os.path.join(ancestor, child), stage)
-      if r.returncode:
-        failed[os.path.join(ancestor, child)] = r.stderr.strip()
-        continue
-      staged.append((child, stage))
-    if not staged:
-      continue
-    r = run("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755,nosuid,nodev", "sandbox", ancestor)
-    if r.returncode:
-      failed[ancestor] = r.stderr.strip()
-      continue
-    for child, stage in staged:
-      target = os.path.join(ancestor, child)
-      os.makedirs(target, exist_ok=True)
-      r = run("mount", "--bind", stage, target)
-      (done.append(target) if r.returncode == 0 else failed.__setitem__(target, r.stderr.strip()))
-      run("umount", stage)
-      os.rmdir(stage)
-  return done, failed
+def unreadable(paths: list[str]) -> list[str]:
+  """The paths of `paths` this process cannot read (the pool's start-up self-test runs
+  it in a child: the project, the virtualenv and the scorer libraries must be visible)."""
+  return [p for p in paths if not os.access(p, os.R_OK)]
 
 
 def can_import(name: str) -> bool:
@@ -234,7 +296,7 @@ class Server:
       self.free_slots.append(slot)
       shutil.rmtree(scratch, ignore_errors=True)
       self.reply({"id": req["id"], "status": "error", "reason": f"scorer: {e!r}"[:300],
-                  "seconds": 0.0})
+                  "fault": INFRASTRUCTURE, "seconds": 0.0})
       return
     rfd, wfd = os.pipe()
     pid = os.fork()
@@ -358,11 +420,11 @@ class Server:
     status = job.status
     if job.killed is not None:
       msg.update(status="timeout" if job.killed == "wall deadline" else "error",
-                 reason=job.killed)
+                 reason=job.killed, fault=INFRASTRUCTURE if job.killed == "pool closed" else ANSWER)
     elif os.WIFSIGNALED(status):
       sig = os.WTERMSIG(status)
       cpu = sig in (signal.SIGXCPU, signal.SIGKILL)  # SIGKILL: the CPU hard limit
-      msg.update(status="timeout" if cpu else "error",
+      msg.update(status="timeout" if cpu else "error", fault=ANSWER,
                  reason=("cpu limit" if cpu else f"killed by {signal.Signals(sig).name}"))
     else:
       try:
@@ -370,13 +432,17 @@ class Server:
       except (ValueError, RecursionError, UnicodeDecodeError):
         result = None
       if not isinstance(result, dict):
-        msg.update(status="error", reason=f"unreadable result (exit code {os.WEXITSTATUS(status)})")
+        msg.update(status="error", fault=ANSWER,
+                   reason=f"unreadable result (exit code {os.WEXITSTATUS(status)})")
       elif "error" in result:
-        msg.update(status="error", reason=str(result["error"])[:300])
+        # A child's report is a label, not proof (faults.py).
+        reason = str(result["error"])[:300]
+        msg.update(status="error", reason=reason,
+                   fault=INFRASTRUCTURE if reason.startswith("confinement failed") else ANSWER)
       elif "value" in result and os.WEXITSTATUS(status) == 0:
         msg.update(status="ok", value=result["value"])
       else:
-        msg.update(status="error", reason=f"exit code {os.WEXITSTATUS(status)}")
+        msg.update(status="error", fault=ANSWER, reason=f"exit code {os.WEXITSTATUS(status)}")
     self.reply(msg)
 
   # -- requests ------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ def warm_math_verify() -> None:
     sandbox_verify(gold, answer)
 
 
+def self_check() -> float:
+  """math-verify's verdict on a known-correct pair (the scoring pool's self-test)."""
+  return sandbox_verify("\\frac{1}{2}", "0.5")
+
+
 def warm_pool() -> None:
   """Warm math-verify in the shared scoring pool (once per pool; replayed on restarts)."""
   scoring_pool().warm(WARM_FN)
@@ -225,11 +230,14 @@ class JsonlTask(Task):
   sandboxed = True
 
   def __init__(self, path: str | Sequence[str], *, prompt_template: str = "{question}",
-               deadline_s: float = 5.0, cpu_s: float = 3.0, memory_mb: int = 1024):
+               deadline_s: float = 5.0, cpu_s: float = 3.0, memory_mb: int = 1024,
+               max_scorer_errors: float = 0.5):
     self.records = load_jsonl(path)
     self.prompt_template = prompt_template
+    # max_scorer_errors: the fraction of a batch's calls that may fail before the pool is
+    # re-checked and a broken scorer stops the run (tasks/registry.py, sandbox_scores).
     self.limits = {"deadline_s": float(deadline_s), "cpu_s": float(cpu_s),
-                   "memory_mb": int(memory_mb)}
+                   "memory_mb": int(memory_mb), "max_scorer_errors": float(max_scorer_errors)}
     self._levels = np.array([r["difficulty"] for r in self.records])
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
@@ -290,9 +298,13 @@ class JsonlTask(Task):
     return out
 
   def _verify(self, problems: Sequence[Problem], finals: Sequence[str]) -> list[Score]:
+    if not problems:
+      return []
     warm_pool()
+    gold = problems[0].answer  # a gold answer verifies against itself
     return sandbox_scores(SANDBOX_FN, [{"gold": p.answer, "answer": a}
-                                       for p, a in zip(problems, finals)], **self.limits)
+                                       for p, a in zip(problems, finals)],
+                          reference={"gold": gold, "answer": gold}, **self.limits)
 
   def parsed_answer(self, problem: Problem, parsed: str) -> str:
     return answers.normalize(parsed)

@@ -174,6 +174,14 @@ def sandbox_score(dataset: str, levels: Mapping, user_config: Mapping, answer: s
   return float(scorer.score_answer(answer, record))
 
 
+def self_check() -> float:
+  """reasoning-gym's score of a chain_sum problem's own answer (the scoring pool's
+  self-test: the library and its lazily imported modules work in a child)."""
+  scorer = _scorer("chain_sum", {}, {})
+  record = scorer[0]
+  return float(scorer.score_answer(record["answer"], record))
+
+
 # -- the task family ----------------------------------------------------------------------------
 
 class ReasoningGymTask(Task):
@@ -188,7 +196,8 @@ class ReasoningGymTask(Task):
                use_curriculum: bool = True, partial_credit: bool = False,
                ascii_prompts: bool = True, max_prompt_chars: int | None = None,
                num_problems: int = 100_000, deadline_s: float = 5.0, cpu_s: float = 3.0,
-               memory_mb: int = 1024, check_references: int = 2):
+               memory_mb: int = 1024, check_references: int = 2,
+               max_scorer_errors: float = 0.5):
     factory = _rg()
     if dataset not in factory.DATASETS:
       raise ValueError(f"unknown reasoning-gym dataset {dataset!r}; valid names: "
@@ -202,8 +211,10 @@ class ReasoningGymTask(Task):
     self.seed, self.partial_credit = int(seed), bool(partial_credit)
     self.ascii_prompts, self.max_prompt_chars = bool(ascii_prompts), max_prompt_chars
     self.num_problems = int(num_problems)
+    # max_scorer_errors: the fraction of a batch's calls that may fail before the pool is
+    # re-checked and a broken scorer stops the run (tasks/registry.py, sandbox_scores).
     self.limits = {"deadline_s": float(deadline_s), "cpu_s": float(cpu_s),
-                   "memory_mb": int(memory_mb)}
+                   "memory_mb": int(memory_mb), "max_scorer_errors": float(max_scorer_errors)}
     self.curriculum_levels: dict[str, int] = {}
     if use_curriculum and factory.has_curriculum(dataset):
       curriculum = factory.create_curriculum(dataset)
@@ -387,4 +398,6 @@ class ReasoningGymTask(Task):
     for levels in {json.dumps(c["levels"], sort_keys=True) for c in calls}:
       pool.warm(WARM_FN, dataset=self.dataset, levels=json.loads(levels),
                 user_config=self._user_config_json)
-    return sandbox_scores(SANDBOX_FN, calls, partial_credit=self.partial_credit, **self.limits)
+    reference = self._call_kwargs(problems[0], self._parse(problems[0], problems[0].solution))
+    return sandbox_scores(SANDBOX_FN, calls, partial_credit=self.partial_credit,
+                          reference=reference, **self.limits)

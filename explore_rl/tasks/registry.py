@@ -9,6 +9,8 @@ with one sandbox round trip for all third-party scorers of the batch.
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 import threading
 from typing import Mapping, Sequence
@@ -19,11 +21,16 @@ from explore_rl.registry import Registry
 from explore_rl.tasks.base import OK, TRUNCATED, WRONG, Problem, Score, Task
 
 TASKS: Registry[type[Task]] = Registry("task")
+log = logging.getLogger(__name__)
 
 # Modules the shared scoring pool's fork server imports once (the third-party scorers
 # and the task modules whose sandbox entry points call them).
 SANDBOX_PRELOAD = ("reasoning_gym", "math_verify", "explore_rl.tasks.reasoning_gym",
                    "explore_rl.tasks.jsonl")
+# The pool's start-up self-test: (a scorer of a known-correct answer that must return 1.0,
+# the library it needs); a check runs where that library is installed.
+SANDBOX_CHECKS = (("explore_rl.tasks.jsonl:self_check", "math_verify"),
+                  ("explore_rl.tasks.reasoning_gym:self_check", "reasoning_gym"))
 
 
 def get_task(name: str, **kwargs) -> Task:
@@ -121,21 +128,34 @@ def score_batch(problems: Sequence[Problem], responses: Sequence[str],
 def scoring_pool(**limits):
   """The process-wide sandbox pool the third-party scorers share (explore_rl/sandbox)."""
   from explore_rl.sandbox import shared_pool  # a subprocess only when a family needs it
-  return shared_pool(preload=SANDBOX_PRELOAD, **limits)
+  checks = tuple(fn for fn, library in SANDBOX_CHECKS if importlib.util.find_spec(library))
+  return shared_pool(preload=SANDBOX_PRELOAD, checks=checks, **limits)
 
 
 def sandbox_scores(fn: str, calls: Sequence[Mapping], *, partial_credit: bool = False,
+                   reference: Mapping | None = None, max_scorer_errors: float = 0.5,
                    **limits) -> list[Score]:
   """`fn(**call)` for each call in the shared scoring pool, as Scores.
 
   A value >= 1 is correct (OK); below it is wrong with reward 0, or with the clipped
   value when `partial_credit`; a timeout or failure is reward 0 with status "timeout" /
   "error", as is a value that is not a finite number.
+
+  When more than `max_scorer_errors` of the calls fail (timeouts do not count: they are
+  the answers'), the pool's self-test runs again with `reference` (the kwargs of a
+  known-correct call of `fn`): if the scorer cannot score a correct answer either, it is
+  broken, not the answers, and this raises `SandboxUnavailable` (one line) instead of
+  scoring the batch 0. Otherwise the failures were the answers' and scoring goes on.
   """
   if not calls:
     return []
+  pool = scoring_pool()
+  results = pool.map(fn, calls, **limits)
+  errors = [r for r in results if r.status == "error"]
+  if len(errors) > max_scorer_errors * len(results):
+    _stop_if_scorer_broken(pool, fn, errors, len(results), reference)
   out = []
-  for r in scoring_pool().map(fn, calls, **limits):
+  for r in results:
     value = r.value
     if r.status != "ok":
       out.append(Score(0.0, r.status))
@@ -149,6 +169,17 @@ def sandbox_scores(fn: str, calls: Sequence[Mapping], *, partial_credit: bool = 
     else:
       out.append(WRONG)
   return out
+
+
+def _stop_if_scorer_broken(pool, fn: str, errors: Sequence, num_calls: int,
+                           reference: Mapping | None) -> None:
+  from explore_rl.sandbox import SandboxUnavailable
+  problem = pool.self_test(extra=() if reference is None else ((fn, reference),))
+  if problem:
+    raise SandboxUnavailable(f"{len(errors)} of {num_calls} calls of {fn} failed "
+                             f"(first: {errors[0].reason}) and {problem}")
+  log.warning("%d of %d calls of %s failed (first: %s); the self-test passes, so the answers "
+              "made them fail", len(errors), num_calls, fn, errors[0].reason)
 
 
 def family_counts(problems: Sequence[Problem], rewards: np.ndarray,

@@ -19,8 +19,9 @@ import pytest
 
 pytest.importorskip("reasoning_gym")
 
-from explore_rl.sandbox import SandboxPool, codec  # noqa: E402
+from explore_rl.sandbox import SandboxPool, SandboxUnavailable, codec  # noqa: E402
 from explore_rl.tasks import get_task, sample_problems, scoring_pool  # noqa: E402
+from explore_rl.tasks.registry import sandbox_scores  # noqa: E402
 
 DEADLINE = 2.0
 SLACK = 2.0  # fork, reap and reply on a busy 2-core machine
@@ -155,6 +156,29 @@ def test_a_patched_library_does_not_leak_into_later_calls(task, problem):
   # ... but it patched a discarded child: later calls see the real numpy.isclose.
   scores = task.score_many([problem] * 4, [_answer(wrong)] * 4)
   assert [(s.reward, s.status) for s in scores] == [(0.0, "wrong")] * 4
+
+
+def test_answers_that_crash_the_scorer_score_zero_and_scoring_goes_on(task, problem, caplog):
+  # Every call errors (the answer ends its own child), more than the task's
+  # max_scorer_errors: the pool re-checks with the problem's own solution, which scores,
+  # so the failures are the answers' and the batch scores 0 instead of stopping the run.
+  crash = _answer("__import__('os')._exit(3)")
+  with caplog.at_level(logging.WARNING):
+    scores = task.score_many([problem] * 4, [crash] * 4)
+  assert [(s.reward, s.status) for s in scores] == [(0.0, "error")] * 4
+  assert "the self-test passes, so the answers made them fail" in caplog.text
+
+
+def test_a_scorer_that_cannot_run_stops_scoring_with_one_line(problem):
+  calls = [{"answer": "1"}] * 4
+  with pytest.raises(SandboxUnavailable) as e:
+    sandbox_scores("explore_rl.tasks.no_such_scorer:score", calls, reference={"answer": "1"})
+  message = str(e.value)
+  assert "\n" not in message
+  assert message.startswith("4 of 4 calls of explore_rl.tasks.no_such_scorer:score failed "
+                            "(first: scorer: ModuleNotFoundError")
+  assert "a known-correct answer of explore_rl.tasks.no_such_scorer:score does not score 1.0" \
+      in message
 
 
 # The payloads of the tests above (harmless here: each runs in a discarded child).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 import numpy as np
+import pytest
 
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
@@ -77,9 +78,7 @@ if "rg_bare_answers" not in TASKS:
   TASKS.register("rg_bare_answers")(BareAnswers)
 
 
-def test_rl_on_a_mixture_with_a_sandboxed_family_logs_the_pool(tmp_path):
-  from explore_rl.training.rl import train_rl
-  family = "rg_bare_answers:chain_sum"
+def _rl_mixture_config(family):
   c = load_config("grpo:tiny")
   c.curriculum = "mixture"
   c.curriculum_kwargs = ml_collections.ConfigDict(
@@ -88,6 +87,13 @@ def test_rl_on_a_mixture_with_a_sandboxed_family_logs_the_pool(tmp_path):
   c.difficulty = 0.0                      # the held-out problems' (every family's) level
   c.max_prompt_len, c.max_response_len = 128, 24
   c.model_overrides = ml_collections.ConfigDict({"max_position_embeddings": 160})
+  return c
+
+
+def test_rl_on_a_mixture_with_a_sandboxed_family_logs_the_pool(tmp_path):
+  from explore_rl.training.rl import train_rl
+  family = "rg_bare_answers:chain_sum"
+  c = _rl_mixture_config(family)
   train_rl(c, str(tmp_path), progress=False)
   rows = read_metrics(str(tmp_path))
   groups = c.rollout.prompts_per_step
@@ -103,3 +109,17 @@ def test_rl_on_a_mixture_with_a_sandboxed_family_logs_the_pool(tmp_path):
     assert r["sandbox_calls_total"] == total_calls
   assert total_calls > 0
   assert f"{family}/pass@1" in rows[-1] and "arithmetic/pass@1" in rows[-1]
+
+
+def test_rl_stops_when_the_sandboxed_scorer_cannot_run(tmp_path, monkeypatch):
+  # The scorer's module cannot be imported in the sandbox: every call of the family
+  # fails, and the run stops with one line instead of learning from zero rewards.
+  from explore_rl.sandbox import SandboxUnavailable
+  from explore_rl.tasks import reasoning_gym
+  from explore_rl.training.rl import train_rl
+  broken = "explore_rl.tasks.no_such_scorer:sandbox_score"
+  monkeypatch.setattr(reasoning_gym, "SANDBOX_FN", broken)
+  with pytest.raises(SandboxUnavailable, match=rf"calls of {broken} failed \(first: scorer: "
+                     r"ModuleNotFoundError.*\) and a known-correct answer of ") as e:
+    train_rl(_rl_mixture_config("rg_bare_answers:chain_sum"), str(tmp_path), progress=False)
+  assert "\n" not in str(e.value)
