@@ -9,16 +9,21 @@ and forks a fresh, confined child per call, so a call that patches a library (sa
 
 Isolation, from outside in (each layer is reported in `isolation` and `metrics()`):
 - `unshare --net --mount --pid --fork --kill-child` (util-linux): no network but a
-  downed loopback, private tmpfs over every world-writable directory, a fresh /proc
-  without host processes, and everything killed when the server exits. When the
-  platform refuses the namespaces the pool runs without them and logs why.
+  downed loopback, private tmpfs over every world-writable directory (with what Python
+  needs bound back read-only: a project or virtualenv under /tmp still imports), a
+  fresh /proc without host processes, and everything killed when the server exits.
+  When the platform refuses the namespaces the pool runs without them and logs why.
+- a self-test whenever the server starts: the project and the scorer libraries must be
+  visible and importable in a child, and known-correct answers must score 1.0; else
+  the pool refuses to start (`SandboxUnavailable`, one line).
 - per call: an unprivileged uid (root only), an empty scratch directory, limits on
   CPU time, address space, file size, open files and processes, a wall deadline
   after which the child's whole process group is killed.
 
 A call returns a `Result` with status `ok` (the scorer's JSON value), `timeout`
 (wall deadline or CPU limit) or `error` (crash, kill, exception, oversized or
-unreadable result); callers turn the last two into reward 0. Results come back as
+unreadable result); callers turn the last two into reward 0. `Result.fault` says whose
+fault a failure is, the answer's or the infrastructure's (`faults.py`). Results come back as
 JSON: nothing from a child is unpickled. Calls run concurrently (`max_workers`
 children at a time), so a batch costs about its slowest call plus the fork
 overhead (`benchmarks/sandbox_pool.py`).

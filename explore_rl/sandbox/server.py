@@ -23,7 +23,8 @@ and parses JSON. A child still running at its wall deadline is killed with its
 whole process group. When started through `unshare --net --mount --pid` (see
 `pool.py`), the server first mounts private tmpfs over the world-writable
 directories and a fresh /proc, so children see an empty /tmp, no host processes and
-no network but a downed loopback.
+no network but a downed loopback; what Python needs under a hidden directory (the
+project, the virtualenv) is bound back read-only (`_mount_private_dirs`).
 
 Protocol (JSON lines): requests on stdin
   {"id": int, "fn": "module:function", "kwargs": {...}, "deadline_s": float,
