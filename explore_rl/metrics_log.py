@@ -6,6 +6,11 @@ loss). Appending to it would glue the next row onto the fragment, so
 `MetricsWriter` repairs the file when it opens it: a last line that parses gets
 its newline, one that does not is cut off, with a warning. `read_metrics`
 names each bad line as `file:line`.
+
+A run killed after writing rows it had not yet checkpointed resumes from its last
+checkpoint and writes those steps again: `MetricsWriter(initial_step=...)` first drops
+the rows past the step it resumes from (an atomic rewrite) and TensorBoard's events past
+it (`purge_step`), so every reader sees each step once.
 """
 from __future__ import annotations
 
@@ -88,22 +93,58 @@ def _plain(v):
   return v
 
 
+def drop_rows_after(path: str, step: int) -> int:
+  """Removes the rows of `path` whose step is > `step` (a killed run's tail that its
+  resume writes again); returns how many. Rewrites the file only when its last row is
+  past `step`, atomically (a temporary file, fsync, rename), so a kill during the
+  rewrite leaves the old file or the new one."""
+  if not os.path.exists(path):
+    return 0
+  with open(path, "rb") as f:
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - _BLOCK))
+    tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    last = _parse_row(tail)
+    if last is not None and last["step"] <= step:
+      return 0
+    f.seek(0)
+    lines = f.readlines()
+  keep = [line for line in lines if (row := _parse_row(line)) is None or row["step"] <= step]
+  tmp = f"{path}.tmp"
+  with open(tmp, "wb") as out:
+    out.writelines(keep)
+    out.flush()
+    os.fsync(out.fileno())
+  os.replace(tmp, path)
+  return len(lines) - len(keep)
+
+
 class MetricsWriter:
-  """Appends one JSON object per step to DIR/metrics.jsonl and scalars to TensorBoard."""
+  """Appends one JSON object per step to DIR/metrics.jsonl and scalars to TensorBoard.
+
+  initial_step: the step a training run starts from (0, or its restored checkpoint's):
+  rows past it are dropped first (module docstring). None appends to what is there.
+  """
 
   def __init__(self, workdir: str, *, tensorboard: bool = True, total_steps: int | None = None,
-               initial_step: int = 0, desc: str = "train", progress: bool = True):
+               initial_step: int | None = None, desc: str = "train", progress: bool = True):
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
     repaired = repair_torn_last_line(self.path)
     if repaired:
       log.warning("metrics: %s", repaired)
+    dropped = 0 if initial_step is None else drop_rows_after(self.path, initial_step)
+    if dropped:
+      log.warning("metrics: %s: dropped %d rows past step %d, the checkpoint this run "
+                  "resumes from (they are written again)", self.path, dropped, initial_step)
     self._file = open(self.path, "a")
     self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-    self._bar = tqdm(total=total_steps, initial=initial_step, desc=desc, dynamic_ncols=True,
+      # Events of steps > initial_step, left by a killed run, are hidden from TensorBoard.
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
+                               purge_step=None if initial_step is None else initial_step + 1)
+    self._bar = tqdm(total=total_steps, initial=initial_step or 0, desc=desc, dynamic_ncols=True,
                      disable=not progress)
 
   def write(self, step: int, metrics: Mapping[str, object]):

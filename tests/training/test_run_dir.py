@@ -212,6 +212,29 @@ def test_torn_last_metrics_line_is_repaired_on_reopen(tmp_path, caplog, tail):
   assert len(open(tmp_path / "metrics.jsonl").read().splitlines()) == 4
 
 
+def test_a_resume_drops_the_killed_tail_so_each_step_is_written_once(tmp_path, caplog):
+  write_rows(tmp_path, [1, 2, 3, 4, 5, 6])  # killed after step 6, last checkpoint at 4
+  with caplog.at_level(logging.WARNING, logger="explore_rl.metrics_log"):
+    writer = MetricsWriter(str(tmp_path), tensorboard=False, progress=False, initial_step=4)
+    for step in (5, 6, 7):
+      writer.write(step, {"reward_mean": 0.75})
+    writer.close()
+  assert "dropped 2 rows past step 4" in caplog.text
+  raw = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in raw] == [1, 2, 3, 4, 5, 6, 7]  # the file itself, not read_metrics
+  assert [r["reward_mean"] for r in raw] == [0.5] * 4 + [0.75] * 3
+  # A run killed before its first checkpoint starts again from 0: nothing of it is kept.
+  MetricsWriter(str(tmp_path), tensorboard=False, progress=False, initial_step=0).close()
+  assert open(tmp_path / "metrics.jsonl").read() == ""
+
+
+def test_a_resume_at_the_last_row_rewrites_nothing(tmp_path):
+  write_rows(tmp_path, [1, 2])
+  before = os.stat(tmp_path / "metrics.jsonl").st_ino
+  MetricsWriter(str(tmp_path), tensorboard=False, progress=False, initial_step=2).close()
+  assert os.stat(tmp_path / "metrics.jsonl").st_ino == before
+
+
 def test_complete_last_row_without_newline_is_kept(tmp_path, caplog):
   write_rows(tmp_path, [1])
   with open(tmp_path / "metrics.jsonl", "a") as f:
