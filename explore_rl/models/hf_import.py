@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from explore_rl.models import sharding, transformer
-from explore_rl.models.chat_tokenizer import CheckpointTokenizer, load_hf_tokenizer, read_json
+from explore_rl.models.chat_tokenizer import ChatTokenizer, load_hf_tokenizer, read_json
 from explore_rl.models.config import ModelConfig
 from explore_rl.models.policy import Policy
 
@@ -177,7 +177,7 @@ class ParamPlacer:
     tree[target[-1]] = value
 
 
-def _is_ignorable(name: str, config: ModelConfig, read) -> bool:
+def is_ignorable(name: str, config: ModelConfig, read) -> bool:
   """Extra tensors that change nothing: recomputed buffers, a stored copy of the tied
   head, Llama's o_proj bias when it is all zeros."""
   if name.endswith(_IGNORED_SUFFIXES) or (name == "lm_head.weight" and config.tie_word_embeddings):
@@ -210,7 +210,7 @@ def load_hf_params(path: str, model_config: ModelConfig, *, mesh=None, dtype=Non
     with safe_open(file, framework="numpy") as f:
       for name in names:
         if name not in wanted:
-          if not _is_ignorable(name, model_config, lambda: f.get_tensor(name)):
+          if not is_ignorable(name, model_config, lambda: f.get_tensor(name)):
             raise ValueError(f"unexpected tensor {name!r} in {file}")
           continue
         target, transpose = wanted[name]
@@ -245,7 +245,7 @@ class HFModel:
   graphdef: Any
   params: dict
   config: ModelConfig
-  tokenizer: CheckpointTokenizer | None
+  tokenizer: ChatTokenizer | None
 
   @property
   def chat_template(self) -> str | None:

@@ -3,7 +3,8 @@ and, for a run started from a Hugging Face checkpoint, that checkpoint's tokeniz
 
 `load_policy(workdir)` rebuilds the model of any run (SFT or RL) from its
 model.json and latest checkpoint; RL configs start from an SFT run this way.
-`load_initial_policy(path)` also accepts a Hugging Face checkpoint directory.
+`load_initial_policy(path)` also accepts a Hugging Face checkpoint directory, a GGUF file
+and a packaged model name (`models.model_names`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import shutil
 
 import jax
 
-from explore_rl.models import hf_import, sharding, transformer
+from explore_rl.models import gguf_import, hf_import, model_names, sharding, transformer
 from explore_rl.models.hf_export import TOKENIZER_FILES
 from explore_rl.errors import UserError
 from explore_rl.models.config import ModelConfig, get_preset
@@ -65,7 +66,13 @@ def _tokenizer(workdir: str):
 
 
 def copy_tokenizer_files(src: str, workdir: str):
-  """Keep a non-character tokenizer with the run, so eval/sample/resume find it."""
+  """Keep a non-character tokenizer with the run, so eval/sample/resume find it: the
+  files of a run or HF directory, or those a GGUF file's metadata describes."""
+  source = model_names.resolve(src)
+  if source.kind == "gguf":
+    gguf_import.load_gguf_tokenizer(source.path).save(workdir)
+    return
+  src = source.path
   for name in TOKENIZER_FILES:
     if os.path.exists(os.path.join(src, name)):
       os.makedirs(workdir, exist_ok=True)
@@ -73,14 +80,14 @@ def copy_tokenizer_files(src: str, workdir: str):
 
 
 def load_initial_policy(path: str, mesh=None, hf_kwargs=None) -> Policy:
-  """Like `load_policy`, for a run's workdir or a Hugging Face checkpoint directory."""
-  if not os.path.isdir(path):
-    raise UserError(f"init_from={path!r} does not exist: train that run first (for the demo "
-                    f"prior: explore-rl train --config configs/sft.py --workdir {path}), or "
-                    "start from a fresh model with --config.init_from=''")
-  if hf_import.is_hf_checkpoint(path):
-    return hf_import.load_hf_policy(path, mesh, **dict(hf_kwargs or {}))
-  return load_policy(path, mesh)
+  """Like `load_policy`, for any model name `models.model_names.resolve` accepts: a run's
+  workdir, a Hugging Face checkpoint directory, a GGUF file or a packaged model."""
+  source = model_names.resolve(path)
+  if source.kind == "hf":
+    return hf_import.load_hf_policy(source.path, mesh, **dict(hf_kwargs or {}))
+  if source.kind == "gguf":
+    return gguf_import.load_gguf_policy(source.path, mesh, **dict(hf_kwargs or {}))
+  return load_policy(source.path, mesh)
 
 
 # ModelConfig fields that set how the model computes, not its parameters: a policy loaded

@@ -18,7 +18,7 @@ torch = pytest.importorskip(
     "torch", reason="needs the `hf` extra: pip install -e .[hf] (torch==2.13.0 CPU, transformers)")
 transformers = pytest.importorskip("transformers", reason="needs the `hf` extra (transformers)")
 
-from explore_rl.models import hf_export, hf_import, sharding  # noqa: E402
+from explore_rl.models import chat_tokenizer, hf_export, hf_import, sharding  # noqa: E402
 from explore_rl.models.tokenizer import CharTokenizer, pad_left  # noqa: E402
 from explore_rl.sampling.generate import generate  # noqa: E402
 from explore_rl.sampling.processors import SamplingConfig  # noqa: E402
@@ -277,7 +277,7 @@ def test_chat_template_renders_as_transformers(source, tmp_path):
   else:
     config = json.load(open(tmp_path / "tokenizer_config.json"))
     json.dump({**config, "chat_template": TEMPLATE}, open(tmp_path / "tokenizer_config.json", "w"))
-  ours = hf_import.CheckpointTokenizer(str(tmp_path))
+  ours = chat_tokenizer.CheckpointTokenizer(str(tmp_path))
   theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
   assert ours.chat_template == TEMPLATE
   for gen in (True, False):
@@ -287,7 +287,7 @@ def test_chat_template_renders_as_transformers(source, tmp_path):
   with pytest.raises(Exception, match="unknown role tool"):
     ours.apply_chat_template([{"role": "tool", "content": "?"}])
   # chat_prompts: the trainer's prompt encoding goes through the template (one BOS).
-  chat = hf_import.CheckpointTokenizer(str(tmp_path), chat_prompts=True)
+  chat = chat_tokenizer.CheckpointTokenizer(str(tmp_path), chat_prompts=True)
   ids = chat.encode("2+3?", bos=True)
   rendered = ours.apply_chat_template([{"role": "user", "content": "2+3?"}])
   assert ids == ours.encode(rendered) and ids.count(BOS) == 1 and ids[0] == BOS
@@ -299,13 +299,13 @@ def test_tokenizer_without_bos_or_pad(tmp_path):
   config = json.load(open(tmp_path / "tokenizer_config.json"))
   del config["bos_token"], config["pad_token"]
   json.dump(config, open(tmp_path / "tokenizer_config.json", "w"))
-  tok = hf_import.CheckpointTokenizer(str(tmp_path))
+  tok = chat_tokenizer.CheckpointTokenizer(str(tmp_path))
   assert tok.bos_id is None and tok.pad_id == tok.eos_id == EOS
   assert tok.encode("ab", bos=True, eos=True) == CharTokenizer().encode("ab", eos=True)
   del config["eos_token"]
   json.dump(config, open(tmp_path / "tokenizer_config.json", "w"))
   json.dump({"eos_token_id": [EOS, 5]}, open(tmp_path / "config.json", "w"))
-  assert hf_import.CheckpointTokenizer(str(tmp_path)).eos_id == EOS  # first of a list
+  assert chat_tokenizer.CheckpointTokenizer(str(tmp_path)).eos_id == EOS  # first of a list
 
 
 def test_load_hf_policy_runs_through_generate(checkpoints):

@@ -6,7 +6,7 @@ from explore_rl.config_files import load_config
 from explore_rl.models import transformer
 from explore_rl.models.config import get_preset
 from explore_rl.models.hf_export import save_hf_checkpoint, write_char_tokenizer
-from explore_rl.models.hf_import import CheckpointTokenizer
+from explore_rl.models.chat_tokenizer import CheckpointTokenizer
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.metrics_log import read_metrics
 from explore_rl.training.rl import train_rl
