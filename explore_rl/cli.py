@@ -143,8 +143,9 @@ def _eval(workdir: str):
                                              max_new_tokens=run["max_response_len"]),
                      prompt_len=run["max_prompt_len"], rng=jax.random.key(run.get("seed", 0)))
   print(json.dumps(metrics, indent=2))
-  with open(os.path.join(workdir, "eval.json"), "w") as f:
-    json.dump(metrics, f, indent=2)
+  from explore_rl.disk import atomic_write_text
+  atomic_write_text(os.path.join(workdir, "eval.json"), json.dumps(metrics, indent=2),
+                    what="explore-rl eval")
 
 
 def _sample(workdir: str):

@@ -23,6 +23,7 @@ from typing import Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
+from explore_rl import disk
 from explore_rl.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class MetricsWriter:
       log.warning("metrics: %s: dropped %d rows past step %d, the checkpoint this run "
                   "resumes from (they are written again)", self.path, dropped, initial_step)
     self._file = open(self.path, "a")
+    self._broken = False
     self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter
@@ -149,8 +151,18 @@ class MetricsWriter:
 
   def write(self, step: int, metrics: Mapping[str, object]):
     row = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
-    self._file.write(json.dumps(row) + "\n")
-    self._file.flush()
+    line = json.dumps(row) + "\n"
+    try:
+      self._file.write(line)
+      self._file.flush()
+    except OSError as e:
+      failed = disk.write_failed(f"metrics row of step {step}", self.path, e,
+                                 len(line.encode()), "the rows before it are intact (a torn "
+                                 "last row is cut when the run resumes)")
+      if failed is None:
+        raise
+      self._broken = True
+      raise failed from e
     if self._tb is not None:
       for k, v in row.items():
         if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -160,7 +172,11 @@ class MetricsWriter:
     self._bar.update(1)
 
   def close(self):
-    self._file.close()
+    try:
+      self._file.close()
+    except OSError:
+      if not self._broken:  # a failed write was reported already; its bytes cannot land
+        raise
     self._bar.close()
     if self._tb is not None:
       self._tb.close()

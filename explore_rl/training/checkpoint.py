@@ -24,6 +24,10 @@ and the checksum write, or a removed file: removing it must not switch the check
 A corrupt step that a later save would overwrite is moved to `<directory>/corrupt/`
 first (kept for inspection, ignored by Orbax).
 The directory is a local (or mounted) path: the checksums are computed with `os`.
+
+Kill tests set `EXPLORE_RL_TEST_SAVE_PAUSE_S` to pause inside each save (while Orbax
+writes, and between its commit and the checksum file), widening the windows a kill
+aims at; it is unset in every other run.
 """
 from __future__ import annotations
 
@@ -31,12 +35,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from explore_rl import disk
 from explore_rl.errors import UserError
 
 CHECKSUM_FILE = "SHA256SUMS.json"
@@ -44,6 +50,27 @@ CORRUPT_DIR = "corrupt"
 _CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
+
+
+class _OrbaxSpaceErrors(logging.Filter):
+  """Drops Orbax's own traceback of a write that ran out of room: `save` reports it as
+  one line (`disk.WriteFailed`)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if "orbax" not in record.pathname:
+      return True
+    errors = [Exception(record.getMessage())] + ([record.exc_info[1]] if record.exc_info else [])
+    return all(disk.space_errno(e) is None for e in errors if e is not None)
+
+
+_ORBAX_SPACE_ERRORS = _OrbaxSpaceErrors()
+
+
+def _test_pause():
+  """Sleep `EXPLORE_RL_TEST_SAVE_PAUSE_S` seconds (kill tests only; 0 otherwise)."""
+  pause = float(os.environ.get("EXPLORE_RL_TEST_SAVE_PAUSE_S") or 0)
+  if pause > 0:
+    time.sleep(pause)
 
 
 def _sha256(path: str) -> str:
@@ -77,6 +104,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3):
     self.directory = os.path.abspath(directory)
+    logging.getLogger("absl").addFilter(_ORBAX_SPACE_ERRORS)  # once: filters are a set
     self._mgr = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "meta"))
@@ -93,20 +121,38 @@ class Checkpointer:
     return sorted(self._mgr.all_steps())
 
   def save(self, step: int, state: Any, meta: dict, *, wait: bool = True):
-    self._finish_pending()
-    if step in self._mgr.all_steps():  # Only after a fallback past a corrupt newer step.
-      self._quarantine(step, "a new save of the same step")
-    self._mgr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
-    self._pending.append(step)
-    if wait:
+    """Save `step` (Orbax writes a temporary directory and renames it when complete; the
+    checksum file follows). A save that runs out of room raises `disk.WriteFailed`
+    (one line: the path, the shortfall) after removing its partial files; the steps
+    saved before stay intact."""
+    try:
       self._finish_pending()
+      if step in self._mgr.all_steps():  # Only after a fallback past a corrupt newer step.
+        self._quarantine(step, "a new save of the same step")
+      self._mgr.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+      self._pending.append(step)
+      _test_pause()  # Orbax is writing (test-only, module docstring)
+      if wait:
+        self._finish_pending()
+    except Exception as e:  # noqa: BLE001 - Orbax/TensorStore wrap OS errors in many types
+      needed = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state))
+      saved = [s for s in self._mgr.all_steps() if s not in self._pending]
+      kept = (f"the last checkpoint, step {max(saved)}, is intact: make room and run the same "
+              "command to resume" if saved else "no earlier checkpoint exists")
+      failed = disk.write_failed(f"checkpoint step {step}", self.directory, e, needed, kept)
+      if failed is None:
+        raise
+      self._pending = []
+      self._remove_partial()
+      raise failed from None
 
   def _finish_pending(self):
     """Waits for async saves, then writes each finished step's checksum file."""
     if not self._pending:
       return
     self._mgr.wait_until_finished()
+    _test_pause()  # committed, no checksum file yet (test-only, module docstring)
     if jax.process_index() == 0:
       for step in self._pending:
         step_dir = self._step_dir(step)
@@ -119,6 +165,13 @@ class Checkpointer:
             os.fsync(f.fileno())
           os.replace(tmp, os.path.join(step_dir, CHECKSUM_FILE))
     self._pending = []
+
+  def _remove_partial(self):
+    """Remove what an interrupted save left: Orbax's temporary step directories."""
+    if jax.process_index() == 0:
+      for name in os.listdir(self.directory):
+        if ".orbax-checkpoint-tmp" in name:
+          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
   def _quarantine(self, step: int, why: str):
     """Moves step's directory to corrupt/<step>-<time> (never deletes a checkpoint)."""
