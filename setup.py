@@ -39,6 +39,9 @@ setup(
         # torch==2.13.0 is the CPU wheel; a plain `torch` pulls a CUDA build.
         "hf": ["torch==2.13.0", "transformers", "trl", "datasets"],
         "notebooks": ["nbclient", "ipykernel", "jupytext", "nbformat"],
+        # llama.cpp's GGUF reader and dequantiser (pure Python + NumPy): GGUF files and
+        # the packaged models (explore_rl/models/gguf_import.py, model_names.py).
+        "gguf": ["gguf"],
         # Worlds from the ecosystem: reasoning-gym's procedural datasets and math-verify's
         # answer checker. Both evaluate parts of model output, so the task families score
         # through the sandboxed pool (explore_rl/sandbox).
