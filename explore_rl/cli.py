@@ -1,8 +1,12 @@
-"""`explore-rl train|eval|sample`: the command line.
+"""`explore-rl train|eval|sample|generate`: the command line.
 
-  explore-rl train  --config configs/<name>.py[:arg] --workdir DIR [--config.key=value ...]
-  explore-rl eval   --workdir DIR [--num_prompts 128 --num_samples 16 --difficulty 0.5]
-  explore-rl sample --workdir DIR [--num_prompts 4 --num_samples 4 --temperature 1.0]
+  explore-rl train    --config configs/<name>.py[:arg] --workdir DIR [--config.key=value ...]
+  explore-rl eval     --workdir DIR [--num_prompts 128 --num_samples 16 --difficulty 0.5]
+  explore-rl sample   --workdir DIR [--num_prompts 4 --num_samples 4 --temperature 1.0]
+  explore-rl generate --init_from=MODEL --prompt TEXT [--max_new_tokens 128 --num_samples 1]
+
+`explore-rl --help` lists the commands, `explore-rl <command> --help` a command's flags
+(`cli_help`).
 
 Configs are ml_collections files with `get_config(arg=None)`; `--config.key=value`
 overrides are type-checked against the config. `eval`/`sample` read the run's
@@ -17,12 +21,12 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from explore_rl import compile_cache, compile_time
+from explore_rl import cli_help, compile_cache, compile_time
 from explore_rl.errors import UserError
 from explore_rl.registry import Registry
 
 TRAINERS: Registry = Registry("trainer")
-COMMANDS = ("train", "eval", "sample")
+COMMANDS = tuple(cli_help.COMMANDS)
 
 # New keys are accepted by the parser and then allowed only inside hyper-parameter dicts
 # (`_check_override_keys`); the config is locked again once checked.
@@ -30,11 +34,20 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=False, accept_new_attributes=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (metrics, checkpoints).")
 _NUM_PROMPTS = flags.DEFINE_integer("num_prompts", None, "eval/sample: held-out prompts.")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "eval/sample: samples per prompt.")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "Samples per prompt (eval: 16, "
+                                     "sample: 4, generate: 1 when not given).")
 _DIFFICULTY = flags.DEFINE_float("difficulty", None, "eval/sample: task difficulty.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "eval/sample: sampling temperature.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Sampling temperature (0 is greedy).")
 _SEED = flags.DEFINE_integer("seed", None, "eval/sample: seed of the held-out prompts "
-                             "(default: the run's, i.e. the problems its trainer evaluates on).")
+                             "(default: the run's, i.e. the problems its trainer evaluates on); "
+                             "generate: seed of the sampling (default 0).")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "generate: the model: a packaged name (smollm2-135m-instruct), "
+    "gguf:PATH, hf:DIR or a run directory (what --config.init_from accepts).")
+_PROMPT = flags.DEFINE_string("prompt", None, "generate: the user message, rendered through "
+                              "the model's chat template when it has one.")
+_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 128,
+                                       "generate: tokens to generate at most per sample.")
 _ALLOW_METHOD_CHANGE = flags.DEFINE_bool(
     "allow_method_change", False, "train: resume a run directory with another method "
     "(objective, rollout, optimizer); by default a resume must keep the stored config.")
@@ -168,6 +181,45 @@ def _sample(workdir: str):
       print(f"  [{out.statuses[i]:>9} r={out.rewards[b, j]:.2f}] {out.responses[i]!r}")
 
 
+def _generate():
+  """Print `--num_samples` completions of `--prompt` by the `--init_from` model, drawn by the
+  trainer's sampler (one prefill, a KV-cache decode that stops at the end-of-turn token)."""
+  import jax
+  import numpy as np
+  from explore_rl.models.tokenizer import pad_left
+  from explore_rl.sampling.generate import generate
+  from explore_rl.sampling.processors import SamplingConfig
+  from explore_rl.training.workdir import load_initial_policy
+  if not _INIT_FROM.value or _PROMPT.value is None:
+    raise UserError("generate needs --init_from=MODEL and --prompt TEXT (explore-rl generate "
+                    "--help)")
+  n = _NUM_SAMPLES.value or 1
+  for name, value, low in (("num_samples", n, 1), ("max_new_tokens", _MAX_NEW_TOKENS.value, 1),
+                           ("temperature", _TEMPERATURE.value, 0)):
+    if not value >= low:
+      raise UserError(f"--{name} must be >= {low}, got {value}")
+  policy = load_initial_policy(_INIT_FROM.value)
+  tokenizer = policy.tokenizer
+  try:
+    if getattr(tokenizer, "chat_template", None):
+      ids = tokenizer.encode(tokenizer.apply_chat_template([{"role": "user",
+                                                             "content": _PROMPT.value}]))
+    else:                                  # a character-level run: the prompt as it is
+      ids = tokenizer.encode(_PROMPT.value, bos=True)
+  except ValueError as e:
+    raise UserError(f"--prompt: {e}") from None
+  tokens, valid = pad_left([ids], tokenizer.pad_id)
+  out = generate(policy.graphdef, policy.params, tokens, valid,
+                 jax.random.key(_SEED.value or 0), num_samples=n,
+                 config=SamplingConfig(temperature=_TEMPERATURE.value,
+                                       max_new_tokens=_MAX_NEW_TOKENS.value),
+                 eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+  truncated = np.asarray(out.truncated)
+  for j, row in enumerate(np.asarray(out.tokens)):
+    print(f"--- sample {j + 1}/{n}" + (" (hit --max_new_tokens)" if truncated[j] else ""))
+    print(tokenizer.decode(row), flush=True)
+
+
 def _initialize_distributed(command: str):
   """Joins a multi-process run (`--distributed`); the coordinator flags need it."""
   given = [f.name for f in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID) if f.value is not None]
@@ -190,9 +242,9 @@ def main(argv):
   if len(commands) != 1 or commands[0] not in COMMANDS:
     raise app.UsageError(f"usage: explore-rl {{{'|'.join(COMMANDS)}}} --workdir DIR ... "
                          f"(got {commands or 'no command'})")
-  if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required")
   command = commands[0]
+  if not _WORKDIR.value and command != "generate":
+    raise app.UsageError("--workdir is required")
   # Every executable: a run's ~60 small jits (0.05-0.3 s each) would cost a rerun ~5 s.
   compile_cache.enable(_COMPILE_CACHE.value, min_compile_secs=0.0)
   compile_time.start()
@@ -213,6 +265,8 @@ def main(argv):
     print(compile_time.summary(), flush=True)   # a rerun with the cache: a fraction of it
   elif command == "eval":
     _eval(_WORKDIR.value)
+  elif command == "generate":
+    _generate()
   else:
     _sample(_WORKDIR.value)
 
@@ -234,6 +288,7 @@ def _parse_flags(argv):
 
 
 def run():
+  cli_help.handle(sys.argv)
   try:
     app.run(main, argv=sys.argv, flags_parser=_parse_flags)
   except UserError as e:

@@ -129,6 +129,12 @@ def write_gguf(path, arch: str = "llama", qtype: str = "F32", *, seed: int = 0, 
   return str(path)
 
 
+@pytest.fixture(scope="session", name="write_gguf")
+def write_gguf_fixture():
+  """write_gguf(path, arch="llama", qtype="F32", **kw) -> path (`write_gguf` above)."""
+  return write_gguf
+
+
 @pytest.fixture(scope="session")
 def tiny_gguf(tmp_path_factory):
   """tiny_gguf(arch="llama", qtype="F32", **kw) -> path of a tiny GGUF file (cached)."""

@@ -24,9 +24,8 @@ from explore_rl.models.tokenizer import pad_left  # noqa: E402
 from explore_rl.sampling.generate import generate  # noqa: E402
 from explore_rl.sampling.processors import SamplingConfig  # noqa: E402
 
-from .conftest import K_QUANTS, QUANTIZERS, write_gguf  # noqa: E402
-
 RTOL = 1e-4      # max |ours - theirs| / max |theirs|
+K_QUANTS = ("Q4_K", "Q5_K", "Q6_K")   # no quantizer in gguf: raw blocks (conftest.raw_blocks)
 TEXT = ["the cat is in 12 + 1 = <|im_start|> hello", "an answer is on the  way\n\n 123456"]
 
 
@@ -49,7 +48,7 @@ def _rel_err(ours, theirs, valid) -> float:
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
-@pytest.mark.parametrize("qtype", QUANTIZERS + K_QUANTS)
+@pytest.mark.parametrize("qtype", gguf_import.TENSOR_TYPES)
 def test_logits_and_ids_equal_transformers_gguf_loader(tiny_gguf, arch, qtype):
   path = tiny_gguf(arch, qtype, tied=qtype != "Q8_0")
   ours = gguf_import.load_gguf_model(path)
@@ -155,31 +154,31 @@ def _corrupt(tiny_gguf, tmp_path, edit) -> str:
 
 
 BAD = {
-    "bad_magic": (lambda tg, tp: _corrupt(tg, tp, lambda d: b"GGUX" + d[4:]), "bad magic"),
-    "empty": (lambda tg, tp: _corrupt(tg, tp, lambda d: b""), "bad magic"),
-    "truncated": (lambda tg, tp: _corrupt(tg, tp, lambda d: d[:len(d) - 5000]), "truncated"),
-    "header_cut": (lambda tg, tp: _corrupt(tg, tp, lambda d: d[:200]), "truncated"),
-    "shape": (lambda tg, tp: write_gguf(tp / "x.gguf", meta={"{arch}.feed_forward_length": 256}),
+    "bad_magic": (lambda tg, wg, tp: _corrupt(tg, tp, lambda d: b"GGUX" + d[4:]), "bad magic"),
+    "empty": (lambda tg, wg, tp: _corrupt(tg, tp, lambda d: b""), "bad magic"),
+    "truncated": (lambda tg, wg, tp: _corrupt(tg, tp, lambda d: d[:len(d) - 5000]), "truncated"),
+    "header_cut": (lambda tg, wg, tp: _corrupt(tg, tp, lambda d: d[:200]), "truncated"),
+    "shape": (lambda tg, wg, tp: wg(tp / "x.gguf", meta={"{arch}.feed_forward_length": 256}),
               "tensor blk.0.ffn_gate.weight has shape [256, 512]"),
-    "arch": (lambda tg, tp: write_gguf(tp / "x.gguf", "gemma"),
+    "arch": (lambda tg, wg, tp: wg(tp / "x.gguf", "gemma"),
              "architecture 'gemma' is not supported; supported: llama, qwen2"),
-    "qtype": (lambda tg, tp: write_gguf(tp / "x.gguf", types={"blk.0.attn_q.weight": "Q2_K"}),
+    "qtype": (lambda tg, wg, tp: wg(tp / "x.gguf", types={"blk.0.attn_q.weight": "Q2_K"}),
               "type Q2_K, which is not supported; supported: F32, F16, BF16, Q8_0"),
-    "no_tokenizer": (lambda tg, tp: write_gguf(tp / "x.gguf", skip=(
+    "no_tokenizer": (lambda tg, wg, tp: wg(tp / "x.gguf", skip=(
         "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.merges",
         "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
         "tokenizer.ggml.padding_token_id")), "has no tokenizer metadata"),
-    "vocab": (lambda tg, tp: write_gguf(tp / "x.gguf", vocab=200),
+    "vocab": (lambda tg, wg, tp: wg(tp / "x.gguf", vocab=200),
               "the tokenizer has 279 tokens, the embedding only 200 rows"),
-    "missing_tensor": (lambda tg, tp: write_gguf(tp / "x.gguf", meta={"{arch}.block_count": 3}),
+    "missing_tensor": (lambda tg, wg, tp: wg(tp / "x.gguf", meta={"{arch}.block_count": 3}),
                        "tensors missing"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_files_are_one_line_user_errors(tiny_gguf, tmp_path, monkeypatch, case):
+def test_bad_files_are_one_line_user_errors(tiny_gguf, write_gguf, tmp_path, monkeypatch, case):
   make, needle = BAD[case]
-  path = make(tiny_gguf, tmp_path)
+  path = make(tiny_gguf, write_gguf, tmp_path)
   placed = []
   monkeypatch.setattr(hf_import.ParamPlacer, "put", lambda *a: placed.append(a))
   with pytest.raises(UserError) as e:
