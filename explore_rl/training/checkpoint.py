@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Any
 
@@ -64,6 +65,20 @@ class _OrbaxSpaceErrors(logging.Filter):
 
 
 _ORBAX_SPACE_ERRORS = _OrbaxSpaceErrors()
+
+
+def _drop_closed_loop_reports():
+  """After a failed save, TensorStore writes still in flight call back into Orbax's event
+  loop, closed by then, and each reports "Event loop is closed" as an unraisable error.
+  The failure is reported once, as `WriteFailed`: drop those reports."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
 
 
 def _test_pause():
@@ -145,6 +160,7 @@ class Checkpointer:
         raise
       self._pending = []
       self._remove_partial()
+      _drop_closed_loop_reports()
       raise failed from None
 
   def _finish_pending(self):

@@ -24,6 +24,7 @@ from explore_rl.metrics_log import MetricsWriter, read_metrics
 from explore_rl.training.checkpoint import Checkpointer
 
 LIMIT = 64 * 1024
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @contextlib.contextmanager
@@ -128,3 +129,34 @@ def test_eval_results_are_written_whole_or_not_at_all(tmp_path):
                       what="explore-rl eval")
   assert json.load(open(path)) == {"pass@1": 0.5}
   assert os.listdir(tmp_path) == ["eval.json"]  # no temporary file left
+
+
+def _train(workdir, env, total_steps, **kwargs):
+  return subprocess.run(
+      [sys.executable, "-m", "explore_rl.cli", "train", "--config", "configs/grpo.py:tiny",
+       "--workdir", str(workdir), f"--config.total_steps={total_steps}",
+       "--config.checkpoint_every=1", "--config.eval_every=2"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_run_whose_checkpoint_exceeds_the_limit_stops_then_resumes(tmp_path):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "",
+         "EXPLORE_RL_JAX_CACHE": str(tmp_path / "jax_cache")}
+  workdir = tmp_path / "run"
+  assert _train(workdir, env, 2).returncode == 0
+  # The tiny model's checkpoint has a ~300 KB file; the run's other files stay far below.
+  limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,  # noqa: E731
+                                     (150_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+  stopped = _train(workdir, env, 4, preexec_fn=limit)
+  assert stopped.returncode == 2
+  assert "Traceback" not in stopped.stderr
+  last = stopped.stderr.strip().splitlines()[-1]
+  assert f"checkpoint step 3: could not write {workdir / 'checkpoints'}: a file would exceed " \
+         "the file-size limit (the file-size limit is 0.1 MiB; the write holds " in last
+  assert last.endswith("); the last checkpoint, step 2, is intact: make room and run the same "
+                       "command to resume")
+  # Room again: the same command resumes from step 2 and writes steps 3 and 4 once each.
+  resumed = _train(workdir, env, 4)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert [r["step"] for r in map(json.loads, open(workdir / "metrics.jsonl"))] == [1, 2, 3, 4]
