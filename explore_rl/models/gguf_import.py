@@ -185,12 +185,16 @@ def _check_tensors(file: GGUFFile, config: ModelConfig) -> dict[str, tuple[str, 
   for name, tensor in file.tensors.items():
     hf = hf_name(name)
     kind = tensor.tensor_type.name
-    if hf is None or (hf not in wanted and not is_ignorable(
-        hf, config, lambda t=tensor: gguf.quants.dequantize(t.data, t.tensor_type))):
+    try:
+      extra = hf is not None and hf not in wanted and is_ignorable(
+          hf, config, lambda t=tensor: gguf.quants.dequantize(t.data, t.tensor_type))
+    except ValueError as e:   # a non-zero o_proj bias
+      raise UserError(f"{file.path}: {e}") from None
+    if extra:
+      continue
+    if hf not in wanted:
       raise UserError(f"{file.path}: unexpected tensor {name!r} (not part of a "
                       f"{file.get('general.architecture')} model this loader supports)")
-    if hf not in wanted:
-      continue
     if kind not in TENSOR_TYPES:
       raise UserError(f"{file.path}: tensor {name} has type {kind}, which is not supported; "
                       f"supported: {', '.join(TENSOR_TYPES)}")
@@ -225,15 +229,19 @@ def _reader(tensor, order: np.ndarray, transpose: bool, dtype):
   return read
 
 
+def _tokenizer(file: GGUFFile, chat_prompts: bool) -> ChatTokenizer:
+  try:
+    return build_tokenizer(file.get, file.path, chat_prompts=chat_prompts)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+
+
 def open_gguf(path: str, dtype=jnp.float32, *, chat_prompts: bool = False):
   """(file, config, tokenizer, tensors) after every check, before any weight is read."""
   file = GGUFFile(path)
   config = read_config(file, dtype)
   tensors = _check_tensors(file, config)
-  try:
-    tokenizer = build_tokenizer(file.get, path, chat_prompts=chat_prompts)
-  except ValueError as e:
-    raise UserError(str(e)) from None
+  tokenizer = _tokenizer(file, chat_prompts)
   if tokenizer.vocab_size > config.vocab_size:
     raise UserError(f"{path}: the tokenizer has {tokenizer.vocab_size} tokens, the embedding "
                     f"only {config.vocab_size} rows")
@@ -271,4 +279,4 @@ def load_gguf_policy(path: str, mesh=None, *, dtype=jnp.float32,
 
 def load_gguf_tokenizer(path: str, *, chat_prompts: bool = False) -> ChatTokenizer:
   """Only the file's tokenizer (a run started from the file keeps it in its workdir)."""
-  return open_gguf(path, chat_prompts=chat_prompts)[2]
+  return _tokenizer(GGUFFile(path), chat_prompts)
