@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 from typing import Mapping
 
 import numpy as np
@@ -120,6 +121,21 @@ def drop_rows_after(path: str, step: int) -> int:
   return len(lines) - len(keep)
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without torch. tensorboardX imports torch at
+  module level whenever it is installed (the `hf` extra installs it): 1.7 s and half a
+  gigabyte of address space in every process that writes metrics, for nothing, since
+  only Python scalars are written here."""
+  if "tensorboardX.writer" not in sys.modules and "torch" not in sys.modules:
+    sys.modules["torch"] = None  # `import torch` raises ImportError for this import only
+    try:
+      import tensorboardX.writer  # noqa: F401
+    finally:
+      del sys.modules["torch"]
+  from tensorboardX import SummaryWriter
+  return SummaryWriter
+
+
 class MetricsWriter:
   """Appends one JSON object per step to DIR/metrics.jsonl and scalars to TensorBoard.
 
@@ -142,7 +158,7 @@ class MetricsWriter:
     self._broken = False
     self._tb = None
     if tensorboard:
-      from tensorboardX import SummaryWriter
+      SummaryWriter = _summary_writer_class()
       # Events of steps > initial_step, left by a killed run, are hidden from TensorBoard.
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
                                purge_step=None if initial_step is None else initial_step + 1)

@@ -21,6 +21,7 @@ import threading
 from typing import Callable
 
 from explore_rl.distributed import is_primary
+from explore_rl.training import memory
 from explore_rl.metrics_log import DiscardMetrics, MetricsWriter
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -49,6 +50,18 @@ def stop_requests():
       signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def _memory_named(step: int):
+  """An allocation failure inside becomes one line naming the step and the largest
+  buffers (`memory.OutOfMemory`)."""
+  try:
+    yield
+  except Exception as e:  # noqa: BLE001 - XLA raises its own runtime error type
+    if not memory.is_out_of_memory(e):
+      raise
+    raise memory.out_of_memory(step, e) from None
+
+
 def run_loop(config, workdir: str, *, start_step: int, desc: str, progress: bool,
              step_fn: Callable[[int], dict], eval_fn: Callable[[int], dict],
              save_fn: Callable[[int], None]) -> dict:
@@ -65,11 +78,13 @@ def run_loop(config, workdir: str, *, start_step: int, desc: str, progress: bool
   try:
     with stop_requests() as stop:
       for step in range(start_step, total):
-        metrics = step_fn(step)
-        consecutive_skips = consecutive_skips + 1 if metrics.get("updates_skipped") else 0
         done = step + 1
+        with _memory_named(done):
+          metrics = step_fn(step)
+        consecutive_skips = consecutive_skips + 1 if metrics.get("updates_skipped") else 0
         if done % config.eval_every == 0 or done == total:
-          last_eval = eval_fn(done)
+          with _memory_named(done):
+            last_eval = eval_fn(done)
           metrics.update(last_eval)
         writer.write(done, metrics)
         if consecutive_skips >= max_skips:

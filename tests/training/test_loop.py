@@ -69,3 +69,27 @@ def test_consecutive_skipped_updates_stop_the_run_with_a_clear_error(tmp_path):
     _run(tmp_path, step_fn, _config(max_consecutive_skips=3))
   # every step up to the stop was written; a lone skip does not count towards it
   assert [r["step"] for r in read_metrics(str(tmp_path))] == list(range(1, 9))
+
+
+def test_running_out_of_memory_names_the_step_and_the_largest_buffers(tmp_path):
+  import jax
+  import jax.numpy as jnp
+  from explore_rl.training.memory import OutOfMemory
+  held = jnp.zeros((4096, 4096), jnp.float32)  # 64 MiB: larger than any fixture's buffer
+
+  def step_fn(step):
+    if step == 2:  # XLA cannot allocate 2 TiB on any host: RESOURCE_EXHAUSTED
+      jax.jit(lambda: jnp.zeros((2**41,), jnp.uint8))().block_until_ready()
+    return {"loss": 0.0}
+
+  with pytest.raises(OutOfMemory) as e:
+    _run(tmp_path, step_fn)
+  message = str(e.value)
+  assert "\n" not in message
+  assert message.startswith("out of memory at step 3 (RESOURCE_EXHAUSTED: Out of memory "
+                            "allocating 2199023255552 bytes.); largest live buffers: "
+                            "float32[4096, 4096] 64.0 MiB")
+  assert message.endswith("; lower rollout.prompts_per_step, rollout.num_samples or "
+                          "max_response_len, or raise learner.micro_batches")
+  assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
+  del held
