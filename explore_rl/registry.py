@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from explore_rl import settings as settings_module
 from explore_rl.errors import ConfigError
 
 T = TypeVar("T")
@@ -45,6 +46,11 @@ class Registry(Generic[T]):
       raise ConfigError(
           f"unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._table))}"
       ) from None
+
+  def build(self, name: str, /, **settings):
+    """The component `name` built with `settings`, checked first (`settings.build`): a
+    missing, unknown or mistyped setting, or a value it rejects, is one ConfigError line."""
+    return settings_module.build(self.get(name), settings, f"{self.kind} {name!r}")
 
   def names(self) -> list[str]:
     return sorted(self._table)

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from explore_rl.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
@@ -49,16 +51,16 @@ def make_mesh(shape: Mapping[str, int] | None = None, devices=None) -> Mesh:
   devices = devices[:shape.pop("num_devices", 0) or len(devices)]
   unknown = set(shape) - set(MESH_AXES)
   if unknown:
-    raise ValueError(f"unknown mesh axes {sorted(unknown)}; valid: {MESH_AXES}")
+    raise ConfigError(f"unknown mesh axes {sorted(unknown)}; valid: {MESH_AXES}")
   sizes = [shape[a] for a in MESH_AXES]
   if sizes.count(-1) > 1:
-    raise ValueError(f"at most one mesh axis may be -1: {shape}")
+    raise ConfigError(f"at most one mesh axis may be -1: {shape}")
   known = math.prod(s for s in sizes if s != -1)
   if len(devices) % known:
-    raise ValueError(f"mesh {shape} does not divide {len(devices)} devices")
+    raise ConfigError(f"mesh {shape} does not divide {len(devices)} devices")
   sizes = [len(devices) // known if s == -1 else s for s in sizes]
   if math.prod(sizes) != len(devices):
-    raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
+    raise ConfigError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
                      f"have {len(devices)}")
   return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3,
                        devices=devices)

@@ -49,7 +49,7 @@ JUDGES: Registry[Callable[..., Judge]] = Registry("judge")
 
 def get_judge(name: str, **kwargs: Any) -> Judge:
   """Builds the judge registered as `name` with its keyword options."""
-  return JUDGES.get(name)(**kwargs)
+  return JUDGES.build(name, **kwargs)
 
 
 def cluster_groups(

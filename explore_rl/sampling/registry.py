@@ -1,7 +1,6 @@
 """SAMPLERS: every built-in sampler by name (`config.rollout.sampler`)."""
 from __future__ import annotations
 
-from explore_rl.errors import ConfigError
 from explore_rl.registry import Registry
 from explore_rl.sampling.aggregated import AggregatedSampler
 from explore_rl.sampling.dependent import SequentialSampler, SketchSampler
@@ -29,15 +28,9 @@ def make_sampler(name: str, *, sampling: SamplingConfig, prompt_len: int, task=N
   (`design_select`, describing responses by text embeddings) receive `embed`, a function
   from texts to unit vectors [N, D] (the trainer passes the embedding judge's).
   """
-  try:
-    cls = SAMPLERS.get(name)
-  except ValueError as e:
-    raise ConfigError(str(e)) from None
+  cls = SAMPLERS.get(name)
   if getattr(cls, "takes_task", False):
     kwargs["task"] = task
   if getattr(cls, "takes_embed", False):
     kwargs["embed"] = embed
-  try:
-    return cls(sampling=sampling, prompt_len=prompt_len, **kwargs)
-  except (TypeError, ValueError) as e:
-    raise ConfigError(f"sampler {name!r}: {e}") from None
+  return SAMPLERS.build(name, sampling=sampling, prompt_len=prompt_len, **kwargs)

@@ -44,7 +44,7 @@ _MAX_OWNED = 10_000  # recently served prompts a mixture remembers, to route fee
 
 
 def make_curriculum(name: str, **kwargs) -> "Curriculum":
-  return CURRICULA.get(name)(**kwargs)
+  return CURRICULA.build(name, **kwargs)
 
 
 class Curriculum(abc.ABC):

@@ -45,7 +45,7 @@ def get_task(name: str, **kwargs) -> Task:
     if kwargs.get(arg, variant) != variant:
       raise ValueError(f"task {name!r} given {arg}={kwargs[arg]!r} as well")
     kwargs = {**kwargs, arg: variant}
-  return cls(**kwargs)
+  return TASKS.build(base, **kwargs)
 
 
 def problem_rng(seed: int, index: int) -> np.random.Generator:
