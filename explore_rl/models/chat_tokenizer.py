@@ -85,12 +85,12 @@ class ChatTokenizer(HFTokenizer):
   PAD falls back to EOS; a tokenizer without BOS (Qwen2) adds nothing for `bos=True`.
   With `chat_prompts`, `encode(text, bos=True)` (how the trainer encodes prompts)
   encodes the chat template rendered for one user message with the generation
-  prompt, so an instruct model sees its own format. `source` names where the
-  tokenizer came from, for errors.
+  prompt, so an instruct model sees its own format (None: whenever there is a
+  template). `source` names where the tokenizer came from, for errors.
   """
 
   def __init__(self, tokenizer, special_tokens: Mapping[str, str | None],
-               chat_template: str | None, *, source: str, chat_prompts: bool = False):
+               chat_template: str | None, *, source: str, chat_prompts: bool | None = False):
     tokens = {name: special_tokens.get(name) for name in SPECIALS}
     for name, token in tokens.items():
       if token is not None and tokenizer.token_to_id(token) is None:
@@ -101,7 +101,7 @@ class ChatTokenizer(HFTokenizer):
       raise ValueError(f"{source} names no EOS token: generation could never stop")
     self.special_tokens = {f"{k}_token": v for k, v in tokens.items() if v is not None}
     self.chat_template = chat_template
-    self.chat_prompts = chat_prompts
+    self.chat_prompts = chat_template is not None if chat_prompts is None else chat_prompts
     if chat_prompts and chat_template is None:
       raise ValueError(f"chat_prompts=True but {source} has no chat template")
 
@@ -142,7 +142,7 @@ class CheckpointTokenizer(ChatTokenizer):
   Special tokens come from `tokenizer_config.json`, else from the ids in `config.json`.
   """
 
-  def __init__(self, path: str, *, chat_prompts: bool = False):
+  def __init__(self, path: str, *, chat_prompts: bool | None = False):
     from tokenizers import Tokenizer
     tok_config = read_json(os.path.join(path, "tokenizer_config.json")) or {}
     model_json = read_json(os.path.join(path, "config.json")) or {}
@@ -160,7 +160,8 @@ class CheckpointTokenizer(ChatTokenizer):
                      source=f"{path!r} (tokenizer.json, tokenizer_config.json, config.json)")
 
 
-def load_hf_tokenizer(path: str, *, chat_prompts: bool = False) -> CheckpointTokenizer | None:
+def load_hf_tokenizer(path: str, *,
+                      chat_prompts: bool | None = False) -> CheckpointTokenizer | None:
   """The checkpoint's tokenizer, or None when it has no tokenizer.json."""
   if not os.path.exists(os.path.join(path, "tokenizer.json")):
     return None

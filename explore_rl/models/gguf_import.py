@@ -229,14 +229,14 @@ def _reader(tensor, order: np.ndarray, transpose: bool, dtype):
   return read
 
 
-def _tokenizer(file: GGUFFile, chat_prompts: bool) -> ChatTokenizer:
+def _tokenizer(file: GGUFFile, chat_prompts: bool | None) -> ChatTokenizer:
   try:
     return build_tokenizer(file.get, file.path, chat_prompts=chat_prompts)
   except ValueError as e:
     raise UserError(str(e)) from None
 
 
-def open_gguf(path: str, dtype=jnp.float32, *, chat_prompts: bool = False):
+def open_gguf(path: str, dtype=jnp.float32, *, chat_prompts: bool | None = False):
   """(file, config, tokenizer, tensors) after every check, before any weight is read."""
   file = GGUFFile(path)
   config = read_config(file, dtype)
@@ -270,13 +270,14 @@ def load_gguf_model(path: str, dtype=jnp.float32, *, mesh=None) -> HFModel:
 
 
 def load_gguf_policy(path: str, mesh=None, *, dtype=jnp.float32,
-                     chat_prompts: bool = False) -> Policy:
-  """The file as a `Policy` for the trainer and the samplers (as `load_hf_policy`)."""
+                     chat_prompts: bool | None = None) -> Policy:
+  """The file as a `Policy` for the trainer and the samplers (as `load_hf_policy`; prompts
+  through the chat template when the file has one, unless `chat_prompts` is False)."""
   file, config, tokenizer, tensors = open_gguf(path, dtype, chat_prompts=chat_prompts)
   graphdef, _ = transformer.abstract_init(config)
   return Policy(tokenizer, config, graphdef, load_gguf_params(file, config, tensors, mesh=mesh))
 
 
-def load_gguf_tokenizer(path: str, *, chat_prompts: bool = False) -> ChatTokenizer:
+def load_gguf_tokenizer(path: str, *, chat_prompts: bool | None = False) -> ChatTokenizer:
   """Only the file's tokenizer (a run started from the file keeps it in its workdir)."""
   return _tokenizer(GGUFFile(path), chat_prompts)

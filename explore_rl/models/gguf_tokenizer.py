@@ -51,7 +51,7 @@ def byte_alphabet() -> dict[int, str]:
 
 
 def build_tokenizer(get: Callable[[str], Any], source: str, *,
-                    chat_prompts: bool = False) -> ChatTokenizer:
+                    chat_prompts: bool | None = False) -> ChatTokenizer:
   """The tokenizer from metadata: `get(key)` returns a metadata value or None.
 
   Raises ValueError for a file without tokenizer metadata or with a tokenizer model

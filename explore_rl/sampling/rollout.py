@@ -17,6 +17,7 @@ import numpy as np
 from explore_rl import distributed
 from explore_rl.distributed import to_host
 from explore_rl.tasks.base import DEGENERATE, STATUSES, Problem, Task
+from explore_rl.tasks.chat import chat_problem
 from explore_rl.tasks.registry import score_batch, task_of
 
 
@@ -97,9 +98,21 @@ def score(task: Task, problems: Sequence[Problem], batch: RolloutBatch,
                        signatures)
 
 
+def chat_problems(tokenizer, task: Task | None,
+                  problems: Sequence[Problem]) -> list[Problem]:
+  """`problems` as chat user messages (`tasks.chat.chat_problem`) when `tokenizer` renders
+  prompts through its chat template (`chat_prompts`), else as they are. The one place
+  where a run's problems take the shape of its policy's prompts."""
+  if not getattr(tokenizer, "chat_prompts", False):
+    return list(problems)
+  return [chat_problem(task_of(p, task), p) for p in problems]
+
+
 def sample_and_score(sampler, policies, task: Task, problems: Sequence[Problem], *,
                      num_samples: int, rng: jax.Array) -> ScoredRollout:
-  """`sampler(policies, problems, rng, num_samples=N)`, then `score`."""
+  """`sampler(policies, problems, rng, num_samples=N)`, then `score`; the problems first
+  take the trained policy's prompt shape (`chat_problems`), and the rollout holds those."""
+  problems = chat_problems(policies.trained.tokenizer, task, problems)
   batch = sampler(policies, problems, rng, num_samples=num_samples)
   return score(task, problems, batch, policies.trained.tokenizer)
 

@@ -5,6 +5,9 @@
   with a bare number; its answer is the last result. Reward 1 iff every step is
   arithmetically right and the answer is the value of the prompt (usual precedence).
 
+A chat-shaped problem (tasks/chat.py) asks "What is 47+38*6?"; the reply's final answer
+is checked by math-verify (jsonl.py), its signature is that answer normalised.
+
 Strategy signature: the set of steps, commutative operands ordered (order of the
 steps does not matter; "1+2=3,3+3=6" and "2+3=5,1+5=6" differ). Different
 association / evaluation orders of the same expression are the strategies the
@@ -18,7 +21,9 @@ import re
 
 import numpy as np
 
-from explore_rl.tasks.base import Problem, Task
+from explore_rl.tasks import answers
+from explore_rl.tasks.base import Problem, Score, Task
+from explore_rl.tasks.jsonl import score_final_answers, verify_final_answers
 
 
 _STEP = re.compile(r"(-?\d{1,40})([-+*])(-?\d{1,40})=(-?\d{1,80})")
@@ -108,6 +113,8 @@ class ArithmeticTask(Task):
 
   name = "arithmetic"
   default_difficulty = 0.4
+  answer_form = "a number"
+  math_answers = True
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
     d = self.resolve_difficulty(difficulty)
@@ -163,15 +170,36 @@ class ArithmeticTask(Task):
   def _final(parsed: list) -> int:
     return parsed[-1] if isinstance(parsed[-1], int) else parsed[-1][3]
 
-  def check(self, problem: Problem, parsed: list) -> bool:
+  # A chat reply parses to its final answer, a str (tasks/chat.py).
+  def question(self, problem: Problem) -> str:
+    return f"What is {problem.prompt.rstrip('=')}?"
+
+  def parse_final(self, problem: Problem, final: str) -> str | None:
+    return final if answers.normalize(final) else None
+
+  def score_many(self, problems, responses) -> list[Score]:
+    """Plain responses checked here; chat replies' final answers by math-verify, all in one
+    round trip of the sandboxed pool."""
+    chat = [i for i, p in enumerate(problems) if p.chat]
+    out = [None if p.chat else self.score(p, r) for p, r in zip(problems, responses)]
+    for i, s in zip(chat, score_final_answers(self, [problems[i] for i in chat],
+                                              [responses[i] for i in chat])):
+      out[i] = s
+    return out
+
+  def check(self, problem: Problem, parsed: list | str) -> bool:
+    if isinstance(parsed, str):
+      return verify_final_answers([problem], [parsed])[0].status == "ok"
     steps_right = all(_step(a, op, b)[1] == c for a, op, b, c in
                       (s for s in parsed if not isinstance(s, int)))
     return steps_right and str(self._final(parsed)) == problem.answer
 
-  def parsed_answer(self, problem: Problem, parsed: list) -> str:
-    return str(self._final(parsed))
+  def parsed_answer(self, problem: Problem, parsed: list | str) -> str:
+    return answers.normalize(parsed) if isinstance(parsed, str) else str(self._final(parsed))
 
-  def parsed_signature(self, problem: Problem, parsed: list) -> tuple[str, ...]:
+  def parsed_signature(self, problem: Problem, parsed: list | str) -> tuple[str, ...] | str:
+    if isinstance(parsed, str):
+      return answers.normalize(parsed)
     return tuple(sorted(f"{_canonical(a, op, b)}={c}" for a, op, b, c in
                         (s for s in parsed if not isinstance(s, int))))
 

@@ -22,6 +22,8 @@ from typing import Any, Hashable, Mapping
 
 import numpy as np
 
+from explore_rl.tasks import chat
+
 # A response's strategy signature when it has no meaningful strategy (empty,
 # unparseable, repeated junk). Judges map it to the reserved cluster id -1,
 # which set objectives do not count as a distinct strategy.
@@ -48,6 +50,8 @@ class Problem:
   family: the family that made it, as `get_task` spells it ("countdown",
     "reasoning_gym:countdown"); `explore_rl.tasks.task_of` finds the Task that scores
     it, so one batch can mix worlds. "" (the default) means the run's configured task.
+  chat: the prompt is a chat user message (`tasks.chat.chat_problem`) and a response a
+    chat reply, scored by its final answer (`Task.parse_final`).
   """
   prompt: str
   answer: str
@@ -55,6 +59,7 @@ class Problem:
   difficulty: float
   meta: Mapping
   family: str = ""
+  chat: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +79,11 @@ class Task(abc.ABC):
 
   name: str
   default_difficulty: float = 0.5
+  # Chat-shaped problems (tasks/chat.py): what a reply's final answer is (the instruction
+  # says it), and whether it is a number or formula checked by math-verify against
+  # `Problem.answer` (then a reply's last number counts when it marks no final answer).
+  answer_form: str = "the answer alone"
+  math_answers: bool = False
 
   @property
   def family(self) -> str:
@@ -122,7 +132,21 @@ class Task(abc.ABC):
   def _parse(self, problem: Problem, response: str) -> Any | None:
     if len(response) > MAX_RESPONSE_CHARS:
       return None
+    if problem.chat:
+      final = chat.final_answer(response, numeric=self.math_answers)
+      return None if final is None else self.parse_final(problem, final)
     return self.parse(problem, response)
+
+  # --- chat-shaped problems (tasks/chat.py) -------------------------------------
+
+  def question(self, problem: Problem) -> str:
+    """The problem in words, for an instruct model's user message; default the prompt."""
+    return problem.prompt
+
+  def parse_final(self, problem: Problem, final: str) -> Any | None:
+    """The final answer extracted from a chat reply, parsed as `parse` parses a response
+    (None: malformed); default `parse` of the answer alone."""
+    return self.parse(problem, final)
 
   def score(self, problem: Problem, response: str, *, truncated: bool = False) -> Score:
     """Reward 1 for a correct response; status ok / wrong / malformed / truncated."""

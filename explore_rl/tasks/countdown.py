@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from explore_rl.tasks import expression
+from explore_rl.tasks import chat, expression
 from explore_rl.tasks.base import Problem, Task
 
 
@@ -68,6 +68,7 @@ class CountdownTask(Task):
 
   name = "countdown"
   default_difficulty = 0.3
+  answer_form = "one arithmetic expression, like (8-6)*3*4"
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
     d = self.resolve_difficulty(difficulty)
@@ -122,6 +123,14 @@ class CountdownTask(Task):
       if self.score(problem, slip).status == "wrong":
         return slip
     return f"({response})+1"
+
+  def question(self, problem: Problem) -> str:
+    numbers = ", ".join(map(str, problem.meta["numbers"]))
+    return (f"Reach {problem.meta['target']} from the numbers {numbers} with +, -, * and /, "
+            "using each number at most once.")
+
+  def parse_final(self, problem: Problem, final: str):
+    return self.parse(problem, chat.left_side(final))
 
   def parse(self, problem: Problem, response: str):
     return expression.parse(response)

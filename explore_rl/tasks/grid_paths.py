@@ -61,6 +61,7 @@ class GridPathsTask(Task):
 
   name = "grid_paths"
   default_difficulty = 0.3
+  answer_form = "the moves as one string of R, D, L, U, like RRDD"
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
     d = self.resolve_difficulty(difficulty)
@@ -98,6 +99,14 @@ class GridPathsTask(Task):
       return response[:-1]
     i = int(rng.integers(len(response)))
     return response[:i] + ("D" if response[i] == "R" else "R") + response[i + 1:]
+
+  def question(self, problem: Problem) -> str:
+    rows = "\n".join(problem.meta["rows"])
+    return (f"Find a shortest path on this grid ('#' is a wall) from the top-left cell to the "
+            f"bottom-right one, moving R (right), D (down), L (left) or U (up):\n{rows}")
+
+  def parse_final(self, problem: Problem, final: str):
+    return self.parse(problem, "".join(final.replace(",", " ").split()).upper())
 
   def parse(self, problem: Problem, response: str) -> tuple[str, tuple[int, int] | None] | None:
     """(moves, end cell), the end None when the walk leaves the free cells."""

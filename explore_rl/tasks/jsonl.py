@@ -228,6 +228,8 @@ class JsonlTask(Task):
 
   name = "jsonl"
   sandboxed = True
+  answer_form = "a number or a formula"
+  math_answers = True
 
   def __init__(self, path: str | Sequence[str], *, prompt_template: str = "{question}",
                deadline_s: float = 5.0, cpu_s: float = 3.0, memory_mb: int = 1024,
@@ -275,11 +277,13 @@ class JsonlTask(Task):
 
   def _parse(self, problem: Problem, response: str) -> str | None:
     # The final answer ends the response: a long derivation is judged by its last part.
-    return self.parse(problem, response[-MAX_RESPONSE_CHARS:])
+    return super()._parse(problem, response[-MAX_RESPONSE_CHARS:])
 
   def parse(self, problem: Problem, response: str) -> str | None:
-    final = answers.extract_final_answer(response)
-    return None if final is None or not answers.normalize(final) else final
+    return self.parse_final(problem, answers.extract_final_answer(response) or "")
+
+  def parse_final(self, problem: Problem, final: str) -> str | None:
+    return final if answers.normalize(final) else None
 
   def check(self, problem: Problem, parsed: str) -> bool:
     return self._verify([problem], [parsed])[0].status == "ok"
@@ -289,25 +293,40 @@ class JsonlTask(Task):
 
   def score_many(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[Score]:
     """Scores of a batch: extraction here, every final answer verified in one pool call."""
-    parsed = [self._parse(p, r) for p, r in zip(problems, responses, strict=True)]
-    rows = [i for i, a in enumerate(parsed) if a is not None]
-    verdicts = self._verify([problems[i] for i in rows], [parsed[i] for i in rows])
-    out = [MALFORMED] * len(problems)
-    for i, v in zip(rows, verdicts):
-      out[i] = v
-    return out
+    return score_final_answers(self, problems, responses, **self.limits)
 
   def _verify(self, problems: Sequence[Problem], finals: Sequence[str]) -> list[Score]:
-    if not problems:
-      return []
-    warm_pool()
-    gold = problems[0].answer  # a gold answer verifies against itself
-    return sandbox_scores(SANDBOX_FN, [{"gold": p.answer, "answer": a}
-                                       for p, a in zip(problems, finals)],
-                          reference={"gold": gold, "answer": gold}, **self.limits)
+    return verify_final_answers(problems, finals, **self.limits)
 
   def parsed_answer(self, problem: Problem, parsed: str) -> str:
     return answers.normalize(parsed)
 
   def parsed_signature(self, problem: Problem, parsed: str) -> str:
     return answers.normalize(parsed)
+
+
+def verify_final_answers(problems: Sequence[Problem], finals: Sequence[str],
+                         **limits) -> list[Score]:
+  """math-verify's verdict on each final answer against its problem's `answer`, in one
+  round trip of the sandboxed pool (`limits`: `sandbox_scores`' deadline, cpu, memory)."""
+  if not problems:
+    return []
+  warm_pool()
+  gold = problems[0].answer  # a gold answer verifies against itself
+  return sandbox_scores(SANDBOX_FN, [{"gold": p.answer, "answer": a}
+                                     for p, a in zip(problems, finals)],
+                        reference={"gold": gold, "answer": gold}, **limits)
+
+
+def score_final_answers(task: Task, problems: Sequence[Problem], responses: Sequence[str],
+                        **limits) -> list[Score]:
+  """Scores of responses whose parse (`task._parse`) is their final answer as text:
+  malformed where none parses, else math-verify's verdict (`verify_final_answers`)."""
+  parsed = [task._parse(p, r) for p, r in zip(problems, responses, strict=True)]
+  rows = [i for i, a in enumerate(parsed) if a is not None]
+  verdicts = verify_final_answers([problems[i] for i in rows], [parsed[i] for i in rows],
+                                  **limits)
+  out = [MALFORMED] * len(problems)
+  for i, v in zip(rows, verdicts):
+    out[i] = v
+  return out

@@ -18,6 +18,7 @@ import re
 
 import numpy as np
 
+from explore_rl.tasks import chat
 from explore_rl.tasks.base import Problem, Task
 
 
@@ -48,6 +49,7 @@ class PartitionTask(Task):
 
   name = "partition"
   default_difficulty = 0.5
+  answer_form = "the parts joined by '+', like 5+5+2"
 
   def sample(self, rng: np.random.Generator, difficulty: float | None = None) -> Problem:
     d = self.resolve_difficulty(difficulty)
@@ -107,6 +109,14 @@ class PartitionTask(Task):
       i = int(rng.integers(len(summands)))
       summands[i] += 1 if rng.random() < 0.5 else -1
     return "+".join(map(str, summands))
+
+  def question(self, problem: Problem) -> str:
+    parts = ", ".join(map(str, problem.meta["parts"]))
+    return (f"Write {problem.meta['target']} as a sum of numbers taken from {parts} "
+            "(each may be used any number of times).")
+
+  def parse_final(self, problem: Problem, final: str) -> list[int] | None:
+    return self.parse(problem, chat.left_side(final))
 
   def parse(self, problem: Problem, response: str) -> list[int] | None:
     text = response.strip()

@@ -190,6 +190,7 @@ class ReasoningGymTask(Task):
   name = "reasoning_gym"
   variant_arg = "dataset"
   default_difficulty = 0.0
+  answer_form = "the answer alone, in the form the question asks for"
   sandboxed = True
 
   def __init__(self, dataset: str, config: Mapping | None = None, *, seed: int = 0,
@@ -355,8 +356,14 @@ class ReasoningGymTask(Task):
     return f"{response[:max(start, 0)]}{OPEN}{wrong[0]}{CLOSE}"
 
   # -- parsing and scoring -------------------------------------------------------------------
+  def question(self, problem: Problem) -> str:
+    return problem.prompt.removesuffix(ANSWER_FORMAT).rstrip()
+
   def parse(self, problem: Problem, response: str) -> str | None:
     return extract_answer_text(response)
+
+  def parse_final(self, problem: Problem, final: str) -> str | None:
+    return final.strip() or None
 
   def check(self, problem: Problem, parsed: str) -> bool:
     return self._sandbox_scores([problem], [parsed])[0].status == "ok"
