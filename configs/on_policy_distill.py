@@ -7,7 +7,7 @@ vocabulary (`method="teacher"`: no aggregation; GKD arXiv 2306.13649, docs/algor
 "On-policy distillation"). No RL reward (`advantage="none"`).
 
 Command:  explore-rl train --config configs/sft.py --workdir runs/demo/sft_base \
-              --config.model=base            # a larger teacher
+              --config.model.preset=base            # a larger teacher
           explore-rl train --config configs/on_policy_distill.py --workdir runs/opd
 Hardware: 2 CPU cores. Runtime: not measured at full scale on a quiet machine; the `:tiny`
 smoke run took 41 s on a 2-core machine at load 5-15 (other jobs).

@@ -9,12 +9,14 @@ variant (tiny preset, a few steps).
 """
 import ml_collections
 
+from explore_rl.training.rl_config import model_settings
+
 
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.trainer = "sft"
   c.seed = 0
-  c.model = "small"
+  c.model = model_settings("small")
   c.model_overrides = ml_collections.ConfigDict()
   c.task = "partition"
   c.task_kwargs = ml_collections.ConfigDict()
@@ -32,7 +34,7 @@ def get_config(arg=None):
   c.checkpoint_every = 200
   c.eval = ml_collections.ConfigDict(dict(num_prompts=128, num_samples=8, temperature=1.0))
   if arg == "tiny":
-    c.model = "tiny"
+    c.model.preset = "tiny"
     c.total_steps = 4
     c.batch_size = 8
     c.eval_every = c.checkpoint_every = 2

@@ -99,7 +99,8 @@ def main(argv=None) -> int:
   out = args.out or os.path.join("results", "exploration_diagnostics" + "_quick" * args.quick)
   seeds = list(range(args.seeds or (1 if args.quick else 3)))
   prior = ex.sft_prior("partition", quick=args.quick, root=args.shared,
-                       overrides=None if args.quick else {"model": "tiny", "total_steps": 600})
+                       overrides=None if args.quick else {"model.preset": "tiny",
+                                                          "total_steps": 600})
   labels = [a for a in args.arms.split(",") if a]
   runs = {}
   for label in labels:

@@ -88,7 +88,8 @@ def prior(*, quick: bool, root: str) -> str:
   overrides = {"hint_rate": HINT_RATE, "max_prompt_len": TEACHER_PROMPT_LEN,
                "max_response_len": RESPONSE_LEN}
   if not quick:
-    overrides.update(model="tiny", total_steps=600, eval_every=600, checkpoint_every=600)
+    overrides.update({"model.preset": "tiny", "total_steps": 600, "eval_every": 600,
+                      "checkpoint_every": 600})
   return ex.sft_prior(TASK, quick=quick, difficulty=DIFFICULTY,
                       root=os.path.join(root, "hinted"), overrides=overrides)
 

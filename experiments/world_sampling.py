@@ -108,7 +108,8 @@ def prior(world: str, scale: dict, *, quick: bool, shared: str) -> str:
   """The SFT prior (tiny model): over the mixture of TRAIN ("mixture"), or on one
   countdown world ("countdown", "reasoning_gym:countdown")."""
   lr = 5e-3 if quick else 3e-3
-  overrides = {"model": "tiny", "total_steps": scale["sft_steps"], "batch_size": scale["sft_batch"],
+  overrides = {"model.preset": "tiny", "total_steps": scale["sft_steps"],
+               "batch_size": scale["sft_batch"],
                "eval_every": scale["sft_steps"], "checkpoint_every": scale["sft_steps"],
                "optim.learning_rate": lr, "optim.warmup_steps": 0, "demos_per_problem": 2,
                "eval.num_prompts": scale["eval_prompts"],
@@ -137,7 +138,7 @@ def rl_config(init_from: str, scale: dict, *, world: str = "mixture",
               curriculum_kwargs: dict | None = None) -> ml_collections.ConfigDict:
   """GRPO (configs/rg_mixture.py's objective) at `scale` from `init_from`."""
   c = load_config("rg_mixture")
-  c.model, c.init_from, c.difficulty = "tiny", init_from, 0.0
+  c.model.preset, c.init_from, c.difficulty = "tiny", init_from, 0.0
   c.model_overrides = ml_collections.ConfigDict()
   c.total_steps, c.eval_every = scale["rl_steps"], scale["eval_every"]
   c.checkpoint_every = scale["rl_steps"]

@@ -38,15 +38,16 @@ def main(argv=None):
   sft_dir = os.path.join(args.workdir, "sft")
   wall = {}
   t0 = time.perf_counter()
-  train_sft(load_config("sft" + variant, {} if args.smoke else {"model": args.preset}), sft_dir)
+  overrides = {} if args.smoke else {"model.preset": args.preset}
+  train_sft(load_config("sft" + variant, overrides), sft_dir)
   wall["SFT prior"] = time.perf_counter() - t0
   for name, label in METHODS.items():
     t0 = time.perf_counter()
     train_rl(load_config(name + variant, {"init_from": sft_dir}),
              os.path.join(args.workdir, name))
     wall[label] = time.perf_counter() - t0
-  sft = load_config("sft" + variant, {} if args.smoke else {"model": args.preset})
-  intro = (f"Task `{sft.task}` (difficulty {sft.difficulty}), preset `{sft.model}`, CPU. "
+  sft = load_config("sft" + variant, overrides)
+  intro = (f"Task `{sft.task}` (difficulty {sft.difficulty}), preset `{sft.model.preset}`, CPU. "
            f"Held-out: {sft.eval.num_prompts} prompts x {sft.eval.num_samples} samples at "
            "temperature 1; `distinct` counts distinct correct strategies per prompt; entropy is "
            "the mean per-token policy entropy of those samples. RL runs start from the SFT prior.")

@@ -42,8 +42,8 @@ TASK_SETTINGS = {
 # distinct strategies, entropy 0.33 after 600 steps (11 min on a loaded machine; the small
 # preset's prior: 0.40 / 0.96 / 2.25 / 0.28); grid_paths 0.54 / 0.97 / 3.5 / 0.43 after 400
 # steps (4 min).
-PRIOR_OVERRIDES = {"partition": {"model": "tiny", "total_steps": 600},
-                   "grid_paths": {"model": "tiny", "total_steps": 400}}
+PRIOR_OVERRIDES = {"partition": {"model.preset": "tiny", "total_steps": 600},
+                   "grid_paths": {"model.preset": "tiny", "total_steps": 400}}
 # Two-sided 95% Student-t critical values by degrees of freedom (1.96 beyond 30).
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
         9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
@@ -125,7 +125,7 @@ def train(config, workdir: str, *, poll_s: float = 10.0) -> list[dict]:
   """
   from explore_rl.errors import UserError
   while not finished(workdir, config.total_steps):
-    from explore_rl.cli import TRAINERS
+    from explore_rl.training.trainers import TRAINERS
     try:
       TRAINERS.get(config.get("trainer", "rl"))(config, workdir, progress=False)
       break
@@ -156,7 +156,7 @@ def sft_prior(task: str = "partition", *, seed: int = 0, quick: bool = False,
     for part in path[:-1]:
       node = node[part]
     node[path[-1]] = value
-  name = f"{task}-d{config.difficulty:g}-{config.model}-{config.total_steps}-seed{seed}"
+  name = f"{task}-d{config.difficulty:g}-{config.model.preset}-{config.total_steps}-seed{seed}"
   workdir = os.path.join(root, "sft", name)
   train(config, workdir)
   return workdir

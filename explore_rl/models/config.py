@@ -11,6 +11,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from explore_rl.errors import ConfigError
+from explore_rl.models.lora import ALL_TARGETS
 from explore_rl.registry import Registry
 
 PRESETS: Registry = Registry("model preset")
@@ -41,12 +42,25 @@ class ModelConfig:
   # Input dtype of the projections' and lm head's matmuls (fp32 accumulation); None: the
   # compute dtype. "bfloat16" on an fp32 model is mixed precision (models/dense.py).
   matmul_dtype: str | None = None
+  # LoRA adapters on the `lora_targets` projections (models/lora.py); 0: none (full
+  # fine-tuning). remat: recompute each block's activations in the backward pass
+  # (jax.checkpoint per block): less memory for one more forward.
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+  lora_targets: tuple[str, ...] = ALL_TARGETS
+  remat: bool = False
 
   def __post_init__(self):
     # Stored as sorted (key, value) pairs: the config is a static jit argument
     # (inside the model's graphdef) and must hash.
     if isinstance(self.rope_scaling, dict):
       object.__setattr__(self, "rope_scaling", tuple(sorted(self.rope_scaling.items())))
+    object.__setattr__(self, "lora_targets", tuple(self.lora_targets))  # JSON gives a list
+    if self.lora_rank < 0:
+      raise ConfigError(f"lora_rank={self.lora_rank} must be >= 0 (0: full fine-tuning)")
+    unknown = sorted(set(self.lora_targets) - set(ALL_TARGETS))
+    if unknown:
+      raise ConfigError(f"lora_targets {unknown} are not projections; valid: {list(ALL_TARGETS)}")
     if self.num_attention_heads % self.num_key_value_heads:
       raise ConfigError(
           f"num_attention_heads={self.num_attention_heads} must be a multiple of "

@@ -1,7 +1,8 @@
 """Export a policy as a Hugging Face Llama / Qwen2 checkpoint (config.json + safetensors).
 
 The inverse of `hf_import`: kernels are transposed back to HF's [out, in], dtypes
-are kept, so import -> export -> import gives bit-identical params. Any config
+are kept, so import -> export -> import gives bit-identical params; LoRA adapters are
+merged into their kernels (models/lora.py). Any config
 exports as either architecture exactly: Llama's `attention_bias` also adds an
 o_proj bias (written as zeros); Qwen2 always has q/k/v biases (written as zeros
 when the model has none). `write_char_tokenizer` writes the procedural tasks'
@@ -19,6 +20,7 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 
+from explore_rl.models import lora
 from explore_rl.models.config import ModelConfig
 from explore_rl.models.hf_import import (MODEL_TYPES, SAFETENSORS, SAFETENSORS_INDEX,
                                          hf_param_map, load_hf_tokenizer)
@@ -93,6 +95,7 @@ def save_hf_checkpoint(path: str, graphdef_or_config, params: dict, *,
   from safetensors.numpy import save_file
   config = (graphdef_or_config if isinstance(graphdef_or_config, ModelConfig)
             else nnx.merge(graphdef_or_config, params).config)
+  params = lora.merged(params, config)  # a LoRA model exports as its merged weights
   model_type = model_type or ("qwen2" if config.attention_bias else "llama")
   if model_type not in MODEL_TYPES:
     raise ValueError(f"unknown model_type {model_type!r}; valid: {', '.join(MODEL_TYPES)}")

@@ -5,7 +5,9 @@ MLP, grouped-query attention (full forward: `jax.nn.dot_product_attention`, the
 fused kernel, on accelerators; on CPU the decode step's grouped matmuls,
 `cached_attention`), optional q/k/v biases (Qwen2), tied or untied embeddings.
 Parameter names follow Hugging Face's (`layers.3.self_attn.q_proj.kernel`), so
-checkpoint import is a renaming plus a transpose.
+checkpoint import is a renaming plus a transpose. Optional LoRA adapters on the
+projections (`ModelConfig.lora_rank`, models/lora.py) and per-block rematerialisation
+(`ModelConfig.remat`).
 
 The module is the definition; training and sampling use it functionally:
 `graphdef, params = split(model)` and `forward(graphdef, params, ...)`, so the
@@ -20,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from explore_rl.models import dense
+from explore_rl.models import dense, lora
 from explore_rl.models.config import ModelConfig
 
 
@@ -102,21 +104,25 @@ class RMSNorm(nnx.Module):
     return self.scale.value * x32.astype(x.dtype)
 
 
-def _linear(cfg: ModelConfig, din: int, dout: int, rngs: nnx.Rngs, bias: bool = False):
+def _linear(cfg: ModelConfig, name: str, din: int, dout: int, rngs: nnx.Rngs,
+            bias: bool = False):
+  """The projection `name` (q_proj, ...): with LoRA adapters when it is a LoRA target."""
   low = cfg.low_precision_matmul
-  return nnx.Linear(din, dout, use_bias=bias, dtype=cfg.compute_dtype,
-                    param_dtype=cfg.weight_dtype,
-                    dot_general=dense.dot_general(low) if low else jax.lax.dot_general,
-                    kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+  kw = dict(use_bias=bias, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
+            dot_general=dense.dot_general(low) if low else jax.lax.dot_general,
+            kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+  if cfg.lora_rank and name in cfg.lora_targets:
+    return lora.LoRALinear(din, dout, rank=cfg.lora_rank, alpha=cfg.lora_alpha, **kw)
+  return nnx.Linear(din, dout, **kw)
 
 
 class Attention(nnx.Module):
   def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
     h, nq, nkv = cfg.head_size, cfg.num_attention_heads, cfg.num_key_value_heads
-    self.q_proj = _linear(cfg, cfg.hidden_size, nq * h, rngs, cfg.attention_bias)
-    self.k_proj = _linear(cfg, cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
-    self.v_proj = _linear(cfg, cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
-    self.o_proj = _linear(cfg, nq * h, cfg.hidden_size, rngs)
+    self.q_proj = _linear(cfg, "q_proj", cfg.hidden_size, nq * h, rngs, cfg.attention_bias)
+    self.k_proj = _linear(cfg, "k_proj", cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
+    self.v_proj = _linear(cfg, "v_proj", cfg.hidden_size, nkv * h, rngs, cfg.attention_bias)
+    self.o_proj = _linear(cfg, "o_proj", nq * h, cfg.hidden_size, rngs)
     self.shape = (nq, nkv, h)
 
   def __call__(self, x, positions, inv_freq, mask, kv, cache_index):
@@ -170,9 +176,9 @@ def cached_attention(q, k, v, mask):
 
 class MLP(nnx.Module):
   def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-    self.gate_proj = _linear(cfg, cfg.hidden_size, cfg.intermediate_size, rngs)
-    self.up_proj = _linear(cfg, cfg.hidden_size, cfg.intermediate_size, rngs)
-    self.down_proj = _linear(cfg, cfg.intermediate_size, cfg.hidden_size, rngs)
+    self.gate_proj = _linear(cfg, "gate_proj", cfg.hidden_size, cfg.intermediate_size, rngs)
+    self.up_proj = _linear(cfg, "up_proj", cfg.hidden_size, cfg.intermediate_size, rngs)
+    self.down_proj = _linear(cfg, "down_proj", cfg.intermediate_size, cfg.hidden_size, rngs)
 
   def __call__(self, x):
     x2 = x.reshape(-1, x.shape[-1])  # 2-D matmuls (see Attention)
@@ -203,7 +209,7 @@ class Transformer(nnx.Module):
     self.layers = nnx.List([Block(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
     self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.weight_dtype)
     if not cfg.tie_word_embeddings:
-      self.lm_head = _linear(cfg, cfg.hidden_size, cfg.vocab_size, rngs)
+      self.lm_head = _linear(cfg, "lm_head", cfg.hidden_size, cfg.vocab_size, rngs)
 
   def __call__(self, tokens, positions, mask, cache: KVCache | None = None, cache_index=0):
     """tokens, positions: int32 [B, T]; mask: bool [B, T, S] (S = T without a cache).
@@ -216,6 +222,11 @@ class Transformer(nnx.Module):
     x = self.embed_tokens(tokens)
     new_k, new_v = [], []
     for i, layer in enumerate(self.layers):
+      if cache is None and self.config.remat:  # activations recomputed in the backward pass
+        x, (k, v) = _remat_block(layer, x, positions, inv_freq, mask)
+        new_k.append(k)
+        new_v.append(v)
+        continue
       kv = None if cache is None else (cache.k[i], cache.v[i])
       x, (k, v) = layer(x, positions, inv_freq, mask, kv, cache_index)
       new_k.append(k)
@@ -233,6 +244,12 @@ class Transformer(nnx.Module):
       logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
     new_cache = None if cache is None else KVCache(tuple(new_k), tuple(new_v))
     return logits, new_cache
+
+
+@nnx.remat
+def _remat_block(block: Block, x, positions, inv_freq, mask):
+  """A block's full forward (no cache) under jax.checkpoint: `ModelConfig.remat`."""
+  return block(x, positions, inv_freq, mask, None, 0)
 
 
 def init(config: ModelConfig, seed: int = 0):
@@ -278,7 +295,7 @@ def forward(graphdef, params, tokens: jax.Array, valid: jax.Array | None = None)
   """Full (no cache) forward: tokens int32 [B, T], valid bool [B, T] -> logits fp32 [B, T, V]."""
   if valid is None:
     valid = jnp.ones(tokens.shape, bool)
-  model = nnx.merge(graphdef, params)
+  model = nnx.merge(graphdef, lora.freeze_base(params))
   logits, _ = model(tokens, positions_from_mask(valid), causal_mask(valid))
   return logits
 
@@ -287,6 +304,6 @@ def packed_forward(graphdef, params, tokens: jax.Array, segments: jax.Array,
                    positions: jax.Array) -> jax.Array:
   """Full forward of packed rows (several sequences each, `segment_mask`):
   tokens, segments, positions int32 [B, T] -> logits fp32 [B, T, V]."""
-  model = nnx.merge(graphdef, params)
+  model = nnx.merge(graphdef, lora.freeze_base(params))
   logits, _ = model(tokens, positions, segment_mask(segments))
   return logits

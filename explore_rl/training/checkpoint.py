@@ -1,8 +1,9 @@
 """Orbax checkpoints behind one small interface: arrays + a JSON side state, verified.
 
 A checkpoint holds the train state (params, optimizer state, step, PRNG key
-data) and a JSON-serialisable dict (loop step, curriculum/data state, skipped-
-update counters). Restoring into a target built from `jax.eval_shape` keeps
+data; of a LoRA model only the adapters: the frozen base is the run's `init_from`, which
+`restore` takes from the target, models/lora.py) and a JSON-serialisable dict (loop
+step, curriculum/data state, skipped-update counters). Restoring into a target built from `jax.eval_shape` keeps
 optax's state types and puts arrays on the target's shardings, whatever mesh (or
 number of processes) saved them. In a multi-process run every process calls `save`
 and `restore` (Orbax coordinates them; each writes and reads its own shards); the
@@ -45,6 +46,7 @@ import orbax.checkpoint as ocp
 
 from explore_rl import disk
 from explore_rl.errors import UserError
+from explore_rl.models import lora
 
 CHECKSUM_FILE = "SHA256SUMS.json"
 CORRUPT_DIR = "corrupt"
@@ -145,7 +147,8 @@ class Checkpointer:
       if step in self._mgr.all_steps():  # Only after a fallback past a corrupt newer step.
         self._quarantine(step, "a new save of the same step")
       self._mgr.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+          state=ocp.args.StandardSave(lora.drop_base(state)), meta=ocp.args.JsonSave(meta)),
+          force=True)
       self._pending.append(step)
       _test_pause()  # Orbax is writing (test-only, module docstring)
       if wait:
@@ -232,10 +235,10 @@ class Checkpointer:
                                        sharding=getattr(x, "sharding", None) or one_device),
         target)
     out = self._mgr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        state=ocp.args.StandardRestore(lora.drop_base(abstract)), meta=ocp.args.JsonRestore()))
     if not isinstance(out.meta, dict):
       raise ValueError(f"meta is a {type(out.meta).__name__}, not a JSON object")
-    return out.state, out.meta
+    return lora.fill_base(out.state, target), out.meta
 
   def _try_step(self, target: Any, step: int) -> tuple[Any, str | None]:
     """((state, meta), None) or (None, why the step is unusable)."""

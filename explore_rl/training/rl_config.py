@@ -8,6 +8,17 @@ SFT start, two steps.
 """
 import ml_collections
 
+from explore_rl.models.lora import ALL_TARGETS
+
+
+def model_settings(preset: str) -> ml_collections.ConfigDict:
+  """`config.model`: the preset a fresh model takes, and on any starting model LoRA
+  adapters (`lora.rank` 0: full fine-tuning; `targets` comma-separated projections) and
+  per-block rematerialisation (`remat`); models/lora.py, training/workdir.py."""
+  return ml_collections.ConfigDict(dict(
+      preset=preset, remat=False,
+      lora=ml_collections.ConfigDict(dict(rank=0, alpha=16.0, targets=",".join(ALL_TARGETS)))))
+
 
 def rl_config(arg=None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -19,7 +30,7 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.max_consecutive_skips = 5
 
-  c.model = "small"                      # used when init_from is empty
+  c.model = model_settings("small")      # the preset is used when init_from is empty
   c.model_overrides = ml_collections.ConfigDict()
   c.init_from = "runs/demo/sft"          # an SFT workdir (explore-rl train --config configs/sft.py)
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
@@ -52,6 +63,11 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
       loss="ppo", loss_kwargs=ml_collections.ConfigDict(),
       aggregation="token-mean", aggregation_kwargs=ml_collections.ConfigDict(),
       kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
+      # the token covariance Cov(log π, A) statistics (cov_mean, cov_top*_mean): a
+      # measuring term, computed only when on (objectives/loss_terms.py)
+      covariance_stats=True,
+      # further registered loss terms: {name: hyper-parameters} (docs/design.md)
+      loss_terms=ml_collections.ConfigDict(),
       # truncated importance sampling: weight tokens by min(pi_old / mu, is_cap), mu the
       # distribution that drew them (top-k/p, temperature, another policy or context)
       truncated_is=False, is_cap=2.0,
@@ -62,7 +78,7 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(num_prompts=128, num_samples=8, temperature=1.0))
 
   if arg == "tiny":
-    c.model = "tiny"
+    c.model.preset = "tiny"
     c.init_from = ""
     c.total_steps = 2
     c.eval_every = c.checkpoint_every = 2

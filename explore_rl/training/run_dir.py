@@ -54,7 +54,7 @@ SAFE_TO_CHANGE = ("total_steps", "eval_every", "checkpoint_every", "keep_checkpo
                   "judge_kwargs.max_backoff_s", "judge_kwargs.max_concurrency",
                   "judge_kwargs.max_reply_bytes", "judge_kwargs.base_url")
 # Keys that decide the parameters' shapes or what the model is trained on.
-MODEL_KEYS = ("model", "model_overrides.*", "task", "task_kwargs.*", "hf.*")
+MODEL_KEYS = ("model.*", "model_overrides.*", "task", "task_kwargs.*", "hf.*")
 # A config key named like a credential. `api_key_env` (a variable's name) is fine.
 # A bare `token` is one too, but not `eos_token` or `max_tokens`.
 SECRET_KEY = re.compile(

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from explore_rl.models import lora
+
 
 class TrainState(NamedTuple):
   params: Any
@@ -46,13 +48,25 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: 
                      optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
 
 
+@functools.lru_cache(maxsize=None)
+def _adapters_only(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+  return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()},
+                               lora.param_labels)
+
+
+def for_params(optimizer: optax.GradientTransformation, params) -> optax.GradientTransformation:
+  """`optimizer` as it applies to `params`: on a LoRA model (models/lora.py) it updates the
+  adapters only and keeps only their moments (the base weights' updates are zero)."""
+  return _adapters_only(optimizer) if lora.has_adapters(params) else optimizer
+
+
 def _fp32(tree):
   return jax.tree.map(lambda x: x.astype(jnp.float32), tree)
 
 
 def init_state(params, optimizer: optax.GradientTransformation, seed: int) -> TrainState:
   """Step 0; the optimizer state (moments) is fp32 whatever the parameters' dtype."""
-  return TrainState(params, optimizer.init(_fp32(params)), jnp.int32(0),
+  return TrainState(params, for_params(optimizer, params).init(_fp32(params)), jnp.int32(0),
                     jax.random.key_data(jax.random.key(seed)))
 
 
@@ -68,7 +82,8 @@ def apply_if_finite(state: TrainState, grads, loss, optimizer) -> tuple[TrainSta
   """
   finite = jnp.isfinite(loss) & all_finite(grads)
   safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), _fp32(grads))
-  updates, opt_state = optimizer.update(safe_grads, state.opt_state, _fp32(state.params))
+  updates, opt_state = for_params(optimizer, state.params).update(
+      safe_grads, state.opt_state, _fp32(state.params))
   params = jax.tree.map(lambda p, u: (p.astype(jnp.float32) + u).astype(p.dtype),
                         state.params, updates)                 # optax.apply_updates, in fp32
   pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)

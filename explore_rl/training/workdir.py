@@ -8,20 +8,21 @@ and a packaged model name (`models.model_names`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 
 import jax
+import ml_collections
 
-from explore_rl.models import gguf_import, hf_import, model_names, sharding, transformer
+from explore_rl.models import gguf_import, hf_import, lora, model_names, sharding, transformer
 from explore_rl.models.hf_export import TOKENIZER_FILES
 from explore_rl.errors import UserError
 from explore_rl.models.config import ModelConfig, get_preset
 from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.training.checkpoint import Checkpointer
+from explore_rl.training.memory import check_fits
 from explore_rl.training.state import init_state, make_optimizer
 
 
@@ -38,12 +39,29 @@ def read_model_config(workdir: str) -> ModelConfig:
     return ModelConfig(**json.load(f))
 
 
+def model_preset(config) -> str:
+  """`config.model.preset` (`config.model` itself in configs written before it was a dict)."""
+  return config.model if isinstance(config.model, str) else config.model.preset
+
+
+def training_fields(config) -> dict:
+  """The ModelConfig fields `config.model` sets on any starting model: LoRA adapters
+  (`lora.rank`, `lora.alpha`, `lora.targets`, comma-separated) and `remat`."""
+  m = config.model
+  if isinstance(m, str):
+    return {}
+  targets = m.lora.targets
+  return dict(lora_rank=int(m.lora.rank), lora_alpha=float(m.lora.alpha), remat=bool(m.remat),
+              lora_targets=tuple(t.strip() for t in targets.split(",") if t.strip())
+              if isinstance(targets, str) else tuple(targets))
+
+
 def fresh_policy(config, mesh) -> Policy:
-  """A new char-level model, params sharded on `mesh`: preset `config.model` with
+  """A new char-level model, params sharded on `mesh`: preset `config.model.preset` with
   `config.model_overrides`, seeded by `config.seed`. The weights are drawn in fp32 and
   rounded to `param_dtype`: a seed gives the same model at every precision."""
   tokenizer = CharTokenizer()
-  model_config = get_preset(config.model, vocab_size=tokenizer.vocab_size,
+  model_config = get_preset(model_preset(config), vocab_size=tokenizer.vocab_size,
                             **config.model_overrides)
   _, params = transformer.init(model_config.replace(param_dtype="float32"), seed=config.seed)
   graphdef, _ = transformer.abstract_init(model_config)
@@ -60,7 +78,8 @@ def _tokenizer(workdir: str):
   """A run's tokenizer: the checkpoint's own when the run copied one, else characters."""
   if os.path.exists(os.path.join(workdir, "tokenizer.json")):
     with open(os.path.join(workdir, "config.json")) as f:
-      chat_prompts = json.load(f).get("hf", {}).get("chat_prompts", False)
+      # Prompts through the chat template as the run had them (unset: when there is one).
+      chat_prompts = json.load(f).get("hf", {}).get("chat_prompts")
     return hf_import.load_hf_tokenizer(workdir, chat_prompts=chat_prompts)
   return CharTokenizer()
 
@@ -99,17 +118,25 @@ COMPUTE_FIELDS = ("matmul_dtype",)
 def initial_policy(config, mesh, path: str | None = None) -> Policy:
   """A run's starting policy: loaded from `path` (default `config.init_from`; a run's
   workdir or a HF checkpoint) with `config.model_overrides`' COMPUTE_FIELDS applied, or a
-  fresh model (`fresh_policy`) when the path is empty."""
+  fresh model (`fresh_policy`) when the path is empty; then `config.model`'s LoRA
+  adapters (fresh: the adapted model equals the base) and remat (`training_fields`). An RL
+  run whose step cannot fit in memory is refused here, before any work
+  (`memory.check_fits`)."""
   path = config.init_from if path is None else path
-  if not path:
-    return fresh_policy(config, mesh)
-  policy = load_initial_policy(path, mesh, config.get("hf"))
-  compute = {k: v for k, v in config.model_overrides.items() if k in COMPUTE_FIELDS}
-  if not compute:
+  policy = load_initial_policy(path, mesh, config.get("hf")) if path else \
+      fresh_policy(config, mesh)
+  compute = {k: v for k, v in config.model_overrides.items() if k in COMPUTE_FIELDS} \
+      if path else {}
+  fields = {**compute, **training_fields(config)}
+  if "rollout" in config:
+    check_fits(config, policy.config.replace(**fields))
+  if all(getattr(policy.config, k) == v for k, v in fields.items()):
     return policy
-  model_config = policy.config.replace(**compute)
-  graphdef, _ = transformer.abstract_init(model_config)
-  return dataclasses.replace(policy, config=model_config, graphdef=graphdef)
+  model_config = policy.config.replace(**fields)
+  graphdef, abstract = transformer.abstract_init(model_config)
+  params = lora.add_adapters(policy.params, abstract) if model_config.lora_rank and \
+      not lora.has_adapters(policy.params) else policy.params
+  return Policy(policy.tokenizer, model_config, graphdef, params)
 
 
 def load_policy(workdir: str, mesh=None) -> Policy:
@@ -129,4 +156,10 @@ def load_policy(workdir: str, mesh=None) -> Policy:
                     "checkpoint (or finish), then try again")
   state, _ = ckpt.restore(target)
   ckpt.close()
-  return Policy(_tokenizer(workdir), model_config, graphdef, state.params)
+  params = state.params
+  if model_config.lora_rank:  # the checkpoint holds the adapters; the base is init_from's
+    with open(os.path.join(workdir, "config.json")) as f:
+      run_config = ml_collections.ConfigDict(json.load(f))
+    base = initial_policy(run_config, mesh)
+    params = lora.fill_base(lora.drop_base(params), base.params)
+  return Policy(_tokenizer(workdir), model_config, graphdef, params)

@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def model_for(config):
-  return get_preset(config.model, vocab_size=64, **config.model_overrides)
+  return get_preset(config.model.preset, vocab_size=64, **config.model_overrides)
 
 
 def snapshot(directory):
@@ -52,7 +52,7 @@ def test_fresh_run_writes_private_run_files(tmp_path):
   with prepare_run_dir(str(tmp_path / "run"), config, model_for(config)) as run:
     assert not run.resumed
   stored = json.load(open(tmp_path / "run" / "config.json"))
-  assert stored["objective"]["advantage"] == "grpo" and stored["model"] == "tiny"
+  assert stored["objective"]["advantage"] == "grpo" and stored["model"]["preset"] == "tiny"
   assert json.load(open(tmp_path / "run" / "model.json"))["vocab_size"] == 64
   for name in ("config.json", "model.json"):
     assert stat.S_IMODE(os.stat(tmp_path / "run" / name).st_mode) == 0o600
@@ -104,11 +104,11 @@ def test_other_model_on_a_finished_run_is_refused_before_any_file_changes(tmp_pa
   workdir = tmp_path / "run"
   finished_run(workdir)
   before = snapshot(workdir)
-  small = load_config("grpo:tiny", {"model": "small"})
+  small = load_config("grpo:tiny", {"model.preset": "small"})
   with pytest.raises(UserError) as e:
     prepare_run_dir(str(workdir), small, model_for(small), allow_method_change=True)
   message = str(e.value)
-  assert "\n" not in message and 'model: "tiny" -> "small"' in message
+  assert "\n" not in message and 'model.preset: "tiny" -> "small"' in message
   assert "another model or task" in message and "new --workdir" in message
   assert snapshot(workdir) == before
   # The model config alone (e.g. an init_from checkpoint of another size) is enough.
