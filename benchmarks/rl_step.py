@@ -62,7 +62,11 @@ from explore_rl import compile_time
 from explore_rl.config_files import load_config
 from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
-from explore_rl.training import packing
+from explore_rl.distributed import to_host
+from explore_rl.training import epochs, packing
+from explore_rl.training.dynamic_sampling import sample_groups
+from explore_rl.training.epochs import rl_epochs
+from explore_rl.training.group_context import group_context
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.update import RLBatch, rl_update
 
@@ -70,7 +74,7 @@ PROMPTS_PER_ROW = 8   # samples per prompt: R rows = R / 8 prompts x 8 samples
 
 
 class JaxRL:
-  """An `RLTrainer` stepped phase by phase, as `RLTrainer.run` does (no eval, no checkpoint)."""
+  """An `RLTrainer` stepped phase by phase, as `step.rl_step` does (no eval, no checkpoint)."""
 
   def __init__(self, config, workdir: str):
     self.trainer = RLTrainer(config, workdir, progress=False)
@@ -81,11 +85,12 @@ class JaxRL:
     t = self.trainer
     k_sample, k_adv, k_update = jax.random.split(jax.random.fold_in(self.base, step), 3)
     t0 = time.perf_counter()
-    scored, _ = t._rollout(step, k_sample)    # the host copy: already synchronised
+    scored, _ = sample_groups(t, k_sample)    # the host copy: already synchronised
     t1 = time.perf_counter()
-    _, adv, _ = t._advantages(scored, k_adv)
+    context, _ = group_context(t, scored, t.parts.objective.needs, k_adv)
+    _, adv = map(np.asarray, to_host(t.parts.objective(context)))
     t2 = time.perf_counter()
-    t._update(scored, adv, step, k_update)    # ends in device_get of the metrics
+    rl_epochs(t, scored, adv, step, k_update)    # ends in device_get of the metrics
     t3 = time.perf_counter()
     self.last = scored, adv
     mask = scored.host.mask
@@ -95,7 +100,8 @@ class JaxRL:
                                  * scored.num_samples)}
 
   def minibatch(self, rows: int) -> RLBatch:
-    """The first `rows` rows of the last step, padded, on the host (as `_update` builds them)."""
+    """The first `rows` rows of the last step, padded, on the host (as `epochs.rl_batch`
+    builds them)."""
     scored, adv = self.last
     n, ro = scored.num_samples, scored.host
     full = dict(prompt_tokens=np.repeat(ro.prompt_tokens, n, 0)[:rows],
@@ -111,13 +117,12 @@ class JaxRL:
     `RowLayout` chooses for it (as few rows as it needs, not the run's high-water mark); token
     counts)."""
     t, c = self.trainer, self.config
-    kept, t.row_layout = t.row_layout, packing.RowLayout(
-        c.max_prompt_len, c.max_response_len, groups=t.row_layout.groups)
-    mb = t._packed(self.minibatch(rows))
-    t.row_layout = kept
+    layout = packing.RowLayout(c.max_prompt_len, c.max_response_len,
+                               groups=t.parts.row_layout.groups)
+    mb = epochs.packed(layout, self.minibatch(rows))
     real = int(np.asarray(mb.prompt_valid).sum() + np.asarray(mb.response_mask).sum())
     padded = mb.prompt_valid.size + mb.response_mask.size   # the trainer may keep it padded
-    return self.trainer._on_mesh(mb), {
+    return epochs.on_mesh(t.mesh, mb), {
         "real": real, "padded": padded,
         "packed": padded if mb.packed_tokens is None else mb.packed_tokens.size}
 
@@ -127,8 +132,8 @@ class JaxRL:
     key = jax.random.key(0)
 
     def run():
-      t.state, metrics = rl_update(t.policy.graphdef, t.optimizer, t.objective.loss_spec, t.state,
-                                   t.ref_params, batch, key,
+      t.state, metrics = rl_update(t.policy.graphdef, t.parts.optimizer,
+                                   t.parts.objective.loss_spec, t.state, t.ref_params, batch, key,
                                    micro_batches=c.learner.micro_batches,
                                    temperature=float(c.rollout.temperature))
       return metrics
@@ -207,7 +212,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
     model = transformers.LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
   else:
     model = _common.hf_llama(mc, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-  problems = sample_problems(t.task, c.seed + 1, groups * (steps + warmup), c.difficulty)
+  problems = sample_problems(t.parts.task, c.seed + 1, groups * (steps + warmup), c.difficulty)
   dataset = datasets.Dataset.from_list(
       [{"prompt": p.prompt, "index": i} for i, p in enumerate(problems)])
   max_len = c.max_response_len
@@ -215,7 +220,8 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   def reward(prompts, completions, completion_ids, index, **_):
     # Truncated = no EOS within the budget, as the JAX sampler reports it.
     eos = t.policy.tokenizer.eos_id
-    return [t.task.score(problems[i], text, truncated=len(ids) >= max_len and ids[-1] != eos).reward
+    return [t.parts.task.score(problems[i], text,
+                               truncated=len(ids) >= max_len and ids[-1] != eos).reward
             for text, ids, i in zip(completions, completion_ids, index)]
 
   clip = {k: p.default for k, p in inspect.signature(ppo_loss).parameters.items()
@@ -276,8 +282,7 @@ def cli_compile_seconds(preset: str) -> list[float]:
     for run in range(2):
       cmd = [sys.executable, "-m", "explore_rl.cli", "train", "--config", "configs/grpo.py",
              "--workdir", os.path.join(d, f"run{run}"), "--compile_cache", os.path.join(d, "cc"),
-             "--config.init_from=", f"--config.model.preset={preset}",
-             "--config.total_steps=1",
+             "--config.init_from=", f"--config.model.preset={preset}", "--config.total_steps=1",
              "--config.eval_every=100", "--config.checkpoint_every=100"]
       text = subprocess.run(cmd, capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout

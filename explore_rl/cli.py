@@ -23,9 +23,7 @@ from ml_collections import config_flags
 
 from explore_rl import cli_help, compile_cache, compile_time
 from explore_rl.errors import UserError
-from explore_rl.registry import Registry
-
-TRAINERS: Registry = Registry("trainer")
+from explore_rl.training.trainers import TRAINERS
 COMMANDS = tuple(cli_help.COMMANDS)
 
 # New keys are accepted by the parser and then allowed only inside hyper-parameter dicts
@@ -67,30 +65,6 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
                                       "--distributed: number of processes of the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None,
                                    "--distributed: this process's index, 0..num_processes-1.")
-
-
-@TRAINERS.register("sft")
-def _train_sft(config, workdir, **kwargs):
-  from explore_rl.training.sft import train_sft
-  return train_sft(config, workdir, **kwargs)
-
-
-@TRAINERS.register("rl")
-def _train_rl(config, workdir, **kwargs):
-  from explore_rl.training.rl import train_rl
-  return train_rl(config, workdir, **kwargs)
-
-
-@TRAINERS.register("explore_exploit")
-def _train_explore_exploit(config, workdir, **kwargs):
-  from explore_rl.training.two_policy import train_two_policy
-  return train_two_policy(config, workdir, **kwargs)
-
-
-@TRAINERS.register("preference")
-def _train_preference(config, workdir, **kwargs):
-  from explore_rl.training.preference import train_preference
-  return train_preference(config, workdir, **kwargs)
 
 
 def _check_override_keys(config) -> None:

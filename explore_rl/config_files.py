@@ -14,10 +14,10 @@ def config_names() -> list[str]:
 
 def takes_new_keys(name: str) -> bool:
   """Whether the config dict `name` accepts keys its config file does not define: a
-  hyper-parameter dict (`*_kwargs`), whose keys are its component's, and `model_overrides`,
-  whose keys are `ModelConfig` fields (checked when the model is built). Anywhere else a
-  new key is a misspelling."""
-  return name.endswith("_kwargs") or name == "model_overrides"
+  hyper-parameter dict (`*_kwargs`), whose keys are its component's, `objective.loss_terms`,
+  whose keys are registered loss terms, and `model_overrides`, whose keys are `ModelConfig`
+  fields (checked when the model is built). Anywhere else a new key is a misspelling."""
+  return name.endswith("_kwargs") or name in ("model_overrides", "loss_terms")
 
 
 def load_config(spec: str, overrides: Mapping[str, object] | None = None):

@@ -125,7 +125,7 @@ def train(config, workdir: str, *, poll_s: float = 10.0) -> list[dict]:
   """
   from explore_rl.errors import UserError
   while not finished(workdir, config.total_steps):
-    from explore_rl.cli import TRAINERS
+    from explore_rl.training.trainers import TRAINERS
     try:
       TRAINERS.get(config.get("trainer", "rl"))(config, workdir, progress=False)
       break

@@ -4,7 +4,8 @@ Importing the package fills the registries of every built-in component
 (`registries.py`), which configs select by name.
 """
 from explore_rl.objectives.registries import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
-                                              POLICY_LOSSES, REWARD_SHAPERS, SET_FUNCTIONS)
+                                              LOSS_TERMS, POLICY_LOSSES, REWARD_SHAPERS,
+                                              SET_FUNCTIONS)
 
-__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "REWARD_SHAPERS",
-           "SET_FUNCTIONS"]
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "LOSS_TERMS", "POLICY_LOSSES",
+           "REWARD_SHAPERS", "SET_FUNCTIONS"]

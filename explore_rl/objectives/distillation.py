@@ -38,7 +38,6 @@ __all__ = [
     "distill_token_advantages",
     "distillation_loss",
     "kl_divergence",
-    "no_advantages",
     "sampled_token_distill_loss",
     "token_divergence",
     "trust_region_coefficient",
@@ -220,13 +219,6 @@ def token_divergence(student_logits: jax.Array, target_logprobs: jax.Array, *, k
                         jnp.where(either, ls, 0.0) + math.log1p(-beta))
   log_m = jnp.where(either, log_m, -jnp.inf)
   return beta * kl_divergence(lp, log_m) + (1.0 - beta) * kl_divergence(ls, log_m)
-
-
-def no_advantages(rewards: jax.Array) -> jax.Array:
-  """All-zero advantages [..., N] (`objective.advantage="none"`): the RL term of the loss
-  vanishes, so only added terms train the policy (pure self-distillation,
-  `objective.distill`; docs/algorithms.md, "Self-distillation")."""
-  return jnp.zeros(jnp.shape(rewards), jnp.float32)
 
 
 def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:

@@ -1,52 +1,60 @@
-"""Every built-in objective component, registered in one place with what it needs.
+"""Every built-in objective component, registered in one place with its metadata.
 
 Configs select components by name (`config.objective`); unknown names fail with
-the valid list. Each advantage estimator and reward shaper declares the fields
-of the per-group context (`explore_rl.objectives.context.GroupContext`) it takes
-by keyword; the trainer computes only those (cluster ids need a judge call,
-embeddings a MiniLM pass). Adding a component is one function in its module and
-one line here (docs/design.md, "Adding an objective").
+the valid list. Each entry declares what the trainer and the config checks need to
+know, and they read it from here, never from a second list:
 
-- ADVANTAGES:     rewards[B, N] (+ declared context) -> advantages[B, N]
-- REWARD_SHAPERS: rewards[B, N] (+ declared context) -> shaped rewards[B, N]
+- ADVANTAGES:     rewards[B, N] (+ declared context) -> advantages[B, N].
+                  `needs`: the fields of the per-group context
+                  (`explore_rl.objectives.context.GroupContext`) it takes by keyword; the
+                  trainer computes only those (cluster ids need a judge call, embeddings
+                  a MiniLM pass). `group_relative`: it compares the samples of one prompt,
+                  so it needs rollout.num_samples >= 2.
+- REWARD_SHAPERS: rewards[B, N] (+ declared context) -> shaped rewards[B, N]; `needs`.
 - POLICY_LOSSES:  (logprobs, old_logprobs, advantages, mask, *, rng, **hparams)
-                  -> (per_token_loss[B, T], metrics)
+                  -> (per_token_loss[B, T], metrics). `truncated_is`: it takes
+                  `behaviour_logprobs` and `is_cap`; `aggregation`: the token aggregation
+                  its paper uses (another one is warned about).
+- LOSS_TERMS:     the per-token terms summed into the loss (loss_terms.py); `needs`.
 - AGGREGATIONS:   per-token loss -> (numerator, denominator)   (aggregation.py)
 - SET_FUNCTIONS:  set objectives f(G) on every subset at once   (set_rl.py)
 - KL_ESTIMATORS:  k1, k2, k3 per-token KL to the reference      (policy_loss.py)
+
+Adding a component is one function and one decorator, here or in your own file
+(docs/design.md, "Adding a component").
 """
-from explore_rl.objectives import distillation, entropy_control, policy_loss, reward_shaping, set_rl
-from explore_rl.objectives.advantages import gibbs, group, passk
+from explore_rl.objectives import entropy_control, policy_loss, reward_shaping, set_rl
+from explore_rl.objectives.advantages import gibbs, group, none, passk
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
+from explore_rl.objectives.loss_terms import LOSS_TERMS, POLICY_LOSSES
 from explore_rl.objectives.policy_loss import KL_ESTIMATORS
 from explore_rl.objectives.set_rl import SET_FUNCTIONS
 from explore_rl.registry import Registry
 
-__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "POLICY_LOSSES", "REWARD_SHAPERS",
-           "SET_FUNCTIONS", "needs"]
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "LOSS_TERMS", "POLICY_LOSSES",
+           "REWARD_SHAPERS", "SET_FUNCTIONS", "needs"]
 
 ADVANTAGES = Registry("advantage")
 REWARD_SHAPERS = Registry("reward shaper")
-POLICY_LOSSES = Registry("policy loss")
 
 _ADVANTAGES = [
-    # name,            function,                    context fields it takes
-    ("grpo", group.grpo, ("mask",)),
+    # name,           function,                 context fields it takes, group-relative
+    ("grpo", group.grpo, ("mask",), True),
     # DAPO (arXiv 2503.14476) keeps GRPO's advantage: its token-mean loss, clip-higher
     # and dynamic sampling are loss and sampler settings.
-    ("dapo", group.grpo, ("mask",)),
-    ("dr_grpo", group.dr_grpo, ("mask",)),
-    ("rloo", group.rloo, ("mask",)),
-    ("set_rl", set_rl.set_rl_advantages, ("cluster_ids", "rng")),
-    ("pkpo", passk.pkpo, ()),
-    ("passk_analytic", passk.passk_analytic, ()),
-    ("bon", passk.bon_advantages, ()),
-    ("grpo_passk", passk.grpo_passk, ()),
+    ("dapo", group.grpo, ("mask",), True),
+    ("dr_grpo", group.dr_grpo, ("mask",), True),
+    ("rloo", group.rloo, ("mask",), True),
+    ("set_rl", set_rl.set_rl_advantages, ("cluster_ids", "rng"), True),
+    ("pkpo", passk.pkpo, (), True),
+    ("passk_analytic", passk.passk_analytic, (), True),
+    ("bon", passk.bon_advantages, (), True),
+    ("grpo_passk", passk.grpo_passk, (), True),
     # zeros: only added terms train (pure self-distillation with objective.distill)
-    ("none", distillation.no_advantages, ()),
+    ("none", none.no_advantages, (), False),
     # RWR fit of the Gibbs policy π_ref·exp(λr)/Z: weights as advantages, with the pg loss
-    ("gibbs_rwr", gibbs.gibbs_rwr, ("mask",)),
+    ("gibbs_rwr", gibbs.gibbs_rwr, ("mask",), True),
 ]
 _REWARD_SHAPERS = [
     ("dra", reward_shaping.dra_rewards, ("embeddings", "mask")),
@@ -54,19 +62,21 @@ _REWARD_SHAPERS = [
     ("dapo_overlong", reward_shaping.dapo_overlong_shaping, ("lengths",)),
 ]
 _POLICY_LOSSES = [
-    ("ppo", policy_loss.ppo_loss),
-    ("pg", policy_loss.pg_loss),
-    ("gspo", policy_loss.gspo_loss),
-    ("clip_cov", entropy_control.clip_cov_policy_loss),
-    ("kl_cov", entropy_control.kl_cov_policy_loss),
+    # name,       function,                               takes truncated IS, aggregation
+    ("ppo", policy_loss.ppo_loss, True, None),
+    ("pg", policy_loss.pg_loss, True, None),
+    # GSPO (arXiv 2507.18071) averages per sequence
+    ("gspo", policy_loss.gspo_loss, True, "seq-mean-token-mean"),
+    ("clip_cov", entropy_control.clip_cov_policy_loss, False, None),
+    ("kl_cov", entropy_control.kl_cov_policy_loss, False, None),
 ]
 
-for _name, _fn, _needs in _ADVANTAGES:
-  ADVANTAGES.register(_name, needs=_needs)(_fn)
+for _name, _fn, _needs, _relative in _ADVANTAGES:
+  ADVANTAGES.register(_name, needs=_needs, group_relative=_relative)(_fn)
 for _name, _fn, _needs in _REWARD_SHAPERS:
   REWARD_SHAPERS.register(_name, needs=_needs)(_fn)
-for _name, _fn in _POLICY_LOSSES:
-  POLICY_LOSSES.register(_name)(_fn)
+for _name, _fn, _tis, _aggregation in _POLICY_LOSSES:
+  POLICY_LOSSES.register(_name, truncated_is=_tis, aggregation=_aggregation)(_fn)
 
 
 def needs(registry: Registry, name: str) -> tuple[str, ...]:

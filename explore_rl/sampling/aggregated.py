@@ -39,21 +39,17 @@ import jax.numpy as jnp
 from flax import nnx
 
 from explore_rl.models import sharding
-from explore_rl.models.tokenizer import encode_prompts
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
 from explore_rl.sampling.generate import Rollout, as_rollout, empty_outputs, record_step
 from explore_rl.sampling.processors import SamplingConfig, sample_token
 from explore_rl.sampling.rollout import RolloutBatch
 from explore_rl.sampling.samplers import Policies, Sampler
+from explore_rl.sampling.teacher_prompts import (default_teacher_prompt_len,
+                                                 encode_teacher_prompts)
 from explore_rl.tasks.base import Problem, Task
-from explore_rl.tasks.registry import task_of
 
-__all__ = ["AggregatedSampler", "AggregationConfig", "aggregated_generate",
-           "default_teacher_prompt_len", "encode_teacher_prompts"]
-
-# "hint, use it only as a hint: " + "\n" + BOS (`Task.teacher_prompt`) and some slack.
-_HINT_OVERHEAD = 48
+__all__ = ["AggregatedSampler", "AggregationConfig", "aggregated_generate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,24 +164,6 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
            (kv_s, kv_t), empty_outputs(rows, m, pad_id))
   steps, _, _, done, _, _, out = jax.lax.while_loop(cond, body, state)
   return as_rollout(out, done, steps)
-
-
-def default_teacher_prompt_len(prompt_len: int, max_new_tokens: int) -> int:
-  """Slots for a privileged prompt: the plain prompt, a solution as long as a response, the
-  hint's wording. `teacher_prompt_len` (sampler and `objective.distill`) overrides it."""
-  return prompt_len + max_new_tokens + _HINT_OVERHEAD
-
-
-def encode_teacher_prompts(tokenizer, problems: Sequence[Problem], length: int,
-                           task: Task | None = None):
-  """The privileged prompts `task_of(p, task).teacher_prompt(p)` of `problems`, left-padded:
-  (int32 [B, length], bool [B, length]) NumPy arrays."""
-  prompts = [task_of(p, task).teacher_prompt(p) for p in problems]
-  try:
-    return encode_prompts(tokenizer, prompts, length)
-  except ValueError as e:
-    raise ValueError(f"teacher prompt: {e}; set teacher_prompt_len (rollout.sampler_kwargs or "
-                     "objective.distill) above it") from None
 
 
 class AggregatedSampler(Sampler):

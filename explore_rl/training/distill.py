@@ -25,9 +25,11 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from explore_rl.errors import ConfigError
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, DIVERGENCES
+from explore_rl.training.workdir import load_initial_policy
 
 TEACHERS = ("initial", "ema", "live")
 DEFAULTS = dict(coef=0.0, method="poe", divergence="reverse_kl", alpha=1.0, s=0.5,
@@ -103,3 +105,23 @@ def ema_update(teacher_params, params, decay):
   """θ_T ← d·θ_T + (1 − d)·θ, leaf by leaf in each leaf's dtype (the old θ_T is donated)."""
   return jax.tree.map(lambda t, p: (decay * t + (1.0 - decay) * p).astype(t.dtype),
                       teacher_params, params)
+
+
+def make_teacher(config, mesh, policy, distill: DistillSettings | None):
+  """The teacher of the distillation term and of samplers that aggregate with one: the
+  checkpoint `teacher_from` (frozen), a copy of the initial params (`initial`, or the start
+  of an `ema` teacher), or None: the live policy (`live`, or no teacher at all)."""
+  if config.get("teacher_from"):
+    if distill is not None and distill.teacher != "initial":
+      raise ConfigError(f"teacher_from={config.teacher_from!r} is a frozen teacher; "
+                        f"objective.distill.teacher={distill.teacher!r} needs it empty")
+    teacher = load_initial_policy(config.teacher_from, mesh, config.get("hf"))
+    if teacher.config.vocab_size != policy.config.vocab_size:
+      raise ConfigError(f"teacher_from={config.teacher_from!r} has a vocabulary of "
+                        f"{teacher.config.vocab_size}, the student "
+                        f"{policy.config.vocab_size}: they must share the tokenizer")
+    return teacher
+  if distill is not None and distill.teacher in ("initial", "ema"):
+    # A copy: the update donates the train state's buffers.
+    return policy.with_params(jax.tree.map(jnp.copy, policy.params))
+  return None

@@ -45,19 +45,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
 from explore_rl.eval.passk import pass_at_k_curve
 from explore_rl.models import sharding
 from explore_rl.models.logprobs import score_responses
 from explore_rl.objectives.policy_loss import LOG_RATIO_CLAMP
-from explore_rl.rewards import get_judge
 from explore_rl.sampling import Policies
 from explore_rl.sampling.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.checkpoint import Checkpointer
-from explore_rl.training.objective import Objective
+from explore_rl.training.epochs import learner_epochs, rl_epochs
+from explore_rl.training.group_context import group_context
+from explore_rl.training.objective_builder import Objective
 from explore_rl.training.rl import RLTrainer
-from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state, make_optimizer
+from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.workdir import initial_policy
 
 PARAMS_MODES = ("separate", "shared")
@@ -110,8 +112,66 @@ def explore_settings(config):
   return e
 
 
+def exploit_then_explore(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
+  """The two-policy update component: the exploit update (the RL one, with truncated IS),
+  its importance-weight statistics, then the explore policy's own update."""
+  out = rl_epochs(run, scored, adv, step, rng)
+  out.update(importance_weights(scored.host.policy_logprobs, scored.host.behaviour_logprobs,
+                                scored.host.mask, run.parts.objective.is_cap)[1])
+  if run.explore_objective is not None:
+    out.update(explore_update(run, scored, step, jax.random.fold_in(rng, 1_000_003)))
+  return out
+
+
+def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
+  """The explore policy's own objective on the same rollouts, on its own prompt.
+
+  π_old is the explore policy on its prompt (instruction + problem) at its temperature
+  (one scoring pass); behaviour log-probs are the sampler's (a dependent sampler's
+  context differs from that prompt: its loss's truncated IS corrects for it).
+  """
+  c, e, obj = run.config, run.explore_cfg, run.explore_objective
+  k_adv, k_update = jax.random.split(rng)
+  context, adv_metrics = group_context(run, scored, obj.needs, k_adv)
+  shaped, adv = map(np.asarray, to_host(obj(context)))
+  dev, ro, n = scored.batch, scored.host, scored.num_samples
+  tokens, valid = run.parts.sampler.drawing_prompts(run.policies(), scored.problems)
+  tokens, valid = jnp.repeat(tokens, n, axis=0), jnp.repeat(valid, n, axis=0)
+  policy = run.explore_policy
+  temperature = float(e.temperature)
+  old = score_responses(policy.graphdef, policy.params, tokens, valid, dev.tokens, dev.mask,
+                        temperature=temperature)[0]
+  # The rollout's fields from its host copy; `learner_epochs` brings the rest over once.
+  full = RLBatch(tokens, valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
+                 adv.reshape(-1).astype(np.float32))
+  shared = e.params == "shared"
+  optimizer = run.parts.optimizer if shared else run.explore_optimizer
+
+  def update(mb: RLBatch, key) -> dict:
+    state = run.state if shared else run.explore_state
+    state, metrics = rl_update(policy.graphdef, optimizer, obj.loss_spec, state,
+                               run.explore_ref, mb, key,
+                               micro_batches=c.learner.micro_batches, temperature=temperature)
+    if shared:
+      run.state = state
+    else:
+      run.explore_state = state
+    return metrics
+
+  metrics = learner_epochs(run, full, step, k_update, update)
+  run.counters["updates_skipped_total"] += metrics["updates_skipped"]
+  tokens_trained = float(scored.host.mask.sum() + np.asarray(valid).sum()) * c.learner.epochs
+  run.counters["flops_train"] += 6.0 * run.policy.config.num_params() * tokens_trained
+  out = {f"explore/{k}": v for k, v in {**metrics, **adv_metrics}.items()}
+  out["explore/shaped_reward_mean"] = float(shaped.mean())
+  out["explore/advantage_abs_mean"] = float(np.abs(adv).mean())
+  return out
+
+
 class TwoPolicyTrainer(RLTrainer):
-  """`trainer="explore_exploit"`: RLTrainer's loop with an explore policy drawing the data."""
+  """`trainer="explore_exploit"`: the RL trainer with an explore policy drawing the data
+  (`policies`) and the update component `exploit_then_explore`."""
+  update = staticmethod(exploit_then_explore)
 
   def __init__(self, config, workdir: str, **kwargs):
     e = explore_settings(config)                              # before any work
@@ -141,11 +201,9 @@ class TwoPolicyTrainer(RLTrainer):
                                                           step=self.start_step)
     obj = self.explore_objective
     self.explore_ref = None
-    if obj is not None and obj.loss_spec.kl_coef:
+    if obj is not None and "ref_logprobs" in obj.loss_spec.needs:
       base = self.explore_base.params if e.params == "separate" else self.policy.params
       self.explore_ref = jax.tree.map(jnp.copy, base)
-    if obj is not None and "embeddings" in obj.needs and self.embedder is None:
-      self.embedder = get_judge("embedding")
 
   # -- the two policies ----------------------------------------------------------------------
   @property
@@ -162,65 +220,6 @@ class TwoPolicyTrainer(RLTrainer):
                     behaviour_instruction=e.instruction,
                     behaviour_temperature=float(e.temperature))
 
-  def importance_weights(self, scored: ScoredRollout):
-    """The exploit update's truncated weights min(π_exploit/μ_explore, is_cap) [B*N, M]
-    and their statistics (`importance_weights`)."""
-    host = scored.host
-    return importance_weights(host.policy_logprobs, host.behaviour_logprobs, host.mask,
-                              self.objective.loss_spec.is_cap)
-
-  # -- one step ------------------------------------------------------------------------------
-  def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
-    """The exploit update (RLTrainer's, with truncated IS), then the explore policy's."""
-    out = super()._update(scored, adv, step, rng)
-    out.update(self.importance_weights(scored)[1])
-    if self.explore_objective is not None:
-      out.update(self._explore_update(scored, step, jax.random.fold_in(rng, 1_000_003)))
-    return out
-
-  def _explore_update(self, scored: ScoredRollout, step: int, rng) -> dict:
-    """The explore policy's own objective on the same rollouts, on its own prompt.
-
-    π_old is the explore policy on its prompt (instruction + problem) at its temperature
-    (one scoring pass); behaviour log-probs are the sampler's (a dependent sampler's
-    context differs from that prompt: its loss's truncated IS corrects for it).
-    """
-    c, e, obj = self.config, self.explore_cfg, self.explore_objective
-    k_adv, k_update = jax.random.split(rng)
-    shaped, adv, adv_metrics = self._advantages(scored, k_adv, objective=obj)
-    dev, ro, n = scored.batch, scored.host, scored.num_samples
-    tokens, valid = self.sampler.drawing_prompts(self.policies(), scored.problems)
-    tokens, valid = jnp.repeat(tokens, n, axis=0), jnp.repeat(valid, n, axis=0)
-    policy = self.explore_policy
-    temperature = float(e.temperature)
-    old = score_responses(policy.graphdef, policy.params, tokens, valid, dev.tokens, dev.mask,
-                          temperature=temperature)[0]
-    # The rollout's fields from its host copy; `_minibatches` brings the rest over once.
-    full = RLBatch(tokens, valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
-                   adv.reshape(-1).astype(np.float32))
-    shared = e.params == "shared"
-    optimizer = self.optimizer if shared else self.explore_optimizer
-
-    def update(mb: RLBatch, key) -> dict:
-      state = self.state if shared else self.explore_state
-      state, metrics = rl_update(policy.graphdef, optimizer, obj.loss_spec, state,
-                                 self.explore_ref, mb, key,
-                                 micro_batches=c.learner.micro_batches, temperature=temperature)
-      if shared:
-        self.state = state
-      else:
-        self.explore_state = state
-      return metrics
-
-    metrics = self._minibatches(full, step, k_update, update)
-    self.counters["updates_skipped_total"] += metrics["updates_skipped"]
-    tokens_trained = float(scored.host.mask.sum() + np.asarray(valid).sum()) * c.learner.epochs
-    self.counters["flops_train"] += 6.0 * self.policy.config.num_params() * tokens_trained
-    out = {f"explore/{k}": v for k, v in {**metrics, **adv_metrics}.items()}
-    out["explore/shaped_reward_mean"] = float(shaped.mean())
-    out["explore/advantage_abs_mean"] = float(np.abs(adv).mean())
-    return out
-
   # -- eval, checkpoints ---------------------------------------------------------------------
   def evaluate(self, done: int) -> dict:
     """The exploit policy's held-out metrics (RLTrainer's), and the explore policy's:
@@ -233,7 +232,7 @@ class TwoPolicyTrainer(RLTrainer):
     num_correct, distinct = [], []
     for start in range(0, len(problems), 64):
       rng, key = jax.random.split(rng)
-      part = sample_and_score(self.sampler, self.policies(), self.task,
+      part = sample_and_score(self.parts.sampler, self.policies(), self.parts.task,
                               problems[start:start + 64], num_samples=c.eval.num_samples,
                               rng=key)
       num_correct.append(part.correct.sum(axis=1))

@@ -1,8 +1,7 @@
 """The jitted RL update: one optimizer step on a mini-batch of sampled responses.
 
-`rl_update` computes the policy loss of `LossSpec` (the named policy loss, optional KL to a
-reference and entropy bonus, aggregated; training/objective.py), optionally plus the
-self-distillation term (training/distill.py), accumulated exactly over micro-batches, and
+`rl_update` computes the loss of `LossSpec` (the loss terms the config turns on, summed per
+token and aggregated; training/objective_builder.py), accumulated exactly over micro-batches, and
 applies the optimizer unless the loss or a gradient is not finite. The trainers
 (training/rl.py, training/two_policy.py) build the `RLBatch` mini-batches and call it.
 """
@@ -18,9 +17,8 @@ import optax
 from explore_rl.models.logprobs import (logprobs_from_logits, packed_response_logprobs,
                                         response_logits, response_logprobs)
 from explore_rl.objectives.aggregation import aggregate
-from explore_rl.objectives.distillation import distillation_loss
-from explore_rl.training.distill import DistillSpec
-from explore_rl.training.objective import LossSpec
+from explore_rl.objectives.loss_terms import TokenInputs
+from explore_rl.training.objective_builder import LossSpec
 from explore_rl.training.state import TrainState, apply_if_finite
 
 
@@ -45,12 +43,12 @@ class RLBatch(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "loss_spec",
-                                             "micro_batches", "temperature", "distill",
+                                             "micro_batches", "temperature",
                                              "teacher_graphdef"),
                    donate_argnums=(3,))
 def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_params,
               batch: RLBatch, rng: jax.Array, *, micro_batches: int, temperature: float,
-              distill: DistillSpec | None = None, teacher_params=None, teacher_graphdef=None):
+              teacher_params=None, teacher_graphdef=None):
   """One optimizer update on a mini-batch, accumulated exactly over micro-batches.
 
   The loss is Σ_k num_k / max(Σ_k den_k, 1): the denominators depend only on the
@@ -60,14 +58,12 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   `micro_batches` is 1, as in the configs. `ref_params` must not alias `state`
   (it is donated).
 
-  With `distill` (training/distill.py) the per-token loss gains
-  coef·D(p_s, p*) (`distillation_loss`) before aggregation; the aggregations are
-  linear in the per-token loss, so its numerator is added to the RL one. The
-  teacher is (teacher_graphdef or graphdef, teacher_params or the live params) on
-  the batch's teacher prompt (or the plain one), under stop_gradient: the term moves
-  the student only. `distill=None` is the plain update (no extra forward pass).
-  A batch with `packed_*` fields runs the policy and reference forward passes
-  over the packed rows (training/packing.py): same loss, fewer padding slots.
+  The forward passes are those the loss terms need (`loss_spec.needs`): the reference
+  policy's log-probs for a KL term, the full logits and the teacher's for a distillation
+  term. The teacher is (teacher_graphdef or graphdef, teacher_params or the live params)
+  on the batch's teacher prompt (or the plain one), under stop_gradient: it moves the
+  student only. A batch with `packed_*` fields runs the policy and reference forward
+  passes over the packed rows (training/packing.py): same loss, fewer padding slots.
   """
   zeros = jnp.zeros(batch.response_mask.shape, jnp.float32)
   _, denominator = aggregate(zeros, batch.response_mask, mode=loss_spec.aggregation,
@@ -76,6 +72,7 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   split = lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:])
   micro = jax.tree.map(split, batch)
   keys = jax.random.split(rng, micro_batches)
+  needs = loss_spec.needs
 
   def logprobs(params, mb: RLBatch):
     if mb.packed_tokens is not None:
@@ -85,33 +82,29 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
     return response_logprobs(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
                              mb.response_tokens, mb.response_mask, temperature=temperature)
 
+  def teacher_logits(params, mb: RLBatch):
+    t_prompt, t_valid = (mb.prompt_tokens, mb.prompt_valid) \
+        if mb.teacher_prompt_tokens is None else (mb.teacher_prompt_tokens,
+                                                  mb.teacher_prompt_valid)
+    t_params = jax.lax.stop_gradient(params if teacher_params is None else teacher_params)
+    return jax.lax.stop_gradient(response_logits(
+        graphdef if teacher_graphdef is None else teacher_graphdef, t_params, t_prompt,
+        t_valid, mb.response_tokens, mb.response_mask, temperature=temperature))
+
   def micro_loss(params, mb: RLBatch, key):
-    if distill is None:
-      logp, entropy = logprobs(params, mb)
-    else:
+    logits = None
+    if "logits" in needs:
       logits = response_logits(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
                                mb.response_tokens, mb.response_mask, temperature=temperature)
       logp, entropy = logprobs_from_logits(logits, mb.response_tokens, mb.response_mask)
-    ref = None
-    if loss_spec.kl_coef:
-      ref, _ = logprobs(ref_params, mb)
-    num, den, metrics = loss_spec(logp, mb.old_logprobs, mb.advantages, mb.response_mask,
-                                  rng=key, ref_logprobs=ref, entropy=entropy,
-                                  behaviour_logprobs=mb.behaviour_logprobs)
-    if distill is not None:
-      t_prompt, t_valid = (mb.prompt_tokens, mb.prompt_valid) \
-          if mb.teacher_prompt_tokens is None else (mb.teacher_prompt_tokens,
-                                                    mb.teacher_prompt_valid)
-      t_params = jax.lax.stop_gradient(params if teacher_params is None else teacher_params)
-      t_logits = jax.lax.stop_gradient(response_logits(
-          graphdef if teacher_graphdef is None else teacher_graphdef, t_params, t_prompt,
-          t_valid, mb.response_tokens, mb.response_mask, temperature=temperature))
-      d_loss, d_metrics = distillation_loss(logits, t_logits, mb.response_tokens,
-                                            mb.response_mask, **distill.loss_kwargs())
-      d_num, _ = aggregate(d_loss, mb.response_mask, mode=loss_spec.aggregation,
-                           **dict(loss_spec.aggregation_kwargs))
-      num = num + d_num
-      metrics.update(d_metrics)
+    else:
+      logp, entropy = logprobs(params, mb)
+    x = TokenInputs(
+        logp, mb.old_logprobs, mb.advantages, mb.response_mask, mb.behaviour_logprobs, entropy,
+        mb.response_tokens, logits=logits,
+        ref_logprobs=logprobs(ref_params, mb)[0] if "ref_logprobs" in needs else None,
+        teacher_logits=teacher_logits(params, mb) if "teacher_logits" in needs else None)
+    num, _, metrics = loss_spec(x, rng=key)
     metrics["entropy"] = entropy.sum() / jnp.maximum(mb.response_mask.sum(), 1)
     return num / denominator, metrics
 

@@ -16,13 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from explore_rl.errors import ConfigError
-
-# Advantage estimators that compare the samples of one prompt's group (a baseline,
-# a rank, a leave-one-out or subset estimate): with one sample per prompt they
-# give every sample the same advantage, so the policy never moves.
-GROUP_RELATIVE_ADVANTAGES = frozenset({
-    "grpo", "dr_grpo", "rloo", "dapo", "set_rl", "pkpo", "passk_analytic", "grpo_passk", "bon",
-    "gibbs_rwr"})
+from explore_rl.objectives import ADVANTAGES
 
 # Keys that must be positive integers wherever they exist (dotted paths).
 POSITIVE_INTS = ("total_steps", "eval_every", "checkpoint_every", "keep_checkpoints",
@@ -47,6 +41,15 @@ def _get(config: Any, dotted: str) -> tuple[bool, Any]:
 
 def _is_int(value: Any) -> bool:
   return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_group_relative(advantage: str) -> bool:
+  """Whether the registered advantage compares the samples of one prompt's group (a
+  baseline, a rank, a leave-one-out or subset estimate): with one sample per prompt it
+  gives every sample the same advantage, so the policy never moves. An advantage that
+  does not say is taken to be group-relative; an unknown name fails later, listing the
+  valid ones."""
+  return advantage in ADVANTAGES and ADVANTAGES.info(advantage).get("group_relative", True)
 
 
 def validate_config(config: Any) -> None:
@@ -74,7 +77,7 @@ def validate_config(config: Any) -> None:
   found, advantage = _get(config, "objective.advantage")
   _, num_samples = _get(config, "rollout.num_samples")
   if found and _is_int(num_samples):
-    if advantage in GROUP_RELATIVE_ADVANTAGES and num_samples < 2:
+    if is_group_relative(advantage) and num_samples < 2:
       raise ConfigError(
           f"config.rollout.num_samples={num_samples} with the group-relative advantage "
           f"{advantage!r}: every sample gets advantage 0 and nothing is learned; set "

@@ -1,4 +1,4 @@
-"""GRPO / Dr. GRPO / RLOO advantages, DAPO keep mask and overlong shaping."""
+"""GRPO / Dr. GRPO / RLOO advantages and overlong shaping."""
 import hypothesis
 import hypothesis.strategies as st
 import jax
@@ -98,21 +98,6 @@ def test_grpo_gradient_is_finite_near_degenerate():
   assert np.all(np.isfinite(grad))
 
 
-def test_dapo_keep_mask_golden():
-  rewards = jnp.array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [5.0, 5.0, 7.0]])
-  mask = jnp.array([[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0]])
-  # all correct -> drop; mixed -> keep; all wrong -> drop; 7 is padding so 5 == 5 -> drop.
-  np.testing.assert_array_equal(advantages.dapo_keep_mask(rewards, mask),
-                                [False, True, False, False])
-  # A lone valid sample is trivially "all equal": dropped.
-  assert not bool(advantages.dapo_keep_mask(jnp.array([1.0, 0.0]), jnp.array([1, 0])))
-  # Kept groups are exactly those with a non-zero GRPO advantage.
-  rng = np.random.default_rng(2)
-  r = rng.integers(0, 2, size=(20, 4)).astype(np.float32)
-  keep = advantages.dapo_keep_mask(r)
-  np.testing.assert_array_equal(keep, np.any(advantages.grpo(r) != 0, axis=-1))
-
-
 def test_overlong_penalty_golden():
   # L_max = 20, L_cache = 4: free up to 16, then -(|y| - 16)/4, -1 from 20 on.
   lengths = jnp.array([10, 16, 17, 18, 20, 21, 100])
@@ -165,10 +150,7 @@ def test_property_finite_and_centred(groups, n, seed, binary, name):
   assert np.all(np.isfinite(grad))
 
 
-def test_dapo_functions_jit_and_vmap():
-  rewards = jnp.array([[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])  # [1, 2, 3]
-  keep = jax.jit(jax.vmap(advantages.dapo_keep_mask))(rewards)
-  np.testing.assert_array_equal(keep, [[True, False]])
+def test_overlong_penalty_jits_and_vmaps():
   penalty = jax.jit(jax.vmap(lambda l: reward_shaping.overlong_penalty(
       l, max_length=20, cache_length=4)))(jnp.array([[17, 20], [10, 30]]))
   np.testing.assert_allclose(penalty, [[-0.25, -1.0], [0.0, -1.0]])

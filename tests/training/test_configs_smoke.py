@@ -41,7 +41,7 @@ def test_all_method_configs_exist():
 
 @pytest.mark.parametrize("name", ALL_CONFIGS)
 def test_config_smoke(name, tmp_path):
-  from explore_rl.cli import TRAINERS
+  from explore_rl.training.trainers import TRAINERS
   config = load_config(f"{name}:tiny")
   TRAINERS.get(config.get("trainer", "rl"))(config, str(tmp_path))
   rows = read_metrics(str(tmp_path))

@@ -23,8 +23,10 @@ from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 from explore_rl.models.logprobs import response_logits
 from explore_rl.objectives.distillation import aggregate_logits, distillation_loss, token_divergence
-from explore_rl.sampling.aggregated import encode_teacher_prompts
-from explore_rl.training.preference import PreferenceTrainer, build_pairs
+from explore_rl.sampling.teacher_prompts import encode_teacher_prompts
+from explore_rl.training.dynamic_sampling import sample_groups
+from explore_rl.training.epochs import distill_args
+from explore_rl.training.preference_trainer import PreferenceTrainer, build_pairs
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state
@@ -61,11 +63,11 @@ def _max_diff(a, b):
 
 def _batch(trainer, step=0):
   """One step's rollout as the trainer's update batch, with the teacher prompts."""
-  scored, _ = trainer._rollout(step, jax.random.key(step))
+  scored, _ = sample_groups(trainer, jax.random.key(step))
   ro, n = scored.batch, scored.num_samples
   rep = lambda x: jnp.repeat(jnp.asarray(x), n, axis=0)
   tt, tv = encode_teacher_prompts(trainer.policy.tokenizer, scored.problems,
-                                  trainer.teacher_prompt_len, trainer.task)
+                                  trainer.parts.teacher_prompt_len, trainer.parts.task)
   return RLBatch(rep(ro.prompt_tokens), rep(ro.prompt_valid), ro.tokens, ro.mask,
                  ro.policy_logprobs, ro.behaviour_logprobs,
                  jnp.zeros(ro.tokens.shape[0], jnp.float32), rep(tt), rep(tv))
@@ -77,7 +79,7 @@ def test_distill_gradient_reaches_the_student_only(tmp_path, toy_prior):
   trainer = RLTrainer(_config(toy_prior, distill=distill, **{"objective.advantage": "none"}),
                       str(tmp_path), progress=False)
   batch = _batch(trainer)
-  graphdef, spec = trainer.policy.graphdef, trainer.distill.spec
+  graphdef, spec = trainer.policy.graphdef, trainer.parts.distill.spec
   params = _params(trainer.state.params)
   sgd = optax.sgd(1.0)
 
@@ -101,16 +103,16 @@ def test_distill_gradient_reaches_the_student_only(tmp_path, toy_prior):
   student_only, through_both = jax.jit(jax.grad(loss))(params), jax.jit(jax.grad(leaky))(params)
   assert jnp.allclose(loss(params), leaky(params))
   state = init_state(jax.tree.map(jnp.asarray, params), sgd, 0)
-  new_state, metrics = rl_update(graphdef, sgd, trainer.objective.loss_spec, state, None,
-                                 batch, jax.random.key(0), micro_batches=1, temperature=1.0,
-                                 distill=spec)
+  new_state, metrics = rl_update(graphdef, sgd, trainer.parts.objective.loss_spec, state,
+                                 None, batch, jax.random.key(0), micro_batches=1,
+                                 temperature=1.0)
   step = jax.tree.map(lambda new, old: old - new, _params(new_state.params), params)  # = grad
   assert float(metrics["distill_loss"]) > 0
   assert _max_diff(step, student_only) < 1e-6
   assert _max_diff(step, through_both) > 1e-4
 
 def test_coef_zero_is_the_plain_update(tmp_path, toy_prior, monkeypatch):
-  from explore_rl.training import rl as rl_module
+  from explore_rl.training import epochs
   lowered = {}
 
   def spy(*args, **kwargs):                 # record the program each trainer compiles
@@ -120,12 +122,12 @@ def test_coef_zero_is_the_plain_update(tmp_path, toy_prior, monkeypatch):
         (sorted(kwargs), rl_update.lower(*args, **kwargs).as_text()))
     return rl_update(*args, **kwargs)
 
-  monkeypatch.setattr(rl_module, "rl_update", spy)
+  monkeypatch.setattr(epochs, "rl_update", spy)
   plain = RLTrainer(_config(toy_prior), str(tmp_path / "plain"), progress=False)
   m_plain = plain.step(0)
   zero = RLTrainer(_config(toy_prior, distill={"coef": 0.0, "teacher": "ema"}),
                    str(tmp_path / "zero"), progress=False)
-  assert zero.distill is None and zero._distill_args() == {} and zero.teacher is None
+  assert zero.parts.distill is None and distill_args(zero) == {} and zero.teacher is None
   m_zero = zero.step(0)
   (keys_plain, hlo_plain), (keys_zero, hlo_zero) = lowered["programs"]
   assert keys_plain == keys_zero and hlo_plain == hlo_zero     # the same compiled update
@@ -167,7 +169,7 @@ def test_aggregated_sampler_through_the_trainer_with_is_weights(tmp_path, toy_pr
   c = _config(toy_prior, **{"rollout.sampler": "aggregated", "objective.truncated_is": True})
   c.rollout.sampler_kwargs = {"method": method, **kwargs}
   trainer = RLTrainer(c, str(tmp_path), progress=False)
-  scored, _ = trainer._rollout(0, jax.random.key(0))
+  scored, _ = sample_groups(trainer, jax.random.key(0))
   host = scored.host
   gap = np.abs(host.behaviour_logprobs - host.policy_logprobs)[host.mask]
   metrics = trainer.step(0)
@@ -213,7 +215,7 @@ def test_on_policy_distill_from_a_separate_checkpoint(tmp_path, toy_prior):
   c = _config(toy_prior, base="on_policy_distill:tiny", teacher_from=toy_prior,
               **{"objective.entropy_coef": 0.05})
   trainer = RLTrainer(c, str(tmp_path), progress=False)
-  assert trainer.teacher is not None and trainer._distill_args()["teacher_params"] is not None
+  assert trainer.teacher is not None and distill_args(trainer)["teacher_params"] is not None
   teacher = _params(trainer.teacher.params)
   metrics = trainer.step(0)
   assert metrics["distill_loss"] == pytest.approx(0.0, abs=1e-5)

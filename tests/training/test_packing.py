@@ -10,7 +10,8 @@ from explore_rl.models import transformer as tr
 from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import packed_response_logprobs, response_logprobs
 from explore_rl.training import packing
-from explore_rl.training.objective import LossSpec
+from explore_rl.config_files import load_config
+from explore_rl.training.objective_builder import Objective
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state
 
@@ -58,7 +59,9 @@ def test_packed_update_equals_padded_loss_and_gradients(batch):
   graphdef, params = tr.init(get_preset("tiny"), seed=2)
   ref = jax.tree.map(lambda x: x * 0.9, params)
   opt = optax.sgd(1.0)
-  spec = LossSpec(kl_coef=0.1, entropy_coef=0.01)
+  objective = load_config("grpo:tiny").objective
+  objective.kl_coef, objective.entropy_coef = 0.1, 0.01
+  spec = Objective(objective).loss_spec
   packed, _ = _packed(batch, groups=2)
   out = {}
   for name, b in (("padded", batch), ("packed", packed)):

@@ -6,6 +6,9 @@ import pytest
 
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
+from explore_rl.training.dynamic_sampling import sample_groups
+from explore_rl.training.epochs import rl_epochs
+from explore_rl.training.group_context import group_context
 from explore_rl.training.rl import RLTrainer, train_rl
 
 # Timing and throughput differ run to run; everything else must match exactly.
@@ -103,16 +106,17 @@ def test_the_update_compiles_once_for_a_shape_on_one_device(tmp_path):
                       str(tmp_path), progress=False)
   assert all(isinstance(x.sharding, NamedSharding) for x in jax.tree.leaves(trainer.state))
   keys = jax.random.split(jax.random.key(0), 3)
-  scored, _ = trainer._rollout(1, keys[0])
-  _, adv, _ = trainer._advantages(scored, keys[1])
-  trainer._update(scored, adv, 1, keys[2])
+  scored, _ = sample_groups(trainer, keys[0])
+  context, _ = group_context(trainer, scored, trainer.parts.objective.needs, keys[1])
+  _, adv = map(np.asarray, trainer.parts.objective(context))
+  rl_epochs(trainer, scored, adv, 1, keys[2])
   compiled = compile_time.seconds()["xla"]
-  trainer._update(scored, adv, 2, keys[2])       # the same rows: the same layout and shapes
+  rl_epochs(trainer, scored, adv, 2, keys[2])       # the same rows: the same layout and shapes
   assert compile_time.seconds()["xla"] == compiled
 
 
 def test_select_groups_prefers_kept_then_informative():
-  from explore_rl.training.rl import select_groups_to_train
+  from explore_rl.training.dynamic_sampling import select_groups_to_train
   rewards = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float32)
   keep = np.array([True, True, False, False])
   # dynamic: informative (groups 1, 3) first, kept before dropped within each

@@ -6,7 +6,8 @@ import pytest
 
 from explore_rl.config_files import load_config
 from explore_rl.errors import ConfigError
-from explore_rl.training.objective import Objective
+from explore_rl.objectives.loss_terms import Term
+from explore_rl.training.objective_builder import Objective
 from explore_rl.training.rl import RLTrainer
 
 
@@ -49,7 +50,7 @@ def test_unknown_loss_hyperparameter_names_the_accepted_ones():
 
 def test_gspo_config_has_the_papers_settings():
   spec = Objective(load_config("gspo").objective).loss_spec
-  assert spec.loss == "gspo" and dict(spec.loss_kwargs) == {}   # gspo_loss's 3e-4 / 4e-4
+  assert spec.terms[0] == Term("policy", (("loss", "gspo"),))   # gspo_loss's 3e-4 / 4e-4
   assert spec.aggregation == "seq-mean-token-mean"
 
 

@@ -13,6 +13,8 @@ from explore_rl.errors import ConfigError
 from explore_rl.metrics_log import read_metrics
 from explore_rl.models.logprobs import response_logprobs
 from explore_rl.models.tokenizer import encode_prompts
+from explore_rl.training.dynamic_sampling import sample_groups
+from explore_rl.training.group_context import group_context
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.two_policy import (TwoPolicyTrainer, importance_weights,
                                             train_two_policy)
@@ -60,8 +62,9 @@ def test_exploit_weights_are_exploit_over_explore_per_token_and_capped(tmp_path,
   c = _config(toy_prior, params="shared", instruction="explore: ", temperature=1.6, frozen=True)
   c.objective.is_cap = 1.2
   trainer = TwoPolicyTrainer(c, str(tmp_path), progress=False)
-  scored, _ = trainer._rollout(0, jax.random.key(0))
-  w, stats = trainer.importance_weights(scored)
+  scored, _ = sample_groups(trainer, jax.random.key(0))
+  w, stats = importance_weights(scored.host.policy_logprobs, scored.host.behaviour_logprobs,
+                                scored.host.mask, trainer.parts.objective.is_cap)
   # Both log-probs recomputed from scratch: exploit on the plain prompt at T = 1,
   # explore on "explore: " + prompt at T = 1.6.
   params, graphdef, tok = trainer.state.params, trainer.policy.graphdef, trainer.policy.tokenizer
@@ -85,8 +88,9 @@ def test_exploit_weights_are_exploit_over_explore_per_token_and_capped(tmp_path,
   assert stats["is_truncated_frac"] == pytest.approx((raw[mask] > 1.2).mean(), abs=0.02)
   # The exploit loss applies exactly these weights (one mini-batch: the loss's mean
   # weight over the valid tokens is theirs).
-  _, adv, _ = trainer._advantages(scored, jax.random.key(1))
-  metrics = trainer._update(scored, adv, 0, jax.random.key(2))
+  context, _ = group_context(trainer, scored, trainer.parts.objective.needs, jax.random.key(1))
+  _, adv = map(np.asarray, trainer.parts.objective(context))
+  metrics = trainer.update(trainer, scored, adv, 0, jax.random.key(2))
   assert metrics["is_weight_mean"] == pytest.approx(w[mask].mean(), rel=1e-4)
   assert metrics["is_capped_frac"] == pytest.approx(stats["is_truncated_frac"], abs=1e-6)
   assert {"is_ess", "is_seq_ess", "is_weight_max"} <= set(metrics)

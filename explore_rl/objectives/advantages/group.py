@@ -1,4 +1,4 @@
-"""Group-relative advantages of the GRPO family, DAPO's dynamic-sampling mask and overlong shaping.
+"""Group-relative advantages of the GRPO family (GRPO, Dr. GRPO, RLOO).
 
 Convention: `rewards[..., N]` holds the N samples of one prompt on the LAST axis
 (leading axes are prompts, devices, ...), `mask[..., N]` (optional) marks the
@@ -14,7 +14,6 @@ import jax.numpy as jnp
 
 
 __all__ = [
-    "dapo_keep_mask",
     "dr_grpo",
     "grpo",
     "rloo",
@@ -66,15 +65,3 @@ def rloo(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
   """
   _, _, n, centred, informative = _group_stats(rewards, mask)
   return jnp.where(informative, centred * n / jnp.maximum(n - 1.0, 1.0), 0.0)
-
-
-
-def dapo_keep_mask(rewards: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-  """DAPO dynamic sampling (arXiv 2503.14476): True for groups worth training on.
-
-  A group is kept when it has at least two valid samples whose rewards are not
-  all equal (all-correct and all-wrong groups have zero GRPO advantage).
-  rewards, mask: [..., N] -> bool [...]. The sampler drops the False groups and
-  refills the batch from an oversampled prompt set.
-  """
-  return _group_stats(rewards, mask)[4][..., 0]

@@ -1,8 +1,8 @@
 """DPO and HyPO on preference pairs the task's verifier builds from each sampled group.
 
 `trainer="preference"` (configs/dpo.py, configs/hypo.py) reuses the RL trainer's
-rollout, metrics, evaluation, checkpoints and loop (`RLTrainer`) and replaces its
-update. Each step:
+rollout, metrics, evaluation, checkpoints and loop (`RLTrainer`) with its own update
+component (`preference_epochs`). Each step:
 
   1. the trained policy samples N responses for each of B prompts (`rollout.sampler`);
   2. the verifier splits each group into correct (reward >= 1) and incorrect responses;
@@ -111,47 +111,57 @@ def preference_update(graphdef, optimizer, state: TrainState, prompt_tokens, pro
   return new_state, metrics
 
 
+def preference_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
+  """The preference update component: one full-batch DPO / HyPO update on the pairs the
+  verifier builds from the step's groups (`run.pref`: the validated `config.preference`)."""
+  del adv, rng
+  c, p = run.config, run.pref
+  ro, n = scored.batch, scored.num_samples
+  prompt_tokens = jnp.repeat(ro.prompt_tokens, n, axis=0)
+  prompt_valid = jnp.repeat(ro.prompt_valid, n, axis=0)
+  temperature = float(c.rollout.temperature)
+  ref_lp, _ = score_responses(run.policy.graphdef, run.pref_ref, prompt_tokens,
+                              prompt_valid, ro.tokens, ro.mask, temperature=temperature)
+  chosen, rejected, valid = build_pairs(scored.correct, int(p["pairs_per_prompt"]),
+                                        np.random.default_rng([c.seed, step, 2]))
+  run.state, metrics = preference_update(
+      run.policy.graphdef, run.parts.optimizer, run.state, prompt_tokens, prompt_valid,
+      ro.tokens, ro.mask, ref_lp.sum(axis=1), jnp.asarray(chosen), jnp.asarray(rejected),
+      jnp.asarray(valid), method=p["method"], beta=float(p["beta"]),
+      kl_coef=float(p["kl_coef"]), num_samples=n, temperature=temperature)
+  out = {k: float(v) for k, v in to_host(metrics).items()}
+  out["updates_skipped"] = int(out.pop("update_skipped"))
+  out["_train_tokens"] = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
+  return out
+
+
+def preference_settings(config) -> dict:
+  """The validated `config.preference` block (ConfigError, one line, for a bad value)."""
+  cfg = dict(config.get("preference", {}))
+  unknown = sorted(set(cfg) - set(DEFAULTS))
+  if unknown:
+    raise ConfigError(f"preference takes no {', '.join(unknown)}; its keys: "
+                      f"{', '.join(DEFAULTS)}")
+  pref = {**DEFAULTS, **cfg}
+  if pref["method"] not in METHODS:
+    raise ConfigError(f"preference.method={pref['method']!r}; valid: {', '.join(METHODS)}")
+  if pref["method"] == "hypo" and config.rollout.num_samples < 2:
+    raise ConfigError("preference.method='hypo' needs rollout.num_samples >= 2 (the KL's "
+                      "leave-one-out baseline)")
+  if not (int(pref["pairs_per_prompt"]) >= 1 and float(pref["beta"]) > 0):
+    raise ConfigError(f"preference: need pairs_per_prompt >= 1 and beta > 0, got {cfg}")
+  return pref
+
+
 class PreferenceTrainer(RLTrainer):
-  """The RL trainer with the DPO / HyPO update (`config.preference`)."""
+  """The RL trainer with the DPO / HyPO update component (`config.preference`)."""
+  update = staticmethod(preference_epochs)
 
   def __init__(self, config, workdir: str, **kwargs):
-    cfg = dict(config.get("preference", {}))
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-      raise ConfigError(f"preference takes no {', '.join(unknown)}; its keys: "
-                        f"{', '.join(DEFAULTS)}")
-    self.pref = {**DEFAULTS, **cfg}
-    if self.pref["method"] not in METHODS:
-      raise ConfigError(f"preference.method={self.pref['method']!r}; valid: {', '.join(METHODS)}")
-    if self.pref["method"] == "hypo" and config.rollout.num_samples < 2:
-      raise ConfigError("preference.method='hypo' needs rollout.num_samples >= 2 (the KL's "
-                        "leave-one-out baseline)")
-    if not (int(self.pref["pairs_per_prompt"]) >= 1 and float(self.pref["beta"]) > 0):
-      raise ConfigError(f"preference: need pairs_per_prompt >= 1 and beta > 0, got {cfg}")
+    self.pref = preference_settings(config)                  # before any work
     super().__init__(config, workdir, **kwargs)
     # π_ref: the initial policy. A copy: the update donates the train state's buffers.
     self.pref_ref = jax.tree.map(jnp.copy, self.policy.params)
-
-  def _update(self, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
-    del adv, rng
-    c, p = self.config, self.pref
-    ro, n = scored.batch, scored.num_samples
-    prompt_tokens = jnp.repeat(ro.prompt_tokens, n, axis=0)
-    prompt_valid = jnp.repeat(ro.prompt_valid, n, axis=0)
-    temperature = float(c.rollout.temperature)
-    ref_lp, _ = score_responses(self.policy.graphdef, self.pref_ref, prompt_tokens,
-                                prompt_valid, ro.tokens, ro.mask, temperature=temperature)
-    chosen, rejected, valid = build_pairs(scored.correct, int(p["pairs_per_prompt"]),
-                                          np.random.default_rng([c.seed, step, 2]))
-    self.state, metrics = preference_update(
-        self.policy.graphdef, self.optimizer, self.state, prompt_tokens, prompt_valid,
-        ro.tokens, ro.mask, ref_lp.sum(axis=1), jnp.asarray(chosen), jnp.asarray(rejected),
-        jnp.asarray(valid), method=p["method"], beta=float(p["beta"]),
-        kl_coef=float(p["kl_coef"]), num_samples=n, temperature=temperature)
-    out = {k: float(v) for k, v in to_host(metrics).items()}
-    out["updates_skipped"] = int(out.pop("update_skipped"))
-    out["_train_tokens"] = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * n)
-    return out
 
 
 def train_preference(config, workdir: str, *, progress: bool = True,

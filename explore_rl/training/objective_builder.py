@@ -1,12 +1,13 @@
-"""The configured objective: reward shaping -> advantages -> per-token loss.
+"""The objective a config names, built: reward shaping -> advantages -> per-token loss.
 
 Configs name the pieces (`config.objective`); they are resolved here in the
 registries of `explore_rl.objectives` (unknown names and hyper-parameters fail at
 start-up with the valid ones). Advantage estimators and reward shapers receive
 the per-group context fields they declared (`objectives/registries.py`) and run
-as one jitted function; the per-token loss is the named policy loss + β·KL to the
-reference + entropy bonus, aggregated into (numerator, denominator).
-See docs/design.md, "Adding an objective".
+as one jitted function; the per-token loss is the sum of the loss terms the config
+turns on (`objectives/loss_terms.py`: the named policy loss, β·KL to the reference,
+the entropy bonus, the covariance statistics, self-distillation, your own), aggregated
+into (numerator, denominator). See docs/design.md, "Adding a component".
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.errors import ConfigError
-from explore_rl.objectives import entropy_control, policy_loss
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.context import GroupContext
+from explore_rl.objectives.loss_terms import Term, TokenInputs, sum_terms
 from explore_rl.objectives.registries import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
-                                              POLICY_LOSSES, REWARD_SHAPERS, needs)
+                                              LOSS_TERMS, POLICY_LOSSES, REWARD_SHAPERS, needs)
+from explore_rl.training.distill import DistillSettings, distill_settings
 
 
 def _get(registry, name: str):
@@ -49,36 +51,57 @@ def _check_hparams(kind: str, name: str, fn, hparams: Mapping, reserved: tuple[s
 
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
-  """Hashable description of the per-token loss (a static argument of the jitted update)."""
-  loss: str = "ppo"
-  loss_kwargs: tuple = ()
+  """Hashable description of the per-token loss (a static argument of the jitted update):
+  the terms summed per token (`objectives.loss_terms`) and their aggregation."""
+  terms: tuple[Term, ...]
   aggregation: str = "token-mean"
   aggregation_kwargs: tuple = ()
-  kl_coef: float = 0.0
-  kl_estimator: str = "k3"
-  entropy_coef: float = 0.0
-  truncated_is: bool = False     # weight tokens by min(π_old/μ, is_cap), μ the behaviour dist
-  is_cap: float = 2.0
 
-  def __call__(self, logprobs, old_logprobs, advantages, mask, *, rng, ref_logprobs, entropy,
-               behaviour_logprobs):
+  @property
+  def needs(self) -> frozenset[str]:
+    """The optional learner inputs the terms read (`loss_terms.TERM_INPUTS`)."""
+    return frozenset(n for term in self.terms for n in term.needs)
+
+  def __call__(self, x: TokenInputs, *, rng):
     """(numerator, denominator, metrics) of the aggregated loss over [B, T] tokens."""
-    extra = dict(behaviour_logprobs=behaviour_logprobs, is_cap=self.is_cap) \
-        if self.truncated_is else {}
-    per_token, metrics = POLICY_LOSSES.get(self.loss)(
-        logprobs, old_logprobs, advantages, mask, rng=rng, **dict(self.loss_kwargs), **extra)
-    metrics = {k: v for k, v in metrics.items() if jnp.ndim(v) == 0}
-    if self.kl_coef:
-      kl, kl_metrics = policy_loss.kl_penalty(logprobs, ref_logprobs, mask, coef=self.kl_coef,
-                                              estimator=self.kl_estimator)
-      per_token, metrics = per_token + kl, {**metrics, **kl_metrics}
-    if self.entropy_coef:
-      bonus, _ = policy_loss.entropy_bonus(entropy, mask, coef=self.entropy_coef)
-      per_token = per_token + bonus
-    cov = entropy_control.token_covariance(logprobs, advantages, mask)
-    metrics.update(entropy_control.covariance_stats(cov, mask))
-    num, den = aggregate(per_token, mask, mode=self.aggregation, **dict(self.aggregation_kwargs))
+    per_token, metrics = sum_terms(self.terms, x, rng=rng)
+    num, den = aggregate(per_token, x.mask, mode=self.aggregation,
+                         **dict(self.aggregation_kwargs))
     return num, den, metrics
+
+
+def loss_terms(cfg, distill: DistillSettings | None) -> tuple[Term, ...]:
+  """The terms `config.objective` turns on, the policy term first; each is checked (names,
+  hyper-parameters) here, at start-up."""
+  loss_kwargs = dict(cfg.get("loss_kwargs", {}))
+  truncated_is = bool(cfg.get("truncated_is", False))
+  _check_hparams("policy loss", cfg.loss, _get(POLICY_LOSSES, cfg.loss), loss_kwargs,
+                 ("rng",) + (("behaviour_logprobs", "is_cap") if truncated_is else ()))
+  if truncated_is:
+    if not POLICY_LOSSES.info(cfg.loss).get("truncated_is"):
+      valid = [n for n in POLICY_LOSSES if POLICY_LOSSES.info(n).get("truncated_is")]
+      raise ConfigError(f"objective.truncated_is needs a loss that takes behaviour log-probs "
+                        f"({', '.join(valid)}), not {cfg.loss!r}")
+    loss_kwargs["is_cap"] = float(cfg.get("is_cap", 2.0))
+  terms = [Term("policy", tuple(sorted({"loss": cfg.loss, **loss_kwargs}.items())))]
+  kl_coef, estimator = float(cfg.get("kl_coef", 0.0)), cfg.get("kl_estimator", "k3")
+  _get(KL_ESTIMATORS, estimator)
+  if kl_coef:
+    if estimator == "k1":
+      logging.warning("kl_estimator='k1' as a loss term has zero expected gradient "
+                      "(E_π[∇ log π] = 0): it does not pull towards the reference. Use k3 or k2.")
+    terms.append(Term("kl", (("coef", kl_coef), ("estimator", estimator))))
+  if float(cfg.get("entropy_coef", 0.0)):
+    terms.append(Term("entropy", (("coef", float(cfg.entropy_coef)),)))
+  if cfg.get("covariance_stats", True):
+    terms.append(Term("covariance_stats"))
+  if distill is not None:
+    terms.append(Term("distill", tuple(sorted(distill.spec.loss_kwargs().items()))))
+  for name, hparams in dict(cfg.get("loss_terms", {})).items():
+    hparams = dict(hparams)
+    _check_hparams("loss term", name, _get(LOSS_TERMS, name), hparams, ("rng",))
+    terms.append(Term(name, tuple(sorted(hparams.items()))))
+  return tuple(terms)
 
 
 class Objective:
@@ -98,30 +121,16 @@ class Objective:
     if self.shaper_fn:
       _check_hparams("reward shaper", self.shaper_name, self.shaper_fn, self.shaper_kwargs,
                      self.shaper_needs)
-    loss_fn = _get(POLICY_LOSSES, cfg.loss)
-    loss_kwargs = dict(cfg.get("loss_kwargs", {}))
-    truncated_is = bool(cfg.get("truncated_is", False))
-    reserved = ("rng",) + (("behaviour_logprobs", "is_cap") if truncated_is else ())
-    _check_hparams("policy loss", cfg.loss, loss_fn, loss_kwargs, reserved)
-    if truncated_is and "behaviour_logprobs" not in inspect.signature(loss_fn).parameters and \
-        cfg.loss != "gspo":
-      raise ConfigError(f"objective.truncated_is needs a loss that takes behaviour log-probs "
-                        f"(ppo, pg, gspo), not {cfg.loss!r}")
+    self.distill = distill_settings(cfg.get("distill"))
     _get(AGGREGATIONS, cfg.aggregation)
-    _get(KL_ESTIMATORS, cfg.get("kl_estimator", "k3"))
     self.loss_spec = LossSpec(
-        loss=cfg.loss, loss_kwargs=tuple(sorted(loss_kwargs.items())),
-        aggregation=cfg.aggregation,
-        aggregation_kwargs=tuple(sorted(dict(cfg.get("aggregation_kwargs", {})).items())),
-        kl_coef=float(cfg.get("kl_coef", 0.0)), kl_estimator=cfg.get("kl_estimator", "k3"),
-        entropy_coef=float(cfg.get("entropy_coef", 0.0)), truncated_is=truncated_is,
-        is_cap=float(cfg.get("is_cap", 2.0)))
-    if self.loss_spec.kl_coef and self.loss_spec.kl_estimator == "k1":
-      logging.warning("kl_estimator='k1' as a loss term has zero expected gradient "
-                      "(E_π[∇ log π] = 0): it does not pull towards the reference. Use k3 or k2.")
-    if cfg.loss == "gspo" and cfg.aggregation != "seq-mean-token-mean":
-      logging.warning("GSPO (arXiv 2507.18071) aggregates per sequence: set objective.aggregation"
-                      "='seq-mean-token-mean' (configs/gspo.py), not %r", cfg.aggregation)
+        terms=loss_terms(cfg, self.distill), aggregation=cfg.aggregation,
+        aggregation_kwargs=tuple(sorted(dict(cfg.get("aggregation_kwargs", {})).items())))
+    self.is_cap = float(cfg.get("is_cap", 2.0))
+    paper = POLICY_LOSSES.info(cfg.loss).get("aggregation")
+    if paper and cfg.aggregation != paper:
+      logging.warning("the %s loss aggregates as its paper does with objective.aggregation=%r, "
+                      "not %r", cfg.loss, paper, cfg.aggregation)
     self.dynamic_sampling = bool(cfg.get("dynamic_sampling", False))
     self.max_sampling_rounds = int(cfg.get("max_sampling_rounds", 4))
     self._advantages = jax.jit(functools.partial(
