@@ -25,9 +25,11 @@ class Registry(Generic[T]):
 
   def register(self, name: str, **info) -> Callable[[T], T]:
     """Decorator adding `name`; `info` is what callers need to know about it
-    (e.g. the context fields an advantage estimator takes: `needs=(...)`)."""
+    (e.g. the context fields an advantage estimator takes: `needs=(...)`). The same
+    definition registered again replaces itself: a config file that registers its own
+    components is executed more than once (the CLI reads it twice)."""
     def add(obj: T) -> T:
-      if name in self._table:
+      if name in self._table and _origin(self._table[name]) != _origin(obj):
         raise ValueError(f"{self.kind} {name!r} is registered twice")
       self._table[name] = obj
       self._info[name] = dict(info)
@@ -60,3 +62,11 @@ class Registry(Generic[T]):
 
   def __iter__(self) -> Iterator[str]:
     return iter(self.names())
+
+
+def _origin(obj) -> tuple:
+  """Where `obj` was defined: its qualified name and the source files of its code (a
+  class's: of its methods)."""
+  functions = list(vars(obj).values()) if isinstance(obj, type) else [obj]
+  files = {f.__code__.co_filename for f in functions if hasattr(f, "__code__")}
+  return getattr(obj, "__qualname__", None), tuple(sorted(files))
