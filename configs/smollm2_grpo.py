@@ -6,9 +6,11 @@ Command:  explore-rl train --config configs/smollm2_grpo.py --workdir runs/smoll
           smoke: configs/smollm2_grpo.py:smoke, 1 step of 2 prompts x 2 samples x 16 tokens)
           GPU: the same command on a machine with CUDA JAX (`pip install -U "jax[cuda12]"`).
 Hardware: 2 CPU cores (AMD EPYC, shared); any one GPU.
-Runtime:  (measured, 2-core AMD EPYC shared with other jobs, load ~6) `:smoke` 137 s wall,
-          98 s of it XLA compiling the update, peak RSS 8.2 GB (the compile's); the
-          8 x 8 x 128 step: see below.
+Runtime:  (measured, 2-core AMD EPYC shared with other jobs, load 6-13) `:smoke` 137 s wall,
+          98 s of it XLA compiling the update, peak RSS 8.2 GB. One 8 x 8 x 128 step, full
+          fine-tuning, fp32, after compiling: 311 s (sampling 103 s, update 207 s); the
+          first step 757 s; peak RSS 16.9 GB over the run (the pre-step estimate says
+          8.0 GB: XLA:CPU's temporaries and compiles are not in it).
 Expected: pass@1 of the instruct model on the held-out problems rises from its own level
           over the first ~100 steps while the entropy falls (not measured here: a 100-step
           run takes hours on 2 CPU cores).
