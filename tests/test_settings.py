@@ -110,6 +110,15 @@ def _cli(*args):
                         env=env, capture_output=True, text=True, timeout=300)
 
 
+def test_optimizer_settings_are_checked():
+  from explore_rl.training.state import optimizer_from_config
+  with pytest.raises(ConfigError, match=r"^optimizer \(config.optim\): setting 'learning_rate' "
+                     r"must be float, got 'fast' \(str\)$"):
+    optimizer_from_config({"learning_rate": "fast"}, 10)
+  with pytest.raises(ConfigError, match=r"^optimizer \(config.optim\) has no setting 'beta'"):
+    optimizer_from_config({"learning_rate": 1e-3, "beta": 0.9}, 10)
+
+
 @pytest.mark.parametrize("overrides, needle", [
     (["--config.judge=lm_judge", "--config.judge_kwargs.base_url=http://127.0.0.1:9"],
      "judge 'lm_judge': "),
@@ -117,6 +126,8 @@ def _cli(*args):
      "task 'countdown' has no setting 'num_numbers' (its settings: none)"),
     (["--config.rollout.sampler=sequential", "--config.rollout.sampler_kwargs.separator=3"],
      "sampler 'sequential': setting 'separator' must be str, got 3 (int)"),
+    (["--config.optim.schedule=linear"],
+     "optimizer (config.optim): unknown schedule 'linear'; valid: constant, cosine"),
 ])
 def test_the_cli_prints_one_line_and_exits_2_before_the_workdir_exists(tmp_path, overrides,
                                                                         needle):

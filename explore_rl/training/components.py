@@ -28,7 +28,7 @@ from explore_rl.tasks.base import Task
 from explore_rl.tasks.curriculum import make_curriculum
 from explore_rl.training import packing
 from explore_rl.training.objective_builder import Objective
-from explore_rl.training.state import make_optimizer
+from explore_rl.training.state import optimizer_from_config
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ def build_components(config, mesh, *, embed: Callable) -> Components:
       objective=objective, task=task, curriculum=curriculum,
       families=dict(getattr(curriculum, "tasks_by_family", {})), sampler=sampler,
       judge=get_judge(c.judge, **c.judge_kwargs),
-      optimizer=make_optimizer(**c.optim, total_steps=c.total_steps),
+      optimizer=optimizer_from_config(c.optim, c.total_steps),
       # one chunk per micro-batch and device of the batch axes (local gathers: packing.py)
       row_layout=packing.RowLayout(c.max_prompt_len, c.max_response_len,
                                    groups=c.learner.micro_batches * devices),

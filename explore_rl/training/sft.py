@@ -31,7 +31,8 @@ from explore_rl.training.loop import run_loop
 from explore_rl.training import batches
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.models.logprobs import response_logprobs
-from explore_rl.training.state import TrainState, apply_if_finite, init_state, make_optimizer
+from explore_rl.training.state import (TrainState, apply_if_finite, init_state,
+                                       optimizer_from_config)
 from explore_rl.training.run_dir import prepare_run_dir
 from explore_rl.training.validate import validate_config
 from explore_rl.training.workdir import checkpoint_dir, fresh_policy
@@ -99,9 +100,9 @@ def train_sft(config, workdir: str, *, progress: bool = True,
   families = dict(getattr(source, "tasks_by_family", {})) or {task.family: task}
   mesh = sharding.make_mesh(dict(config.mesh))
   policy = fresh_policy(config, mesh)
+  optimizer = optimizer_from_config(config.optim, config.total_steps)  # before the lock
   run_dir = prepare_run_dir(workdir, config, policy.config, write=False,
                             allow_method_change=allow_method_change)
-  optimizer = make_optimizer(**config.optim, total_steps=config.total_steps)
   state = sharding.place_on_mesh(init_state(policy.params, optimizer, config.seed), mesh)
   ckpt = Checkpointer(checkpoint_dir(workdir))
   start = 0

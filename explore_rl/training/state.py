@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from explore_rl import settings
 from explore_rl.models import lora
 
 
@@ -46,6 +47,13 @@ def make_optimizer(*, learning_rate: float, warmup_steps: int = 0, total_steps: 
     raise ValueError(f"unknown schedule {schedule!r}; valid: constant, cosine")
   return optax.chain(optax.clip_by_global_norm(grad_clip),
                      optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay))
+
+
+def optimizer_from_config(optim, total_steps: int) -> optax.GradientTransformation:
+  """`make_optimizer` from `config.optim`, its settings checked first: an unknown,
+  missing or mistyped key, or a bad value, is one ConfigError line (settings.py)."""
+  return settings.build(make_optimizer, {**optim, "total_steps": total_steps},
+                        "optimizer (config.optim)")
 
 
 @functools.lru_cache(maxsize=None)

@@ -58,7 +58,7 @@ from explore_rl.training.epochs import learner_epochs, rl_epochs
 from explore_rl.training.group_context import group_context
 from explore_rl.training.objective_builder import Objective
 from explore_rl.training.rl import RLTrainer
-from explore_rl.training.state import init_state, make_optimizer
+from explore_rl.training.state import init_state, optimizer_from_config
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.workdir import initial_policy
 
@@ -191,7 +191,7 @@ class TwoPolicyTrainer(RLTrainer):
       if self.explore_base.config.vocab_size != self.policy.config.vocab_size:
         raise ConfigError(f"explore.init_from={start!r} has another vocabulary than the "
                           "exploit policy: they must share the tokenizer")
-      self.explore_optimizer = make_optimizer(**e.optim, total_steps=c.total_steps)
+      self.explore_optimizer = optimizer_from_config(e.optim, c.total_steps)
       self.explore_state = sharding.place_on_mesh(
           init_state(self.explore_base.params, self.explore_optimizer, c.seed + 1), self.mesh)
       self.explore_ckpt = Checkpointer(os.path.join(workdir, EXPLORE_CHECKPOINTS),
