@@ -1,6 +1,7 @@
 """Name -> component registries: configs select objectives, samplers, tasks and judges by name."""
 from __future__ import annotations
 
+import os
 from typing import Callable, Generic, Iterator, TypeVar
 
 from explore_rl import settings as settings_module
@@ -68,5 +69,6 @@ def _origin(obj) -> tuple:
   """Where `obj` was defined: its qualified name and the source files of its code (a
   class's: of its methods)."""
   functions = list(vars(obj).values()) if isinstance(obj, type) else [obj]
-  files = {f.__code__.co_filename for f in functions if hasattr(f, "__code__")}
+  files = {os.path.realpath(f.__code__.co_filename) for f in functions
+           if hasattr(f, "__code__")}
   return getattr(obj, "__qualname__", None), tuple(sorted(files))

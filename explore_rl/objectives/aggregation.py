@@ -30,6 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from explore_rl.objectives.shapes import assert_like
 from explore_rl.registry import Registry
 
 __all__ = [
@@ -100,6 +101,7 @@ def aggregate(
     per_token_loss: jax.Array, mask: jax.Array, *, mode: str = "token-mean", **kwargs
 ) -> tuple[jax.Array, jax.Array]:
   """Looks `mode` up in AGGREGATIONS and returns its (numerator, denominator)."""
+  assert_like("per_token_loss", per_token_loss, mask=mask)
   return AGGREGATIONS.get(mode)(per_token_loss, mask, **kwargs)
 
 

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives.aggregation import masked_mean
+from explore_rl.objectives.shapes import assert_ints, assert_like
 
 __all__ = [
     "AGGREGATION_METHODS",
@@ -50,11 +51,6 @@ TRUST_REGION_TOL = 1e-3
 # 3/4·tol, so that `s + tol` is infeasible by a clear amount, not by rounding.
 _BISECTION_STEPS = math.ceil(math.log2(1.0 / TRUST_REGION_TOL)) + 2
 _LOG_CLAMP = 20.0
-
-
-def _check_pair(a: jax.Array, b: jax.Array, what: str) -> None:
-  if a.shape != b.shape:
-    raise ValueError(f"{what}: shapes differ, {a.shape} vs {b.shape}")
 
 
 def _geometric(la: jax.Array, lb: jax.Array, wa, wb) -> jax.Array:
@@ -115,7 +111,7 @@ def trust_region_coefficient(student_logits: jax.Array, teacher_logits: jax.Arra
   (`TRUST_REGION_TOL`); the result is `lo`: within budget, and s + 1e-3 exceeds it.
   The trust-region variant of the seed-001 aggregation (docs/algorithms.md; [ours]).
   """
-  _check_pair(student_logits, teacher_logits, "trust_region_coefficient")
+  assert_like("student_logits", student_logits, teacher_logits=teacher_logits)
   ls = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
   lt = jax.nn.log_softmax(teacher_logits.astype(jnp.float32), axis=-1)
   return _trust_region_s(ls, lt, kl_budget)
@@ -156,7 +152,7 @@ def aggregate_logits(student_logits: jax.Array, teacher_logits: jax.Array, *, me
   Shapes: student_logits, teacher_logits [..., V] (any dtype). Not stop-gradiented:
   the losses below detach the target themselves.
   """
-  _check_pair(student_logits, teacher_logits, "aggregate_logits")
+  assert_like("student_logits", student_logits, teacher_logits=teacher_logits)
   ls = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
   lt = jax.nn.log_softmax(teacher_logits.astype(jnp.float32), axis=-1)
   return _aggregate(ls, lt, method=method, alpha=alpha, s=s, kl_budget=kl_budget)[0]
@@ -200,7 +196,7 @@ def token_divergence(student_logits: jax.Array, target_logprobs: jax.Array, *, k
   `beta` is a Python float (a static hyper-parameter). Gradients flow into both
   arguments; `distillation_loss` detaches the target.
   """
-  _check_pair(student_logits, target_logprobs, "token_divergence")
+  assert_like("student_logits", student_logits, target_logprobs=target_logprobs)
   if kind not in DIVERGENCES:
     raise ValueError(f"unknown divergence {kind!r}; valid: {list(DIVERGENCES)}")
   ls = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
@@ -236,7 +232,7 @@ def distill_token_advantages(student_logprobs: jax.Array, target_logprobs: jax.A
   (`ppo_loss`, `pg_loss`, with their importance weights for off-policy tokens)
   runs self-distillation as a reward. Clamped to ±20.
   """
-  _check_pair(student_logprobs, target_logprobs, "distill_token_advantages")
+  assert_like("student_logprobs", student_logprobs, target_logprobs=target_logprobs)
   valid = mask.astype(jnp.float32) > 0
   adv = (jnp.where(valid, target_logprobs.astype(jnp.float32), 0.0)
          - jnp.where(valid, student_logprobs.astype(jnp.float32), 0.0))
@@ -262,7 +258,7 @@ def sampled_token_distill_loss(logprobs: jax.Array, target_logprobs: jax.Array,
   Returns (per_token_loss [B, T] fp32, metrics): distill_advantage (masked mean A_t,
   an estimate of −KL(p_s ‖ p*)).
   """
-  _check_pair(logprobs, target_logprobs, "sampled_token_distill_loss")
+  assert_like("logprobs", logprobs, target_logprobs=target_logprobs)
   valid = mask.astype(jnp.float32) > 0
   adv = distill_token_advantages(logprobs, target_logprobs, mask)
   logp = jnp.where(valid, logprobs.astype(jnp.float32), 0.0)
@@ -295,10 +291,9 @@ def distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array, toke
   the target moves from the student), kl_teacher_student = KL(p_t ‖ p_s),
   target_token_logprob (log p*(y_t)), trust_region_s (the coefficient, trust_region only).
   """
-  _check_pair(student_logits, teacher_logits, "distillation_loss")
-  if student_logits.shape[:-1] != mask.shape or tokens.shape != mask.shape:
-    raise ValueError(f"distillation_loss: logits {student_logits.shape}, tokens {tokens.shape}"
-                     f" and mask {mask.shape} must agree on [B, T]")
+  assert_like("student_logits", student_logits, teacher_logits=teacher_logits)
+  assert_like("mask", mask, tokens=tokens, student_logits=student_logits[..., 0])
+  assert_ints("tokens", tokens)
   valid_kinds = DIVERGENCES + ("sampled",)
   if divergence not in valid_kinds:
     raise ValueError(f"unknown divergence {divergence!r}; valid: {list(valid_kinds)}")

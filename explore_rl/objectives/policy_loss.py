@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives.aggregation import masked_mean
+from explore_rl.objectives.shapes import assert_like, assert_rank
 from explore_rl.registry import Registry
 
 __all__ = [
@@ -47,6 +48,8 @@ def fp32_inputs(
 
   advantages [B] (one per sequence) are broadcast over the tokens.
   """
+  assert_like("logprobs", logprobs, old_logprobs=old_logprobs, mask=mask)
+  assert_rank("advantages", advantages, {jnp.ndim(logprobs), jnp.ndim(logprobs) - 1})
   mask = mask.astype(jnp.float32)
   valid = mask > 0
   advantages = advantages.astype(jnp.float32)
@@ -228,6 +231,7 @@ def kl_penalty(
   Shapes [B, T]; returns (coef·KL_t [B, T] fp32,
   {"kl_ref": masked mean of KL_t}); add the first part to a policy loss.
   """
+  assert_like("logprobs", logprobs, ref_logprobs=ref_logprobs, mask=mask)
   mask = mask.astype(jnp.float32)
   valid = mask > 0
   log_ratio = jnp.where(valid, logprobs.astype(jnp.float32), 0.0) - jnp.where(
@@ -246,6 +250,7 @@ def entropy_bonus(
 
   Shapes [B, T]; returns (per_token_loss [B, T] fp32, {"entropy": masked mean H}).
   """
+  assert_like("entropy", entropy, mask=mask)
   mask = mask.astype(jnp.float32)
   entropy = jnp.where(mask > 0, entropy.astype(jnp.float32), 0.0)
   return -coef * entropy, {"entropy": masked_mean(entropy, mask)}

@@ -15,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from explore_rl.objectives.shapes import assert_like, assert_rank
+
 __all__ = [
     "dpo_loss",
     "dpo_metrics",
@@ -27,16 +29,10 @@ def _f32(*xs: jax.Array) -> tuple[jax.Array, ...]:
   return tuple(jnp.asarray(x).astype(jnp.float32) for x in xs)
 
 
-def _check_same_shape(**arrays: jax.Array) -> None:
-  shapes = {name: jnp.shape(x) for name, x in arrays.items()}
-  if len(set(shapes.values())) != 1:
-    raise ValueError(f"shapes must agree: {shapes}")
-
-
 def _margin(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps):
-  _check_same_shape(policy_chosen_logps=policy_chosen_logps,
-                    policy_rejected_logps=policy_rejected_logps,
-                    ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+  assert_like("policy_chosen_logps", policy_chosen_logps,
+              policy_rejected_logps=policy_rejected_logps, ref_chosen_logps=ref_chosen_logps,
+              ref_rejected_logps=ref_rejected_logps)
   pc, pr, rc, rr = _f32(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
                         ref_rejected_logps)
   return pc - rc, pr - rr
@@ -98,8 +94,9 @@ def hypo_kl_surrogate(sample_logps: jax.Array, ref_logps: jax.Array) -> jax.Arra
   The online KL term of HyPO (Song et al., arXiv 2406.01462; docs/algorithms.md
   marks the reconstruction). Needs k ≥ 2. Gradients reach sample_logps only.
   """
-  _check_same_shape(sample_logps=sample_logps, ref_logps=ref_logps)
-  if jnp.ndim(sample_logps) != 2 or jnp.shape(sample_logps)[1] < 2:
+  assert_like("sample_logps", sample_logps, ref_logps=ref_logps)
+  assert_rank("sample_logps", sample_logps, 2)
+  if jnp.shape(sample_logps)[1] < 2:
     raise ValueError(f"sample_logps must be [B, k] with k >= 2, got {jnp.shape(sample_logps)}")
   logp, ref = _f32(sample_logps, ref_logps)
   k = logp.shape[1]

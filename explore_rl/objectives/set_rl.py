@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives.combinatorics import all_subsets, gather_subsets, sample_subsets
+from explore_rl.objectives.shapes import assert_like
 from explore_rl.registry import Registry
 
 __all__ = [
@@ -153,6 +154,7 @@ def set_rl_advantages(rewards: jax.Array, *, cluster_ids: jax.Array | None = Non
   Otherwise each prompt (leading index of `rewards`) gets its own K subsets drawn
   with `sample_subsets` from `rng`. Poly-EPO, arXiv 2604.17654.
   """
+  assert_like("rewards", rewards, cluster_ids=cluster_ids)
   num_samples = rewards.shape[-1]
   if num_subsets is None:
     subsets = all_subsets(num_samples, set_size)  # [K, n]

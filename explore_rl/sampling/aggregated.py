@@ -34,6 +34,7 @@ import dataclasses
 import functools
 from typing import Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -41,6 +42,7 @@ from flax import nnx
 from explore_rl.models import sharding
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
+from explore_rl.objectives.shapes import assert_like
 from explore_rl.sampling.generate import Rollout, as_rollout, empty_outputs, record_step
 from explore_rl.sampling.processors import SamplingConfig, sample_token
 from explore_rl.sampling.rollout import RolloutBatch
@@ -120,9 +122,10 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
   params): by default the same model. Returns a `Rollout` with rows prompt-major (row
   b*N + j is sample j of problem b); see the module docstring for its log-probs.
   """
-  if teacher_tokens.shape[0] != prompt_tokens.shape[0]:
-    raise ValueError(f"student and teacher prompts must have the same batch size, got "
-                     f"{prompt_tokens.shape} and {teacher_tokens.shape}")
+  assert_like("prompt_tokens", prompt_tokens, prompt_valid=prompt_valid)
+  assert_like("teacher_tokens", teacher_tokens, teacher_valid=teacher_valid)
+  chex.assert_equal_shape_prefix([prompt_tokens, teacher_tokens], 1, custom_message=(
+      "teacher_tokens must hold as many problems as prompt_tokens"))
   student = nnx.merge(graphdef, params)
   teacher = nnx.merge(graphdef if teacher_graphdef is None else teacher_graphdef,
                       params if teacher_params is None else teacher_params)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
+from explore_rl.objectives.shapes import assert_ints, assert_like, assert_rank
 from explore_rl.sampling.processors import SamplingConfig, policy_logits, sample_token
 
 
@@ -88,6 +89,9 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
 
   `cache_bucket`: the cache grows in multiples of this many slots (module docstring).
   """
+  assert_rank("prompt_tokens", prompt_tokens, 2)
+  assert_like("prompt_tokens", prompt_tokens, prompt_valid=prompt_valid)
+  assert_ints("prompt_tokens", prompt_tokens)
   model = nnx.merge(graphdef, params)
   b, p = prompt_tokens.shape
   m = config.max_new_tokens

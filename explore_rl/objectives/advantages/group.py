@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from explore_rl.objectives.shapes import assert_like
+
 
 __all__ = [
     "dr_grpo",
@@ -22,6 +24,7 @@ __all__ = [
 
 def _group_stats(rewards: jax.Array, mask: jax.Array | None):
   """fp32 rewards, fp32 mask, valid count n, centred rewards (0 when invalid), informative flag."""
+  assert_like("rewards", rewards, mask=mask)
   rewards = rewards.astype(jnp.float32)  # [..., N]
   mask = jnp.ones_like(rewards) if mask is None else mask.astype(jnp.float32)
   valid = mask > 0
