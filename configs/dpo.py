@@ -1,6 +1,6 @@
 """Online DPO on verifier-built pairs: correct vs incorrect responses of the same prompt.
 
-`trainer="preference"` (explore_rl/training/preference.py): each step samples 8 responses
+`trainer="preference"` (explore_rl/training/preference_trainer.py): each step samples 8 responses
 per prompt, pairs up to 2 correct with 2 incorrect ones of the same prompt, and takes one
 full-batch step on −log σ(β[(log π(y⁺) − log π_ref(y⁺)) − (log π(y⁻) − log π_ref(y⁻))]),
 π_ref the initial (SFT) policy (DPO, arXiv 2305.18290; docs/algorithms.md,

@@ -1,6 +1,6 @@
 """HyPO: DPO on verifier-built pairs + λ·KL(π ‖ π_ref) on all online samples.
 
-`trainer="preference"` (explore_rl/training/preference.py) with `method="hypo"`: the DPO
+`trainer="preference"` (explore_rl/training/preference_trainer.py) with `method="hypo"`: the DPO
 loss of configs/dpo.py plus λ = 0.1 times the sequence-level KL to the initial policy,
 estimated on the 8 samples of every prompt, its gradient by REINFORCE with a
 leave-one-out baseline (HyPO, arXiv 2406.01462; docs/algorithms.md, "Preference

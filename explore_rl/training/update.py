@@ -3,7 +3,7 @@
 `rl_update` computes the loss of `LossSpec` (the loss terms the config turns on, summed per
 token and aggregated; training/objective_builder.py), accumulated exactly over micro-batches, and
 applies the optimizer unless the loss or a gradient is not finite. The trainers
-(training/rl.py, training/two_policy.py) build the `RLBatch` mini-batches and call it.
+(training/epochs.py, training/two_policy.py) build the `RLBatch` mini-batches and call it.
 """
 from __future__ import annotations
 
