@@ -27,7 +27,7 @@ JAX runs on one XLA:CPU device per core (`--cpu-devices`) with the mesh data=-1,
 each device samples and updates on its share of the rows; TRL runs on as many torch threads
 as there are cores.
 
-Targets (issue 17): RL step >= 2.5x TRL's (goal 3x) at every point; the update at
+Speed targets: RL step >= 2.5x TRL's (goal 3x) at every point; the update at
 >= 60% of the matmul peak (real tokens) at 32, 64, 128 rows; padding < 10%.
 
   python benchmarks/rl_step.py                  # the full sweep (~15-30 min on 2 cores)

@@ -23,7 +23,7 @@ call and the process's peak memory.
 JAX runs on one XLA:CPU device per core (`--cpu-devices`), the batch sharded over them as
 the samplers shard it in training; HF runs on as many torch threads as there are cores.
 
-Targets (issue 17): >= 3x HF at batch 16, >= 1.5x at every batch, greedy and
+Speed targets: >= 3x HF at batch 16, >= 1.5x at every batch, greedy and
 T = 1; the decode step at position 512 within 1.5x of its memory floor.
 
   python benchmarks/sampler.py                      # tiny, small (~5-15 min on 2 cores, by load)

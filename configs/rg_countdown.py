@@ -8,7 +8,7 @@ a busy machine (most of it compiling for 512-character prompts and starting the 
 pool, ~3 s). Full SFT + GRPO runs: not measured yet.
 Expected: not measured yet. reasoning-gym's countdown (4-6 numbers at difficulty 0, target
 100-500, every number used once) is harder than ours (configs/ of the `countdown` task):
-ours and theirs side by side is the comparison issue 19 asks for.
+ours and theirs side by side is the comparison the world-sampling study needs.
 
 The world: task "reasoning_gym" with task_kwargs.dataset="countdown" (any of reasoning-gym's
 datasets works the same way; task_kwargs.config holds its config fields). Prompts are the

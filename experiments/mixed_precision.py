@@ -2,7 +2,7 @@
 rounding the projections' and the lm head's matmul inputs to bf16 change what GRPO learns?
 
 bf16 matmuls run the RL update 1.42-1.56x faster on this CPU's AMX units at the `small`
-preset (benchmarks/README.md, fourth pass of issue 17), but they round every projection's
+preset (benchmarks/README.md, fourth speed pass), but they round every projection's
 inputs at 8 mantissa bits, so the behaviour and reference log-probs, the importance ratios
 and the gradients all move. This experiment asks whether that moves the outcome.
 

@@ -1,4 +1,4 @@
-"""Privileged self-distillation vs GRPO where the SFT'd model rarely succeeds (issue 11).
+"""Privileged self-distillation vs GRPO where the SFT'd model rarely succeeds.
 
 Task: `countdown` (reach a target from given numbers with + − × ÷) at difficulty 0.3, where
 the tiny demo model rarely finds an expression (the prior's pass@8 is in the table). The
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
       "shown the solution as a hint: the ceiling the distillation target can draw on."])
   plots = {"pass1_vs_sampled_tokens": {label: tokens_curve(r) for label, r in runs.items()}}
   ex.write_results(args.out, rows, COLUMNS, notes=notes, plots=plots, xlabel="sampled tokens",
-                   title="Privileged self-distillation vs GRPO (issue 11)")
+                   title="Privileged self-distillation vs GRPO")
   print("\n".join(lines))
   print(f"wall time {wall:.0f} s; wrote {os.path.join(args.out, 'table.md')}")
   return 0

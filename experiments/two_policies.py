@@ -1,7 +1,7 @@
 """Two policies and dependent sampling on the demo task (partition); docs/algorithms.md, "Two
 policies, dependent sampling".
 
-The conjecture (the seed document behind issue 12): train with two policies, an explore
+The conjecture: train with two policies, an explore
 policy that collects the data and an exploit policy trained from it and deployed; the
 exploit policy keeps single-policy pass@1 while the explore policy's pass@k and distinct
 strategies go up. Arms, all from the same SFT prior per seed, at the same sample budget

@@ -1,4 +1,4 @@
-"""World sampling (issue 19): which worlds to train on, from one SFT prior, at one FLOP budget.
+"""World sampling: which worlds to train on, from one SFT prior, at one FLOP budget.
 
 Worlds: ten reasoning-gym families with short ASCII prompts (<= 223 characters; the
 character tokenizer) and short answers, at their easiest curriculum level. Eight are

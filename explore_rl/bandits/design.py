@@ -7,7 +7,7 @@ A design picks a multiset A of n arms (rows of `candidates`) to add to the curre
 
 over a set of directions y_p with weights w_p (docs/algorithms.md, multiset design):
 
-* plug-in design (Steepish Descent's proxy, seed 000): y = â* − a for a ≠ â*, w = 1/Δ̂(a)²,
+* plug-in design (Steepish Descent's proxy): y = â* − a for a ≠ â*, w = 1/Δ̂(a)²,
   Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), so f(A) = max_{a≠â*} ‖a − â*‖²_{(V+V(A))⁻¹} / Δ̂(a)²;
 * XY design (Soare et al. 2014, arXiv 1409.6110): y ranges over differences of active arms, w = 1.
 

@@ -109,7 +109,7 @@ def trust_region_coefficient(student_logits: jax.Array, teacher_logits: jax.Arra
   within budget; otherwise bisection for a fixed number of steps (jittable) keeps
   the feasible lower end `lo` and an infeasible upper end `hi` with hi − lo < 1e-3
   (`TRUST_REGION_TOL`); the result is `lo`: within budget, and s + 1e-3 exceeds it.
-  The trust-region variant of the seed-001 aggregation (docs/algorithms.md; [ours]).
+  The trust-region variant of the aggregation (docs/algorithms.md; [ours]).
   """
   assert_like("student_logits", student_logits, teacher_logits=teacher_logits)
   ls = jax.nn.log_softmax(student_logits.astype(jnp.float32), axis=-1)
@@ -135,7 +135,7 @@ def _trust_region_s(ls: jax.Array, lt: jax.Array, kl_budget: float) -> jax.Array
 
 def aggregate_logits(student_logits: jax.Array, teacher_logits: jax.Array, *, method: str,
                      alpha: float = 1.0, s: float = 0.5, kl_budget: float = 0.1) -> jax.Array:
-  """Normalised log-probs log p* [..., V] of the aggregated target (seed 001; [ours]).
+  """Normalised log-probs log p* [..., V] of the aggregated target ([ours]; docs/algorithms.md).
 
   With p_s = softmax(z_s), p_t = softmax(z_t), all in fp32:
 
@@ -271,7 +271,7 @@ def distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array, toke
                       alpha: float = 1.0, s: float = 0.5, kl_budget: float = 0.1,
                       beta: float = 0.5, coef: float = 1.0
                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Masked self-distillation loss towards the aggregated target (seed 001; GKD arXiv 2306.13649).
+  """Masked self-distillation loss towards the aggregated target (GKD arXiv 2306.13649).
 
       log p* = sg(aggregate_logits(z_s, z_t; method, α, s, kl_budget))
       ℓ_t    = coef · D(p_s, p*)                                   divergence ∈ DIVERGENCES

@@ -1,6 +1,6 @@
 """Aggregated decoding: student and teacher prompts decoded side by side, tokens drawn from p*.
 
-The sampling half of privileged self-distillation (seed 001, docs/algorithms.md,
+The sampling half of privileged self-distillation (docs/algorithms.md,
 "Distillation and self-distillation"): for problems the student rarely solves
 alone, each token is drawn from the aggregate p* = aggregate_logits(z_s, z_t) of the
 student's logits on the plain prompt and the teacher's on the privileged prompt

@@ -1,4 +1,4 @@
-"""Regressions found by trying the trainer as a new user would (issue: explicit interfaces)."""
+"""Regressions found by trying the trainer as a new user would."""
 import logging
 
 import numpy as np

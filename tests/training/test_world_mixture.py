@@ -1,5 +1,5 @@
 """Training over a mixture of worlds: SFT demonstrations from each problem's own family,
-per-family evaluation, and the scoring pool's counters in the RL metrics (issue 19)."""
+per-family evaluation, and the scoring pool's counters in the RL metrics."""
 from __future__ import annotations
 
 import ml_collections
