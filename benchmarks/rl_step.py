@@ -2,7 +2,7 @@
 
 A sweep over rows per step R in {32, 64, 128} (R / 8 prompts x 8 samples, two
 optimizer updates of R / 2 rows) and response lengths M in {28, 64}, from a fresh
-`small` model and from the SFT prior (`explore_rl.experiment.sft_prior()`,
+`small` model and from the SFT prior (`explore_rl.harness.sft_prior()`,
 trained once if missing: ~4 min), prompt 20 tokens. Per point it prints the best
 step time over the timed steps (compilation excluded by a warm-up step whose
 compile seconds are reported), the share of padding in the update's token slots
@@ -205,7 +205,7 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   torch.manual_seed(c.seed)
   if from_weights:
     from explore_rl.models.hf_export import save_hf_checkpoint
-    from explore_rl.training.workdir import load_initial_policy
+    from explore_rl.training.policy_loader import load_initial_policy
     hf_dir = os.path.join(workdir, "hf_prior")
     prior = load_initial_policy(c.init_from)    # the trainer's copy was donated to its updates
     save_hf_checkpoint(hf_dir, mc, jax.device_get(prior.params), model_type="llama")
@@ -433,7 +433,7 @@ def main():
   parser.add_argument("--rows", default="32,64,128", help="rows per step (x 8 samples each)")
   parser.add_argument("--lengths", default="28,64", help="response lengths")
   parser.add_argument("--inits", default="fresh,sft", help="fresh and/or sft (the SFT prior)")
-  parser.add_argument("--prior", help="SFT prior workdir (default: experiment.sft_prior())")
+  parser.add_argument("--prior", help="SFT prior workdir (default: harness.sft_prior())")
   parser.add_argument("--steps", type=int, default=2, help="timed RL steps (the best is kept)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps (compilation)")
   parser.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer")
@@ -463,7 +463,7 @@ def main():
   # first: training the SFT prior below starts JAX's backends
   _common.use_cpu_devices(args.cpu_devices)
   if "sft" in args.inits and not args.prior:
-    from explore_rl.experiment import sft_prior
+    from explore_rl.harness import sft_prior
     args.prior = sft_prior()
   compile_time.start()
 

@@ -1,5 +1,5 @@
 """GRPO on responses chosen by the multiset design (`rollout.sampler="design_select"`;
-explore_rl/sampling/design.py, docs/algorithms.md "Two policies, dependent sampling, designed
+explore_rl/sampling/design_select.py, docs/algorithms.md "Two policies, dependent sampling, designed
 multisets"): per prompt the policy draws M = 2N = 16 candidates, each described by the
 embedding judge's MiniLM vector φ of its text and its mean token log-prob r̂; GRPO trains on the
 N = 8 the design keeps, A = argmin_{|A|=N} max_{i≠â*} ‖φ_i − φ_{â*}‖²_{(λI + V(A))⁻¹} / Δ̂(i)².

@@ -1,5 +1,5 @@
 """GRPO on SmoothIGW-played responses (`rollout.sampler="smooth_igw"`;
-explore_rl/sampling/design.py, docs/algorithms.md "SmoothIGW"; Zhu & Mineiro 2022, arXiv
+explore_rl/sampling/design_select.py, docs/algorithms.md "SmoothIGW"; Zhu & Mineiro 2022, arXiv
 2207.05849): per prompt the policy draws M = 2N = 16 candidates scored by their mean token
 log-prob r̂; each of the N = 8 trained slots draws a candidate a uniformly and keeps it with
 probability 1 / (1 + hγ (r̂(â) − r̂(a))), else plays the most confident candidate â. With

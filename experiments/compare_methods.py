@@ -9,7 +9,7 @@ Each method runs `configs/<method>.py` with `init_from=--sft` in OUT/<method>
 strategies, entropy and wall time per method, with reward / entropy / pass@k plots.
 Runtime on 2 CPU cores: ~3 minutes per method at the default 60 steps. One seed: the
 multi-seed comparisons with confidence intervals are the other scripts in experiments/.
-`--quick` trains the shared quick prior (`explore_rl.experiment.sft_prior(quick=True)`,
+`--quick` trains the shared quick prior (`explore_rl.harness.sft_prior(quick=True)`,
 tiny preset) when `--sft` is not given and runs each method's `:tiny` config for 2 steps.
 """
 import argparse
@@ -34,7 +34,7 @@ def main(argv=None):
   if sft is None:
     if not args.quick:
       parser.error("--sft is required (or --quick, which trains a tiny prior)")
-    from explore_rl.experiment import sft_prior
+    from explore_rl.harness import sft_prior
     sft = sft_prior("partition", quick=True)
   methods = args.methods.split(",")
   variant = ":tiny" if args.quick else ""

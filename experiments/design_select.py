@@ -18,7 +18,7 @@ held-out set).
   .venv/bin/python experiments/design_select.py --quick    # smoke (the test suite)
 
 Full mode: the full-mode tiny SFT priors shared with the other experiments
-(`experiment.PRIOR_OVERRIDES`), the RL_SCALES "full" scale (40 steps of 16 prompts x 8 kept of
+(`harness.PRIOR_OVERRIDES`), the RL_SCALES "full" scale (40 steps of 16 prompts x 8 kept of
 16 candidates, 64 held-out prompts x 8 samples), partition and grid_paths, 3 seeds. Quick mode:
 the quick prior, 2 RL steps of 4 prompts, 8 held-out prompts, 2 seeds: a smoke test, no claim.
 
@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import sys
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 
 ARMS = {"design": "design", "random": "random"}  # label: sampler_kwargs.selector
 COLUMNS = ["task", "selector", "pass@1", "pass@8", "distinct@8", "train distinct/prompt",

@@ -44,7 +44,7 @@ import sys
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.eval.entropy_law import fit_entropy_law
 
 ARMS = {  # label: (config, overrides)

@@ -30,7 +30,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 

@@ -7,7 +7,7 @@ inputs at 8 mantissa bits, so the behaviour and reference log-probs, the importa
 and the gradients all move. This experiment asks whether that moves the outcome.
 
 Arms, both `configs/grpo.py` from the same SFT prior per task at the reproduction scale
-(`experiment.RL_SCALES`):
+(`harness.RL_SCALES`):
 - fp32, the shared GRPO baseline of the other experiments;
 - the same run with bf16 matmul inputs (fp32 weights, activations, log-probs, optimizer).
 
@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import sys
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 
 FP32, BF16 = "GRPO", "GRPO, bf16 matmuls"
 ARMS = {FP32: {}, BF16: {"model_overrides.matmul_dtype": "bfloat16"}}

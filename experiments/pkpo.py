@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 
 K_OPT = (1, 4, 8, 16)
 K_EVAL = (1, 4, 8, 16)

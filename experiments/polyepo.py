@@ -52,7 +52,7 @@ import sys
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 
 ARMS = {  # label: (config, overrides)
     "GRPO": ("grpo", {}),

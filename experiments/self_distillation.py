@@ -2,12 +2,12 @@
 
 Task: `countdown` (reach a target from given numbers with + − × ÷) at difficulty 0.3, where
 the tiny demo model rarely finds an expression (the prior's pass@8 is in the table). The
-prior is SFT'd as the shared harness does (`explore_rl/experiment.py`), with one change: a
+prior is SFT'd as the shared harness does (`explore_rl/harness.py`), with one change: a
 quarter of its demonstrations show the privileged prompt `Task.teacher_prompt` (the
 solution as a hint) and the solution (`config.hint_rate = 0.25`), so the same model can act
 as its own teacher. Its pass@k on the hinted prompts is reported as "teacher".
 
-Arms, each from that prior, at the harness's RL scale (`experiment.RL_SCALES`):
+Arms, each from that prior, at the harness's RL scale (`harness.RL_SCALES`):
   GRPO                      configs/grpo.py
   SD poe / interp / trust_region / teacher
                             configs/self_distill.py: no reward, reverse KL to p* per token,
@@ -52,7 +52,7 @@ import time
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.config_files import load_config
 
 TASK = "countdown"
@@ -104,7 +104,7 @@ def teacher_eval(workdir: str, *, num_prompts: int, num_samples: int) -> dict:
   from explore_rl.eval.evaluate import evaluate, held_out_problems
   from explore_rl.sampling.processors import SamplingConfig
   from explore_rl.tasks import get_task
-  from explore_rl.training.workdir import load_policy
+  from explore_rl.training.policy_loader import load_policy
   task = get_task(TASK)
   problems = [dataclasses.replace(p, prompt=task.teacher_prompt(p)) for p in
               held_out_problems(task, seed=0, num_prompts=num_prompts, difficulty=DIFFICULTY)]
@@ -134,7 +134,7 @@ def arm_config(method: str, overrides: dict, *, prior_dir: str, quick: bool):
 def sampled_tokens(workdir: str) -> list[tuple[int, float]]:
   """(step, cumulative sampled tokens) per row: flops_sample / (2 · params)."""
   from explore_rl.metrics_log import read_metrics
-  from explore_rl.training.workdir import read_model_config
+  from explore_rl.training.policy_loader import read_model_config
   n_params = read_model_config(workdir).num_params()
   return [(r["step"], r["flops_sample"] / (2.0 * n_params)) for r in read_metrics(workdir)]
 

@@ -70,7 +70,7 @@ import time
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.metrics_log import read_metrics
 
 TASK = "partition"
@@ -151,7 +151,7 @@ def sampler_diversity(prior: str, sampler: str, seed: int, *, num_prompts: int,
   from explore_rl.sampling.processors import SamplingConfig
   from explore_rl.sampling.rollout import sample_and_score
   from explore_rl.tasks import get_task
-  from explore_rl.training.workdir import load_policy
+  from explore_rl.training.policy_loader import load_policy
   with open(os.path.join(prior, "config.json")) as f:
     run = json.load(f)
   task = get_task(TASK)

@@ -63,7 +63,7 @@ import time
 import ml_collections
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 

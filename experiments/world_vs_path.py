@@ -43,7 +43,7 @@ import sys
 
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.metrics_log import read_metrics
 
 ROLLOUTS = 64

@@ -104,7 +104,7 @@ def _held_out(workdir: str):
   import jax  # noqa: F401  (initialise before loading)
   from explore_rl.eval.evaluate import held_out_problems
   from explore_rl.tasks import get_task
-  from explore_rl.training.workdir import load_policy
+  from explore_rl.training.policy_loader import load_policy
   for flag in (_NUM_PROMPTS, _NUM_SAMPLES):
     if flag.value is not None and flag.value < 1:
       raise UserError(f"--{flag.name} must be >= 1, got {flag.value}")
@@ -163,7 +163,7 @@ def _generate():
   from explore_rl.models.tokenizer import pad_left
   from explore_rl.sampling.generate import generate
   from explore_rl.sampling.processors import SamplingConfig
-  from explore_rl.training.workdir import load_initial_policy
+  from explore_rl.training.policy_loader import load_initial_policy
   if not _INIT_FROM.value or _PROMPT.value is None:
     raise UserError("generate needs --init_from=MODEL and --prompt TEXT (explore-rl generate "
                     "--help)")

@@ -15,7 +15,7 @@
 # # Compare methods over runs and seeds
 #
 # Loads several methods' runs, each over several seeds (`METHOD/seed<k>` workdirs, as
-# `explore_rl.experiment.run_arm` and the scripts in `experiments/` write them), and
+# `explore_rl.harness.run_arm` and the scripts in `experiments/` write them), and
 # plots reward, entropy and held-out pass@1 with 95% confidence bands over seeds, the
 # final pass@k curves, a fit of the entropy–performance law R = −a·e^H + b (Cui et al.,
 # arXiv 2505.22617; docs/algorithms.md) per method, and sampled responses grouped by
@@ -38,7 +38,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from explore_rl import experiment as ex
+from explore_rl import harness as ex
 from explore_rl.eval.entropy_law import fit_entropy_law
 from explore_rl.eval.evaluate import held_out_problems
 from explore_rl.sampling import Policies
@@ -46,7 +46,7 @@ from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.rollout import sample_and_score
 from explore_rl.sampling.samplers import IndependentSampler
 from explore_rl.tasks import get_task
-from explore_rl.training.workdir import load_policy
+from explore_rl.training.policy_loader import load_policy
 
 ROOT = os.environ.get("EXPLORE_RL_COMPARE", "")
 if ROOT:

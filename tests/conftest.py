@@ -54,7 +54,7 @@ def load_experiment():
 def experiment_shared(tmp_path_factory):
   """One --shared directory for every experiment test of the session, common to the xdist
   workers: the quick SFT priors and the shared GRPO baselines are trained once (a run that
-  another worker is training is waited for, see explore_rl.experiment.train)."""
+  another worker is training is waited for, see explore_rl.harness.train)."""
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):
     root = root.parent

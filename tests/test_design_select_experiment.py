@@ -1,6 +1,6 @@
 """experiments/design_select.py --quick runs end to end: both selectors, paired deltas, a
 verdict per claim and the plots. One task family here (suite time: the experiments share
-`experiment.main_over_tasks`, and tests/test_experiments_quick.py runs polyepo on both)."""
+`harness.main_over_tasks`, and tests/test_experiments_quick.py runs polyepo on both)."""
 from __future__ import annotations
 
 import csv

@@ -1,40 +1,40 @@
-"""explore_rl.experiment: t-intervals, reuse of finished runs, tables and plots."""
+"""explore_rl.harness: t-intervals, reuse of finished runs, tables and plots."""
 import math
 import os
 
 import numpy as np
 import pytest
 
-from explore_rl import experiment
+from explore_rl import harness
 from explore_rl.config_files import load_config
 
 
 def test_mean_ci_is_the_student_t_interval():
-  mean, half = experiment.mean_ci([1.0, 2.0, 3.0])
+  mean, half = harness.mean_ci([1.0, 2.0, 3.0])
   assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-  assert math.isnan(experiment.mean_ci([5.0])[1])
-  assert experiment.fmt(*experiment.mean_ci([1.0, 2.0, 3.0])) == "2.000 ± 2.484"
-  assert experiment.t95(100) == 1.96 and experiment.t95(11) == 2.228   # conservative
+  assert math.isnan(harness.mean_ci([5.0])[1])
+  assert harness.fmt(*harness.mean_ci([1.0, 2.0, 3.0])) == "2.000 ± 2.484"
+  assert harness.t95(100) == 1.96 and harness.t95(11) == 2.228   # conservative
 
 
 def test_finished_runs_are_reused_not_retrained(tmp_path):
   make = lambda seed: load_config("grpo:tiny", {"total_steps": 1, "eval_every": 1,
                                                 "checkpoint_every": 1})
-  runs = experiment.run_arm("grpo", make, seeds=[0, 1], root=str(tmp_path))
+  runs = harness.run_arm("grpo", make, seeds=[0, 1], root=str(tmp_path))
   assert sorted(runs) == [0, 1]
   metrics = os.path.join(runs[0], "metrics.jsonl")
   stamp = os.stat(metrics).st_mtime_ns
-  assert experiment.run_arm("grpo", make, seeds=[0], root=str(tmp_path)) == {0: runs[0]}
+  assert harness.run_arm("grpo", make, seeds=[0], root=str(tmp_path)) == {0: runs[0]}
   assert os.stat(metrics).st_mtime_ns == stamp
-  summary = experiment.summarize(runs, ["pass@1"])
+  summary = harness.summarize(runs, ["pass@1"])
   assert "±" in summary["pass@1"]
-  steps, mean, half = experiment.curves(runs, "pass@1")
+  steps, mean, half = harness.curves(runs, "pass@1")
   assert steps.tolist() == [1] and mean.shape == half.shape == (1,)
 
 
 def test_write_results_writes_table_csv_and_plots(tmp_path):
   rows = [{"method": "a", "pass@1": "0.5 ± 0.1"}, {"method": "b", "pass@1": "0.6 ± 0.1"}]
-  path = experiment.write_results(
+  path = harness.write_results(
       str(tmp_path), rows, ["method", "pass@1"], title="T", notes="verdict: none",
       plots={"reward": {"a": (np.arange(3), np.ones(3), np.full(3, 0.1))}})
   text = open(path).read()

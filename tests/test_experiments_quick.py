@@ -5,7 +5,7 @@ session's --shared directory (tests/conftest.py: the quick SFT priors and the sh
 baseline are trained once for every experiment test). The tables must hold one row per
 (task, arm), a verdict section, and the plots.
 
-Suite time: the experiments share `experiment.main_over_tasks` and have no task-specific
+Suite time: the experiments share `harness.main_over_tasks` and have no task-specific
 code, so polyepo (and design_select, in its own test) run both task families and the others
 one each, alternating (docs/testing.md).
 """

@@ -16,7 +16,7 @@ from explore_rl import settings
 from explore_rl.errors import ConfigError
 from explore_rl.rewards.judges import JUDGES
 from explore_rl.sampling.processors import SamplingConfig
-from explore_rl.sampling.registry import SAMPLERS
+from explore_rl.sampling.catalog import SAMPLERS
 from explore_rl.tasks import TASKS
 from explore_rl.tasks.curriculum import CURRICULA
 

@@ -281,7 +281,7 @@ def load_hf_model(path: str, dtype=jnp.float32, *, mesh=None) -> HFModel:
 
 def load_hf_policy(path: str, mesh=None, *, dtype=jnp.float32,
                    chat_prompts: bool | None = None) -> Policy:
-  """The checkpoint as a `Policy` (as `training.workdir.load_policy` returns for a run),
+  """The checkpoint as a `Policy` (as `training.policy_loader.load_policy` returns for a run),
   so the trainer can start from an imported checkpoint. Its prompts go through the chat
   template when it has one, unless `chat_prompts` is False."""
   config = read_hf_config(path, dtype)

@@ -11,7 +11,7 @@ from explore_rl.models.config import ModelConfig
 class Policy:
   """tokenizer + model config + Flax NNX graphdef + params (a plain pytree, maybe sharded).
 
-  Loaders return one (`training.workdir.load_policy`, `models.hf_import.load_hf_policy`);
+  Loaders return one (`training.policy_loader.load_policy`, `models.hf_import.load_hf_policy`);
   samplers take them; the trainer swaps in new params with `with_params`.
   """
   tokenizer: Any

@@ -1,6 +1,6 @@
 """Leaf helpers shared by objectives and evaluation: subsets, binomials, pass@k.
 
-Set RL (`set_rl.py`), pass@k-aware advantages (`advantages/passk.py`) and the
+Set RL (`set_rl.py`), pass@k-aware advantages (`advantages/passk_aware.py`) and the
 evaluation metrics (`explore_rl.eval.passk`) all need k-subsets of N samples and
 the unbiased pass@k estimator; they live here so that neither package imports the
 other (docs/design.md, "Layers"). The public names stay where users look for

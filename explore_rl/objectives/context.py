@@ -4,7 +4,7 @@ One RL step has B prompt groups of N samples. Besides the verifier's rewards,
 some objectives need more: set RL needs strategy-cluster ids (a judge call), DRA
 and EVOL need response embeddings (a MiniLM pass), EVOL needs answer ids, DAPO's
 overlong shaping needs response lengths, sampled-subset set RL needs a PRNG key.
-Each component declares the fields it takes (`registries.py`); the trainer fills
+Each component declares the fields it takes (`catalog.py`); the trainer fills
 only those, and passes them by keyword.
 """
 from __future__ import annotations

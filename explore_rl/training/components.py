@@ -45,7 +45,7 @@ class Components:
 
   @property
   def distill(self):
-    """The self-distillation settings (training/distill.py), None without the term."""
+    """The self-distillation settings (training/distill_teacher.py), None without the term."""
     return self.objective.distill
 
 

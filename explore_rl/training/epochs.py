@@ -16,7 +16,7 @@ from explore_rl.models import sharding
 from explore_rl.models.logprobs import score_responses
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.sampling.teacher_prompts import encode_teacher_prompts
-from explore_rl.training.distill import ema_update
+from explore_rl.training.distill_teacher import ema_update
 from explore_rl.training.update import RLBatch, rl_update
 
 

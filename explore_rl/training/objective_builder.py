@@ -3,7 +3,7 @@
 Configs name the pieces (`config.objective`); they are resolved here in the
 registries of `explore_rl.objectives` (unknown names and hyper-parameters fail at
 start-up with the valid ones). Advantage estimators and reward shapers receive
-the per-group context fields they declared (`objectives/registries.py`) and run
+the per-group context fields they declared (`objectives/catalog.py`) and run
 as one jitted function; the per-token loss is the sum of the loss terms the config
 turns on (`objectives/loss_terms.py`: the named policy loss, β·KL to the reference,
 the entropy bonus, the covariance statistics, self-distillation, your own), aggregated
@@ -24,9 +24,9 @@ from explore_rl.errors import ConfigError
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.context import GroupContext
 from explore_rl.objectives.loss_terms import Term, TokenInputs, sum_terms
-from explore_rl.objectives.registries import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
+from explore_rl.objectives.catalog import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
                                               LOSS_TERMS, POLICY_LOSSES, REWARD_SHAPERS, needs)
-from explore_rl.training.distill import DistillSettings, distill_settings
+from explore_rl.training.distill_teacher import DistillSettings, distill_settings
 
 
 def _get(registry, name: str):

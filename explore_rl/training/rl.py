@@ -20,14 +20,14 @@ from explore_rl.sampling import Policies
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.components import Components, build_components
-from explore_rl.training.distill import make_teacher
+from explore_rl.training.distill_teacher import make_teacher
 from explore_rl.training.epochs import rl_epochs
 from explore_rl.training.loop import run_loop
 from explore_rl.training.run_dir import prepare_run_dir
 from explore_rl.training.state import init_state
 from explore_rl.training.step import rl_step
 from explore_rl.training.validate import validate_config
-from explore_rl.training.workdir import checkpoint_dir, copy_tokenizer_files, initial_policy
+from explore_rl.training.policy_loader import checkpoint_dir, copy_tokenizer_files, initial_policy
 
 
 def previous_eval_counts(workdir: str, step: int) -> dict:

@@ -14,7 +14,7 @@ from explore_rl.models.lora import ALL_TARGETS
 def model_settings(preset: str) -> ml_collections.ConfigDict:
   """`config.model`: the preset a fresh model takes, and on any starting model LoRA
   adapters (`lora.rank` 0: full fine-tuning; `targets` comma-separated projections) and
-  per-block rematerialisation (`remat`); models/lora.py, training/workdir.py."""
+  per-block rematerialisation (`remat`); models/lora.py, training/policy_loader.py."""
   return ml_collections.ConfigDict(dict(
       preset=preset, remat=False,
       lora=ml_collections.ConfigDict(dict(rank=0, alpha=16.0, targets=",".join(ALL_TARGETS)))))

@@ -85,7 +85,7 @@ def _matches(key: str, patterns: tuple[str, ...]) -> bool:
 
 
 def config_as_json(config: Any) -> str:
-  """The text config.json holds: what `explore_rl.training.workdir` always wrote."""
+  """The text config.json holds: what `explore_rl.training.policy_loader` always wrote."""
   if hasattr(config, "to_json_best_effort"):
     return config.to_json_best_effort(indent=2, sort_keys=True)
   return json.dumps(config, indent=2, sort_keys=True, default=str)

@@ -35,7 +35,7 @@ from explore_rl.training.state import (TrainState, apply_if_finite, init_state,
                                        optimizer_from_config)
 from explore_rl.training.run_dir import prepare_run_dir
 from explore_rl.training.validate import validate_config
-from explore_rl.training.workdir import checkpoint_dir, fresh_policy
+from explore_rl.training.policy_loader import checkpoint_dir, fresh_policy
 
 
 def sft_source(config) -> Task | MixtureCurriculum:

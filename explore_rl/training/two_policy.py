@@ -60,7 +60,7 @@ from explore_rl.training.objective_builder import Objective
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.state import init_state, optimizer_from_config
 from explore_rl.training.update import RLBatch, rl_update
-from explore_rl.training.workdir import initial_policy
+from explore_rl.training.policy_loader import initial_policy
 
 PARAMS_MODES = ("separate", "shared")
 EXPLORE_CHECKPOINTS = "explore_checkpoints"

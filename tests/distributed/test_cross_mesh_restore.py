@@ -11,7 +11,7 @@ from explore_rl.config_files import load_config
 from explore_rl.metrics_log import read_metrics
 from explore_rl.models import sharding
 from explore_rl.training.sft import train_sft
-from explore_rl.training.workdir import load_policy
+from explore_rl.training.policy_loader import load_policy
 
 TIMING = ("time_", "step_time", "tokens_per_s")
 FSDP8 = {"data": 1, "fsdp": 8, "tensor": 1, "num_devices": 0}

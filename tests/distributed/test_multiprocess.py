@@ -21,7 +21,7 @@ from explore_rl.metrics_log import read_metrics
 from explore_rl.models import sharding
 from explore_rl.training.rl import train_rl
 from explore_rl.training.sft import train_sft
-from explore_rl.training.workdir import fresh_policy, load_policy
+from explore_rl.training.policy_loader import fresh_policy, load_policy
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMING = ("time_", "step_time", "tokens_per_s")

@@ -12,7 +12,7 @@ from explore_rl.config_files import load_config
 from explore_rl.errors import UserError
 from explore_rl.models import gguf_import, hf_export, model_names
 from explore_rl.models.tokenizer import pad_left
-from explore_rl.training.workdir import load_initial_policy, load_policy
+from explore_rl.training.policy_loader import load_initial_policy, load_policy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

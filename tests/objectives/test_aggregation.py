@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import aggregation
-from explore_rl.objectives.registries import AGGREGATIONS
+from explore_rl.objectives.catalog import AGGREGATIONS
 
 MODES = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
 KW = {"seq-mean-token-sum-norm": {"norm": 4.0}}

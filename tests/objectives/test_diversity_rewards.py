@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import reward_shaping
-from explore_rl.objectives.registries import REWARD_SHAPERS
+from explore_rl.objectives.catalog import REWARD_SHAPERS
 
 SETTINGS = hypothesis.settings(max_examples=50, deadline=None)
 N, D = 6, 3

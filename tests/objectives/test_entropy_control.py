@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import aggregation, entropy_control, policy_loss
-from explore_rl.objectives.registries import POLICY_LOSSES
+from explore_rl.objectives.catalog import POLICY_LOSSES
 
 WIDE = dict(cov_lb=-1e9, cov_ub=1e9)  # every unclipped valid token is eligible
 

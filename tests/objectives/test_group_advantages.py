@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import advantages, reward_shaping
-from explore_rl.objectives.registries import ADVANTAGES, REWARD_SHAPERS
+from explore_rl.objectives.catalog import ADVANTAGES, REWARD_SHAPERS
 
 ESTIMATORS = {"grpo": advantages.grpo, "dr_grpo": advantages.dr_grpo, "rloo": advantages.rloo}
 _jitted = {name: jax.jit(fn) for name, fn in ESTIMATORS.items()}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import advantages, set_rl
-from explore_rl.objectives.registries import ADVANTAGES
+from explore_rl.objectives.catalog import ADVANTAGES
 
 SETTINGS = hypothesis.settings(max_examples=25, deadline=None)
 

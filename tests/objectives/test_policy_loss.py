@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 from explore_rl.objectives import aggregation, entropy_control, policy_loss  # noqa: F401
-from explore_rl.objectives.registries import POLICY_LOSSES
+from explore_rl.objectives.catalog import POLICY_LOSSES
 
 LN = np.log
 # Row 0 has Â = +1, row 1 has Â = −1; ratios ρ = [[1.5, 0.5], [0.5, 4.0]].

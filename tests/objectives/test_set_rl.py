@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from explore_rl.objectives import set_rl
-from explore_rl.objectives.registries import ADVANTAGES, SET_FUNCTIONS
+from explore_rl.objectives.catalog import ADVANTAGES, SET_FUNCTIONS
 
 SETTINGS = hypothesis.settings(max_examples=20, deadline=None)
 

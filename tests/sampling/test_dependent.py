@@ -23,7 +23,7 @@ from explore_rl.sampling.dependent import SequentialSampler, SketchSampler, sequ
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import Policies
 from explore_rl.tasks import get_task
-from explore_rl.training.workdir import fresh_policy
+from explore_rl.training.policy_loader import fresh_policy
 
 N, M, P = 4, 6, 24
 

@@ -1,4 +1,4 @@
-"""The design_select and smooth_igw samplers (explore_rl/sampling/design.py): the kept rows are
+"""The design_select and smooth_igw samplers (explore_rl/sampling/design_select.py): the kept rows are
 the selector's choice on the candidates, the rollout is well formed, the policy log-probs are the
 trained policy's, SmoothIGW's played rows follow its acceptance rule."""
 import jax
@@ -12,10 +12,10 @@ from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import score_responses
 from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import CharTokenizer
-from explore_rl.sampling.design import (CandidateSampler, DesignSelectSampler, SmoothIGWSampler,
+from explore_rl.sampling.design_select import (CandidateSampler, DesignSelectSampler, SmoothIGWSampler,
                                         features, mean_logprob)
 from explore_rl.sampling.processors import SamplingConfig
-from explore_rl.sampling.registry import make_sampler
+from explore_rl.sampling.catalog import make_sampler
 from explore_rl.sampling.samplers import IndependentSampler, Policies
 from explore_rl.tasks.base import MALFORMED, OK, WRONG, Problem, Task
 

@@ -17,7 +17,7 @@ from explore_rl.models import sharding
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import IndependentSampler, Policies
 from explore_rl.tasks import get_task
-from explore_rl.training.workdir import fresh_policy
+from explore_rl.training.policy_loader import fresh_policy
 
 N, M, P_LEN = 2, 8, 24
 

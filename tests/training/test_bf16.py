@@ -20,7 +20,7 @@ from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import response_logprobs
 from explore_rl.training.rl import train_rl
 from explore_rl.training.sft import train_sft
-from explore_rl.training.workdir import read_model_config
+from explore_rl.training.policy_loader import read_model_config
 
 BF16 = ml_collections.ConfigDict(dict(dtype="bfloat16", param_dtype="bfloat16"))
 TIMING = ("time_", "step_time", "tokens_per_s")

@@ -10,7 +10,7 @@ from explore_rl.models.chat_tokenizer import CheckpointTokenizer
 from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.metrics_log import read_metrics
 from explore_rl.training.rl import train_rl
-from explore_rl.training.workdir import load_policy
+from explore_rl.training.policy_loader import load_policy
 
 
 def test_rl_starts_from_hf_checkpoint_and_keeps_its_tokenizer(tmp_path, monkeypatch):

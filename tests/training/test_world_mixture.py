@@ -24,7 +24,7 @@ def _sft_mixture_config(**kwargs):
 
 def test_sft_batch_draws_each_family_with_its_own_demonstrations():
   from explore_rl.training.sft import sft_batch, sft_source
-  from explore_rl.training.workdir import fresh_policy
+  from explore_rl.training.policy_loader import fresh_policy
   from explore_rl.models import sharding
   c = _sft_mixture_config()
   c.batch_size, c.demos_per_problem, c.mistake_rate = 64, 2, 0.0

@@ -1,7 +1,7 @@
 """Advantage estimators: rewards[..., N] of a prompt's N samples -> advantages[..., N].
 
 Group-relative (GRPO family) estimators live in `group.py`; pass@k / max@k-aware
-ones (PKPO, pass@k analytic, BoN-aware, grpo_passk) in `passk.py`; set RL's
+ones (PKPO, pass@k analytic, BoN-aware, grpo_passk) in `passk_aware.py`; set RL's
 marginal set advantages in `explore_rl.objectives.set_rl`; the Gibbs policy's
 reward-weighted regression weights (`gibbs_rwr`) in `gibbs.py`; all-zero advantages
 (`none`, for runs trained by added loss terms only) in `none.py`. They are re-exported
@@ -11,7 +11,7 @@ Reward shapers (DRA, EVOL, DAPO's overlong penalty) are in `reward_shaping.py`.
 from explore_rl.objectives.advantages.gibbs import gibbs_rwr
 from explore_rl.objectives.advantages.group import dr_grpo, grpo, rloo
 from explore_rl.objectives.advantages.none import no_advantages
-from explore_rl.objectives.advantages.passk import (bon_advantages, grpo_passk, passk_analytic,
+from explore_rl.objectives.advantages.passk_aware import (bon_advantages, grpo_passk, passk_analytic,
                                                     pkpo)
 from explore_rl.objectives.set_rl import set_rl_advantages
 

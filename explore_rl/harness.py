@@ -260,7 +260,7 @@ def wide_eval(workdir: str, *, num_samples: int, num_prompts: int | None = None)
   from explore_rl.eval.evaluate import evaluate, held_out_problems
   from explore_rl.sampling.processors import SamplingConfig
   from explore_rl.tasks import get_task
-  from explore_rl.training.workdir import load_policy
+  from explore_rl.training.policy_loader import load_policy
   task = get_task(run["task"], **run.get("task_kwargs", {}))
   problems = held_out_problems(task, seed=run["seed"], num_prompts=num_prompts,
                                difficulty=run["difficulty"])

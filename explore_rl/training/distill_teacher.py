@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from explore_rl.errors import ConfigError
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, DIVERGENCES
-from explore_rl.training.workdir import load_initial_policy
+from explore_rl.training.policy_loader import load_initial_policy
 
 TEACHERS = ("initial", "ema", "live")
 DEFAULTS = dict(coef=0.0, method="poe", divergence="reverse_kl", alpha=1.0, s=0.5,

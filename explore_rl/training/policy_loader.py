@@ -1,5 +1,6 @@
-"""What a run keeps in its workdir besides metrics: config.json, model.json, checkpoints/,
-and, for a run started from a Hugging Face checkpoint, that checkpoint's tokenizer files.
+"""Policies loaded from run directories and model names, and the run-directory files they
+come from: model.json, checkpoints/ and, for a run started from a Hugging Face checkpoint or
+a GGUF file, its tokenizer files (locking and config checks: run_dir.py).
 
 `load_policy(workdir)` rebuilds the model of any run (SFT or RL) from its
 model.json and latest checkpoint; RL configs start from an SFT run this way.

@@ -24,7 +24,7 @@ Adding a component is one function and one decorator, here or in your own file
 (docs/design.md, "Adding a component").
 """
 from explore_rl.objectives import entropy_control, policy_loss, reward_shaping, set_rl
-from explore_rl.objectives.advantages import gibbs, group, none, passk
+from explore_rl.objectives.advantages import gibbs, group, none, passk_aware
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
 from explore_rl.objectives.loss_terms import LOSS_TERMS, POLICY_LOSSES
@@ -47,10 +47,10 @@ _ADVANTAGES = [
     ("dr_grpo", group.dr_grpo, ("mask",), True),
     ("rloo", group.rloo, ("mask",), True),
     ("set_rl", set_rl.set_rl_advantages, ("cluster_ids", "rng"), True),
-    ("pkpo", passk.pkpo, (), True),
-    ("passk_analytic", passk.passk_analytic, (), True),
-    ("bon", passk.bon_advantages, (), True),
-    ("grpo_passk", passk.grpo_passk, (), True),
+    ("pkpo", passk_aware.pkpo, (), True),
+    ("passk_analytic", passk_aware.passk_analytic, (), True),
+    ("bon", passk_aware.bon_advantages, (), True),
+    ("grpo_passk", passk_aware.grpo_passk, (), True),
     # zeros: only added terms train (pure self-distillation with objective.distill)
     ("none", none.no_advantages, (), False),
     # RWR fit of the Gibbs policy π_ref·exp(λr)/Z: weights as advantages, with the pg loss

@@ -4,7 +4,7 @@ from __future__ import annotations
 from explore_rl.registry import Registry
 from explore_rl.sampling.aggregated import AggregatedSampler
 from explore_rl.sampling.dependent import SequentialSampler, SketchSampler
-from explore_rl.sampling.design import DesignSelectSampler, SmoothIGWSampler
+from explore_rl.sampling.design_select import DesignSelectSampler, SmoothIGWSampler
 from explore_rl.sampling.hindsight import HindsightSampler
 from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.sampling.samplers import IndependentSampler, Sampler
