@@ -23,7 +23,6 @@ coverage). Writes OUT/table.md, OUT/table.csv and the curves OUT/<metric>.png.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -86,18 +85,12 @@ def verdict(rho: tuple[float, float]) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (2 steps, 1 seed)")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 1 quick, 3 full")
-  parser.add_argument("--out", default=None, help="default results/exploration_diagnostics"
-                      "[_quick]")
-  parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated labels")
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="where SFT priors are shared")
-  args = parser.parse_args(argv)
+  args, seeds = ex.experiment_args(
+      argv, doc=__doc__, out=None, quick_help="smoke scale (2 steps, 1 seed)", seeds=(1, 3),
+      extra=lambda parser: parser.add_argument("--arms", default=",".join(ARMS),
+                                               help="comma-separated labels"))
   t0 = time.perf_counter()
-  ex.enable_compile_cache(args.shared)
   out = args.out or os.path.join("results", "exploration_diagnostics" + "_quick" * args.quick)
-  seeds = list(range(args.seeds or (1 if args.quick else 3)))
   prior = ex.sft_prior("partition", quick=args.quick, root=args.shared,
                        overrides=None if args.quick else {"model.preset": "tiny",
                                                           "total_steps": 600})

@@ -43,7 +43,6 @@ success rate under p* (train_pass@1 0.083 ± 0.029 vs GRPO's 0.011 ± 0.003, IS 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -161,15 +160,9 @@ def verdicts(runs: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="smoke scale (4 arms, 1 seed, 2 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "self_distillation"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 1 quick, 3 full")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (1 if args.quick else 3)))
+  args, seeds = ex.experiment_args(argv, doc=__doc__, seeds=(1, 3),
+                                   out=os.path.join("results", "self_distillation"),
+                                   quick_help="smoke scale (4 arms, 1 seed, 2 steps)")
   t0 = time.perf_counter()
   prior_dir = prior(quick=args.quick, root=args.shared)
   n_eval = (QUICK_SCALE if args.quick else ex.RL_SCALES["full"])["eval.num_prompts"]

@@ -63,7 +63,6 @@ its sketch-conditioned prompts).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -277,14 +276,9 @@ def verdicts(runs: dict, samplers: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 2 steps)")
-  parser.add_argument("--out", default=os.path.join("results", "two_policies"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  args = parser.parse_args(argv)
-  ex.enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  args, seeds = ex.experiment_args(argv, doc=__doc__, seeds=(2, 3),
+                                   out=os.path.join("results", "two_policies"),
+                                   quick_help="smoke scale (tiny prior, 2 steps)")
   t0 = time.perf_counter()
   prior, runs = run_arms(quick=args.quick, seeds=seeds, shared=args.shared, out=args.out)
   rows = policy_rows(runs)

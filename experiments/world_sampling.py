@@ -54,7 +54,6 @@ many more steps (and more held-out prompts per family).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -242,18 +241,15 @@ def md_table(rows, columns) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (the test suite)")
-  parser.add_argument("--out", default=os.path.join("results", "world_sampling"))
-  parser.add_argument("--shared", default=ex.SHARED_ROOT, help="shared priors")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--part", choices=("all", "world", "countdown"), default="all",
-                      help="train only one part (e.g. two processes at once); 'all' trains "
-                           "what is missing and writes the tables")
-  args = parser.parse_args(argv)
+  args, seeds = ex.experiment_args(
+      argv, doc=__doc__, out=os.path.join("results", "world_sampling"),
+      quick_help="smoke scale (the test suite)",
+      seeds=(SCALES["quick"]["seeds"], SCALES["full"]["seeds"]),
+      extra=lambda parser: parser.add_argument(
+          "--part", choices=("all", "world", "countdown"), default="all",
+          help="train only one part (e.g. two processes at once); 'all' trains what is "
+               "missing and writes the tables"))
   scale = SCALES["quick" if args.quick else "full"]
-  seeds = list(range(args.seeds or scale["seeds"]))
-  ex.enable_compile_cache(args.shared)
   t0 = time.perf_counter()
   root = os.path.join(args.out, "runs")
   if args.part == "countdown":

@@ -349,6 +349,25 @@ class TaskReport:
   xlabels: dict = dataclasses.field(default_factory=dict)
 
 
+def experiment_args(argv, *, doc: str, out: str, quick_help: str, seeds: tuple[int, int],
+                    extra: Callable[[argparse.ArgumentParser], None] | None = None):
+  """Every experiment's command line: `--quick`, `--out` (default `out`), `--shared` (the
+  priors and baselines shared between experiments, and XLA's compilation cache, which this
+  enables), `--seeds` (default `seeds` = (quick, full)) and the flags `extra` adds.
+  Returns (args, the seeds as a list)."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--quick", action="store_true", help=quick_help)
+  parser.add_argument("--out", default=out)
+  parser.add_argument("--shared", default=SHARED_ROOT, help="shared priors and baselines")
+  parser.add_argument("--seeds", type=int, default=None,
+                      help=f"default: {seeds[0]} quick, {seeds[1]} full")
+  if extra is not None:
+    extra(parser)
+  args = parser.parse_args(argv)
+  enable_compile_cache(args.shared)
+  return args, list(range(args.seeds or seeds[0 if args.quick else 1]))
+
+
 def main_over_tasks(argv, *, doc: str, name: str, title: str, columns: Sequence[str],
                     run_task: Callable[..., dict],
                     report: Callable[[str, dict, bool], TaskReport],
@@ -363,15 +382,10 @@ def main_over_tasks(argv, *, doc: str, name: str, title: str, columns: Sequence[
   scale_note(quick); wall time", legend, plots) is rewritten after every task, so an
   interrupted run keeps what it finished. Seeds default to 2 (quick) or 3 (full).
   """
-  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="smoke scale (tiny prior, 6 steps)")
-  parser.add_argument("--out", default=os.path.join("results", name))
-  parser.add_argument("--shared", default=SHARED_ROOT, help="shared priors and baselines")
-  parser.add_argument("--seeds", type=int, default=None, help="default: 2 quick, 3 full")
-  parser.add_argument("--tasks", default=tasks)
-  args = parser.parse_args(argv)
-  enable_compile_cache(args.shared)
-  seeds = list(range(args.seeds or (2 if args.quick else 3)))
+  args, seeds = experiment_args(
+      argv, doc=doc, out=os.path.join("results", name), seeds=(2, 3),
+      quick_help="smoke scale (tiny prior, 6 steps)",
+      extra=lambda parser: parser.add_argument("--tasks", default=tasks))
   t0 = time.perf_counter()
   rows, lines, plots, xlabels, done = [], [], {}, {}, []
   for task in args.tasks.split(","):
