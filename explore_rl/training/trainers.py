@@ -3,30 +3,25 @@ progress=True, allow_method_change=False) -> final metrics`. The modules load on
 that `explore-rl --help` does not import JAX's training stack."""
 from __future__ import annotations
 
+import importlib
+
 from explore_rl.registry import Registry
 
 TRAINERS: Registry = Registry("trainer")
 
-
-@TRAINERS.register("sft")
-def _train_sft(config, workdir, **kwargs):
-  from explore_rl.training.sft import train_sft
-  return train_sft(config, workdir, **kwargs)
-
-
-@TRAINERS.register("rl")
-def _train_rl(config, workdir, **kwargs):
-  from explore_rl.training.rl import train_rl
-  return train_rl(config, workdir, **kwargs)
+_BUILT_IN = {   # name: (module, function)
+    "sft": ("explore_rl.training.sft", "train_sft"),
+    "rl": ("explore_rl.training.rl", "train_rl"),
+    "explore_exploit": ("explore_rl.training.two_policy", "train_two_policy"),
+    "preference": ("explore_rl.training.preference_trainer", "train_preference"),
+}
 
 
-@TRAINERS.register("explore_exploit")
-def _train_explore_exploit(config, workdir, **kwargs):
-  from explore_rl.training.two_policy import train_two_policy
-  return train_two_policy(config, workdir, **kwargs)
+def _on_use(module: str, function: str):
+  def train(config, workdir, **kwargs):
+    return getattr(importlib.import_module(module), function)(config, workdir, **kwargs)
+  return train
 
 
-@TRAINERS.register("preference")
-def _train_preference(config, workdir, **kwargs):
-  from explore_rl.training.preference_trainer import train_preference
-  return train_preference(config, workdir, **kwargs)
+for _name, (_module, _function) in _BUILT_IN.items():
+  TRAINERS.register(_name)(_on_use(_module, _function))
