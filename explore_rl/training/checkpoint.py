@@ -69,18 +69,14 @@ class _OrbaxSpaceErrors(logging.Filter):
 _ORBAX_SPACE_ERRORS = _OrbaxSpaceErrors()
 
 
-def _drop_closed_loop_reports():
+def _drop_closed_loop_reports(unraisable):
   """After a failed save, TensorStore writes still in flight call back into Orbax's event
-  loop, closed by then, and each reports "Event loop is closed" as an unraisable error.
-  The failure is reported once, as `WriteFailed`: drop those reports."""
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    error = unraisable.exc_value
-    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
-      previous(unraisable)
-
-  sys.unraisablehook = hook
+  loop, closed by then, and each reports "Event loop is closed" as an unraisable error,
+  possibly before `save` has raised. The failure is reported once, as `WriteFailed`: those
+  reports are dropped (installed with the first Checkpointer; all else goes through)."""
+  error = unraisable.exc_value
+  if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+    sys.__unraisablehook__(unraisable)
 
 
 def _test_pause():
@@ -122,6 +118,7 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 3):
     self.directory = os.path.abspath(directory)
     logging.getLogger("absl").addFilter(_ORBAX_SPACE_ERRORS)  # once: filters are a set
+    sys.unraisablehook = _drop_closed_loop_reports
     self._mgr = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "meta"))
@@ -163,7 +160,6 @@ class Checkpointer:
         raise
       self._pending = []
       self._remove_partial()
-      _drop_closed_loop_reports()
       raise failed from None
 
   def _finish_pending(self):
