@@ -30,12 +30,13 @@ def rl_step(run, step: int) -> dict:
   k_sample, k_adv, k_update = jax.random.split(rng, 3)
   pool_before = scoring_pool().metrics()
   t0 = time.perf_counter()
-  scored, metrics = sample_groups(run, k_sample)                        # sample + score
+  scored, metrics = sample_groups(run, k_sample)                  # sample + score (verifier)
   t1 = time.perf_counter()
-  context, judge_metrics = group_context(run, scored, run.parts.objective.needs, k_adv)  # judge
-  shaped, adv = map(np.asarray, to_host(run.parts.objective(context)))        # advantages [B, N]
+  objective = run.parts.objective
+  context, judge_metrics = group_context(run, scored, objective.needs, k_adv)  # judge, context
+  shaped, adv = map(np.asarray, to_host(objective(context)))      # advantages [B, N]
   t2 = time.perf_counter()
-  update = run.update(run, scored, adv, step, k_update)                 # update epochs
+  update = run.update(run, scored, adv, step, k_update)           # update epochs
   t3 = time.perf_counter()
 
   metrics.update(sandbox_metrics(run.counters, pool_before, scoring_pool().metrics()))
