@@ -40,7 +40,6 @@ import atexit
 import concurrent.futures
 import dataclasses
 import functools
-import importlib.util
 import itertools
 import json
 import logging
@@ -53,6 +52,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from explore_rl.errors import UserError
+from explore_rl.sandbox import self_test as self_test_module
 from explore_rl.sandbox.faults import INFRASTRUCTURE
 
 log = logging.getLogger(__name__)
@@ -74,25 +74,6 @@ class Result:
 class SandboxUnavailable(UserError):
   """The pool cannot score: its children cannot see the project or a scorer library, or
   a known-correct answer does not score 1 (one line naming what is hidden or missing)."""
-
-
-def _package_root() -> str:
-  """The directory that holds the `explore_rl` package (the server's PYTHONPATH)."""
-  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _module_location(name: str) -> str | None:
-  """Where the host imports module `name` from (its package directory or file), or None
-  when the host cannot find it."""
-  try:
-    spec = importlib.util.find_spec(name)
-  except (ImportError, ValueError):
-    return None
-  if spec is None:
-    return None
-  if spec.submodule_search_locations:
-    return list(spec.submodule_search_locations)[0]
-  return spec.origin if spec.origin and os.path.exists(spec.origin) else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +147,7 @@ class SandboxPool:
     cmd = [self.python, "-m", "explore_rl.sandbox.server", json.dumps(config)]
     if flags:
       cmd = [shutil.which("unshare"), *flags, "--fork", "--kill-child", "--", *cmd]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _package_root(),
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": self_test_module.package_root(),
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "NUMEXPR_NUM_THREADS": "1", "HOME": "/nonexistent"}
@@ -228,40 +209,13 @@ class SandboxPool:
     return future
 
   def _self_test(self, proc: subprocess.Popen, extra: Sequence[tuple[str, Mapping]] = ()) -> str:
-    """What stops this server from scoring ("" if nothing), checked with trusted input in
-    its own children: the project and the preloaded libraries the host can import must
-    be readable there, must have been imported by the server, and every check must score
-    1.0. Runs on every (re)start; costs a few forks."""
-    locations = {"the project's source": _package_root()}
-    for module in self.preload:
-      where = _module_location(module)
-      if where is not None:  # a library the host lacks is not configured here
-        locations[module] = where
-        failed = self.isolation["preload_failed"]
-        if module in failed:
-          return (f"its children cannot import {module} ({failed[module]}), "
-                  f"which this process imports from {where}")
-    timeout = self.defaults["deadline_s"] + 30.0
-    fn = "explore_rl.sandbox.server:unreadable"
-    result = self._write(proc, {"fn": fn, "kwargs": {"paths": sorted(set(locations.values()))},
-                                **self.defaults}).result(timeout=timeout)
-    if result.status != "ok":
-      return f"its children cannot run Python code of the project ({result.reason})"
-    if result.value:
-      hidden = ", ".join(f"{p} ({', '.join(k for k, v in locations.items() if v == p)})"
-                         for p in result.value)
-      return (f"its children cannot read {hidden}: hidden by the sandbox's private mounts "
-              f"(mounted: {', '.join(self.isolation['mounted']) or 'none'}) or unreadable "
-              "to its unprivileged uid")
-    for check, kwargs in [(c, {}) for c in self.checks] + list(extra):
-      result = self._write(proc, {"fn": check, "kwargs": dict(kwargs), **self.defaults}
-                           ).result(timeout)
-      value = result.value
-      if result.status != "ok" or isinstance(value, bool) \
-          or not isinstance(value, (int, float)) or not value >= 1.0:
-        got = repr(value) if result.status == "ok" else f"{result.status}: {result.reason}"
-        return f"a known-correct answer of {check} does not score 1.0 ({got})"
-    return ""
+    """`self_test.run` on this server's children ("" when they can score)."""
+    def request(fn, kwargs):
+      return self._write(proc, {"fn": fn, "kwargs": dict(kwargs), **self.defaults})
+
+    return self_test_module.run(request, preload=self.preload, isolation=self.isolation,
+                                checks=[(c, {}) for c in self.checks] + list(extra),
+                                timeout=self.defaults["deadline_s"] + 30.0)
 
   def _ensure(self) -> None:
     """Start the server if it is not running (caller holds the write lock)."""

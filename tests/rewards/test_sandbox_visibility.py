@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from explore_rl.sandbox import SandboxPool, SandboxUnavailable, pool as pool_module
+from explore_rl.sandbox import SandboxPool, SandboxUnavailable, self_test
 from explore_rl.sandbox import probe_namespaces
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -105,8 +105,8 @@ def test_a_library_missing_on_the_host_too_is_not_configured():
 def test_a_hidden_library_path_refuses_the_pool(tmp_path, monkeypatch):
   hidden = tmp_path / "site-packages" / "json"
   hidden.mkdir(parents=True)
-  real = pool_module._module_location
-  monkeypatch.setattr(pool_module, "_module_location",
+  real = self_test.module_location
+  monkeypatch.setattr(self_test, "module_location",
                       lambda name: str(hidden) if name == "json" else real(name))
   with pytest.raises(SandboxUnavailable, match=rf"cannot read {hidden} \(json\): hidden by "
                      r"the sandbox's private mounts \(mounted: /tmp"):
