@@ -39,23 +39,24 @@ def space_errno(error: BaseException) -> int | None:
   return None
 
 
-def _mb(n: float) -> str:
-  return f"{n / 2**20:.1f} MiB"
+def _size(n: float) -> str:
+  """Bytes in words: KiB below a MiB, so a small limit does not read as "0.0 MiB"."""
+  return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def shortfall(path: str, needed_bytes: int, code: int) -> str:
   """What is missing to write `needed_bytes` at `path`, in words."""
   if code == errno.EFBIG:
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    shown = "unlimited" if limit == resource.RLIM_INFINITY else _mb(limit)
-    return f"the file-size limit is {shown}; the write holds {_mb(needed_bytes)}"
+    shown = "unlimited" if limit == resource.RLIM_INFINITY else _size(limit)
+    return f"the file-size limit is {shown}; the write holds {_size(needed_bytes)}"
   existing = os.path.abspath(path)
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
   fs = os.statvfs(existing)
   free = fs.f_bavail * fs.f_frsize
-  return (f"{_mb(free)} free, about {_mb(needed_bytes)} needed, "
-          f"{_mb(max(needed_bytes - free, 0))} short")
+  return (f"{_size(free)} free, about {_size(needed_bytes)} needed, "
+          f"{_size(max(needed_bytes - free, 0))} short")
 
 
 def write_failed(what: str, path: str, error: BaseException, needed_bytes: int,
