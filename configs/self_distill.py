@@ -2,9 +2,10 @@
 
 The student samples on-policy from the plain prompt; the same model, frozen at the
 initial (SFT) params, scores the same tokens from `Task.teacher_prompt(problem)` (the
-solution, "use it only as a hint"); the loss is the per-token reverse KL from the
-student to the product-of-experts target p* ∝ p_s·p_t (docs/algorithms.md,
-"Self-distillation"; GKD arXiv 2306.13649, OPSD arXiv 2601.18734). No RL reward:
+solution, "use it only as a hint"); the loss is the per-token forward KL(p* ‖ p_s) to
+the product-of-experts target p* ∝ p_s·p_t (docs/algorithms.md, "Self-distillation";
+GKD arXiv 2306.13649, OPSD arXiv 2601.18734). A reverse KL towards an aggregated
+target is refused: the student's share of p* cancels from its gradient. No RL reward:
 `objective.advantage="none"`, distillation coef 1. For the mix with GRPO keep
 `advantage="grpo"` and lower `objective.distill.coef`.
 
@@ -31,6 +32,6 @@ def get_config(arg=None):
   c.objective.advantage = "none"           # no RL signal: the distillation term alone
   c.objective.loss = "pg"
   c.objective.distill = ml_collections.ConfigDict(dict(
-      coef=1.0, method="poe", divergence="reverse_kl", alpha=1.0, s=0.5, kl_budget=0.1,
+      coef=1.0, method="poe", divergence="forward_kl", alpha=1.0, s=0.5, kl_budget=0.1,
       beta=0.5, teacher="initial", ema_decay=0.99, privileged=True, teacher_prompt_len=0))
   return c

@@ -10,7 +10,7 @@ as its own teacher. Its pass@k on the hinted prompts is reported as "teacher".
 Arms, each from that prior, at the harness's RL scale (`harness.RL_SCALES`):
   GRPO                      configs/grpo.py
   SD poe / interp / trust_region / teacher
-                            configs/self_distill.py: no reward, reverse KL to p* per token,
+                            configs/self_distill.py: no reward, forward KL(p* ‖ p_s) per token,
                             p* = aggregate(student, teacher on the hinted prompt), teacher
                             frozen at the prior (docs/algorithms.md, "Self-distillation")
   aggregated sampling       configs/self_distill_sampling.py: GRPO on tokens drawn from
@@ -58,7 +58,7 @@ TASK = "countdown"
 DIFFICULTY = 0.3
 PROMPT_LEN, RESPONSE_LEN, TEACHER_PROMPT_LEN = 32, 20, 96
 HINT_RATE = 0.25
-SD = {"coef": 1.0, "divergence": "reverse_kl", "alpha": 1.0, "s": 0.5, "kl_budget": 0.1,
+SD = {"coef": 1.0, "divergence": "forward_kl", "alpha": 1.0, "s": 0.5, "kl_budget": 0.1,
       "teacher": "initial", "teacher_prompt_len": TEACHER_PROMPT_LEN}
 ARMS = {  # label: (config, overrides)
     "GRPO": ("grpo", {}),

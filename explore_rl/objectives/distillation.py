@@ -4,9 +4,14 @@ One model, two prompts (docs/algorithms.md, "Self-distillation"):
 the student sees the problem, the teacher the problem plus its solution ("use it
 only as a hint"). Both score the same generated tokens, giving student logits z_s
 and teacher logits z_t [B, T, V]. The training target p* is an *aggregation* of
-the two that lets the teacher intervene only where the student is badly off track
-and never pushes a token the student gives no probability; the loss is a
-per-token divergence from the student to p*, masked to the generated tokens.
+the two: `poe` reweights the student by the teacher (zero wherever the student is
+zero), `interp` moves a fixed geometric fraction s towards the teacher, `trust_region`
+as far towards it as a per-token KL budget allows (the whole way where the two are
+close, a capped step where they differ most). The loss is a per-token divergence
+between the student and p*, masked to the generated tokens; by default the forward
+KL(p* ‖ p_s), whose logit gradient p_s − p* follows the target's shape. Under the
+reverse KL the student's share of p* cancels from the gradient and every aggregation
+trains like the teacher alone (`teacher_only_gradient`).
 
     aggregate_logits  z_s, z_t [..., V] -> log p* [..., V]   (poe, interp, trust_region, teacher)
     token_divergence  z_s, log p* [..., V] -> D [...]        (forward_kl, reverse_kl, jsd)
@@ -40,6 +45,7 @@ __all__ = [
     "distillation_loss",
     "kl_divergence",
     "sampled_token_distill_loss",
+    "teacher_only_gradient",
     "token_divergence",
     "trust_region_coefficient",
 ]
@@ -51,6 +57,11 @@ TRUST_REGION_TOL = 1e-3
 # 3/4·tol, so that `s + tol` is infeasible by a clear amount, not by rounding.
 _BISECTION_STEPS = math.ceil(math.log2(1.0 / TRUST_REGION_TOL)) + 2
 _LOG_CLAMP = 20.0
+# What ∇θ KL(p_s ‖ p*) reduces to for each aggregation (`teacher_only_gradient`).
+_REVERSE_KL_GRADIENTS = {"poe": "alpha·∇[KL(p_s‖p_t) + H(p_s)]",
+                         "interp": "s·∇KL(p_s‖p_t)",
+                         "trust_region": "s_t·∇KL(p_s‖p_t) per token (s_t smallest where "
+                                         "teacher and student differ most)"}
 
 
 def _geometric(la: jax.Array, lb: jax.Array, wa, wb) -> jax.Array:
@@ -176,6 +187,30 @@ def _aggregate(ls, lt, *, method, alpha, s, kl_budget):
   return _interp(ls, lt, coef[..., None]), coef
 
 
+def teacher_only_gradient(method: str, divergence: str, beta: float = 0.5) -> str | None:
+  """The teacher-only gradient a (method, divergence) pair trains with, or None if p* shapes it.
+
+  Under a reverse KL towards a target held constant (`reverse_kl`; `jsd` at β = 1;
+  `sampled`, whose expected gradient is the reverse KL's), with p_s = p_θ:
+
+      ∇θ KL(p_s ‖ p*) = Σ_v ∇p_s(v)·(log p_s(v) − log p*(v))        (Σ_v p_s ∇log p_s = 0)
+
+  and log p* = c·sg(log p_s) + (teacher part) − log Z. log Z drops out (Σ_v ∇p_s(v) = 0),
+  and the student's share c·log p_s only rescales the log p_s term, so:
+
+      poe          log p* = log p_s + α·log p_t − log Z        → α·∇[KL(p_s‖p_t) + H(p_s)]
+      interp       log p* = (1−s)·log p_s + s·log p_t − log Z  → s·∇KL(p_s‖p_t)
+      trust_region interp with s_t per token                   → s_t·∇KL(p_s‖p_t)
+
+  Each is the `teacher` update rescaled (poe: plus an entropy penalty), whatever the
+  aggregation does to p*'s shape (docs/algorithms.md, "Self-distillation"). Returns that
+  gradient as text for these pairs, None for the others (`teacher` itself, forward KL,
+  jsd with β < 1).
+  """
+  reverse = divergence in ("reverse_kl", "sampled") or (divergence == "jsd" and beta == 1.0)
+  return _REVERSE_KL_GRADIENTS.get(method) if reverse else None
+
+
 def token_divergence(student_logits: jax.Array, target_logprobs: jax.Array, *, kind: str,
                      beta: float = 0.5) -> jax.Array:
   """Per-token divergence between p_s = softmax(z_s) and the target p* over the vocabulary.
@@ -267,7 +302,7 @@ def sampled_token_distill_loss(logprobs: jax.Array, target_logprobs: jax.Array,
 
 
 def distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array, tokens: jax.Array,
-                      mask: jax.Array, *, method: str = "poe", divergence: str = "reverse_kl",
+                      mask: jax.Array, *, method: str = "poe", divergence: str = "forward_kl",
                       alpha: float = 1.0, s: float = 0.5, kl_budget: float = 0.1,
                       beta: float = 0.5, coef: float = 1.0
                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -279,7 +314,10 @@ def distillation_loss(student_logits: jax.Array, teacher_logits: jax.Array, toke
 
   The first is the full-vocabulary form (`token_divergence`: forward_kl, reverse_kl,
   jsd with `beta`); "sampled" is the policy-gradient form of `sampled_token_distill_loss`
-  (per-token reward). Gradients reach only the student logits: the target (and with
+  (per-token reward). The default forward KL(p* ‖ p_s) has the logit gradient
+  coef·(p_s − p*): the student moves towards the aggregate's shape. Towards `poe`,
+  `interp` or `trust_region`, the reverse KL and "sampled" train like `teacher`
+  (`teacher_only_gradient`). Gradients reach only the student logits: the target (and with
   it the teacher logits) is under `stop_gradient`. `coef` is the mixing weight with
   which the trainer adds this per-token loss to any RL objective's.
 

@@ -4,9 +4,11 @@ The sampling half of privileged self-distillation (docs/algorithms.md,
 "Distillation and self-distillation"): for problems the student rarely solves
 alone, each token is drawn from the aggregate p* = aggregate_logits(z_s, z_t) of the
 student's logits on the plain prompt and the teacher's on the privileged prompt
-(problem + solution), and the same token is appended to both contexts. The
-teacher intervenes where the student is badly off track; with `poe` it never
-proposes a token the student gives no probability.
+(problem + solution), and the same token is appended to both contexts. How far
+p* leans towards the teacher is the aggregation's (`aggregate_logits`): `poe`
+reweights the student's distribution by the teacher's at every step and never
+proposes a token the student gives no probability, `interp` moves a fixed geometric
+fraction s, `trust_region` as far as a per-token KL budget allows.
 
 Layout as `generate.py`: both prompt batches are left-padded (student [B, P_s],
 teacher [B, P_t], row b of each the same problem), each is prefilled once into its

@@ -18,6 +18,9 @@ or, with `config.teacher_from` (a run workdir or Hugging Face directory), a sepa
 frozen checkpoint (on-policy distillation from a larger teacher). `privileged=False`
 shows the teacher the plain prompt (classic on-policy distillation).
 With `coef = 0` (the default) nothing here runs: the update is the plain RL update.
+D defaults to the forward KL(p* ‖ p_s). A reverse KL (or "sampled", or jsd at beta = 1)
+towards `poe`, `interp` or `trust_region` is refused: the student's share of p* cancels
+from its gradient, which is then the teacher's rescaled (`teacher_only_gradient`).
 """
 from __future__ import annotations
 
@@ -28,11 +31,12 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.errors import ConfigError
-from explore_rl.objectives.distillation import AGGREGATION_METHODS, DIVERGENCES
+from explore_rl.objectives.distillation import (AGGREGATION_METHODS, DIVERGENCES,
+                                                teacher_only_gradient)
 from explore_rl.training.policy_loader import load_initial_policy
 
 TEACHERS = ("initial", "ema", "live")
-DEFAULTS = dict(coef=0.0, method="poe", divergence="reverse_kl", alpha=1.0, s=0.5,
+DEFAULTS = dict(coef=0.0, method="poe", divergence="forward_kl", alpha=1.0, s=0.5,
                 kl_budget=0.1, beta=0.5, teacher="initial", ema_decay=0.99, privileged=True,
                 teacher_prompt_len=0)
 
@@ -42,7 +46,7 @@ class DistillSpec:
   """Hashable settings of the distillation term (a static argument of the jitted update)."""
   coef: float = 1.0
   method: str = "poe"
-  divergence: str = "reverse_kl"
+  divergence: str = "forward_kl"
   alpha: float = 1.0
   s: float = 0.5
   kl_budget: float = 0.1
@@ -93,6 +97,12 @@ def distill_settings(cfg) -> DistillSettings | None:
           and float(c["alpha"]) >= 0 and float(c["kl_budget"]) >= 0):
     raise ConfigError(f"objective.distill: need 0 <= beta, s <= 1 and alpha, kl_budget >= 0; "
                       f"got {c}")
+  reduced = teacher_only_gradient(c["method"], c["divergence"], float(c["beta"]))
+  if reduced is not None:
+    raise ConfigError(f"objective.distill: method={c['method']} with divergence="
+                      f"{c['divergence']} trains like method=teacher (gradient {reduced}: the "
+                      f"student's share of p* cancels under a reverse KL, docs/algorithms.md); "
+                      f"use divergence=forward_kl or jsd (beta < 1), or method=teacher")
   spec = DistillSpec(coef=float(c["coef"]), method=c["method"], divergence=c["divergence"],
                      alpha=float(c["alpha"]), s=float(c["s"]), kl_budget=float(c["kl_budget"]),
                      beta=float(c["beta"]))

@@ -274,3 +274,52 @@ def test_loss_is_jittable_and_bf16_inputs_compute_in_fp32():
                                                 divergence="jsd"))
   loss, _ = f(zs.astype(jnp.bfloat16), zt.astype(jnp.bfloat16))
   assert loss.dtype == jnp.float32 and loss.shape == mask.shape
+
+
+# --- the aggregation must shape the update ------------------------------------------------
+
+def _token_cosines(a, b):
+  """Cosine between the per-token gradients a, b [..., V] -> [...]."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def _student_grad(zs, zt, **kwargs):
+  tokens, mask = jnp.zeros(zs.shape[:-1], jnp.int32), jnp.ones(zs.shape[:-1], bool)
+  return jax.grad(lambda z: dl.distillation_loss(z, zt, tokens, mask, **kwargs)[0].sum())(zs)
+
+
+def test_default_divergence_lets_the_aggregation_change_the_update_direction():
+  """interp (s = 0.5) and trust_region must not train like a rescaled `teacher`: on random
+  logits most tokens' gradients point elsewhere (median cosine < 0.99; 1 under reverse KL)."""
+  zs, zt = _logits(50, (4, 8, V)), _logits(51, (4, 8, V))
+  teacher = _student_grad(zs, zt, method="teacher")
+  interp = _token_cosines(_student_grad(zs, zt, method="interp", s=0.5), teacher)
+  assert np.median(interp) < 0.99
+  coef = np.asarray(dl.trust_region_coefficient(zs, zt, kl_budget=0.1))
+  assert (coef < 1).mean() > 0.9
+  trust = _token_cosines(_student_grad(zs, zt, method="trust_region", kl_budget=0.1), teacher)
+  assert np.median(trust[coef < 1]) < 0.99
+
+
+def test_reverse_kl_towards_an_aggregate_is_the_teacher_rescaled():
+  """The identities behind `teacher_only_gradient`: under the reverse KL the student's share
+  of p* cancels (interp: s·g_t; trust_region: s_t·g_t; poe: α·∇[KL(p_s‖p_t) + H(p_s)])."""
+  zs, zt = _logits(52, (2, 3, V)), _logits(53, (2, 3, V))
+  grad = lambda **kw: np.asarray(_student_grad(zs, zt, divergence="reverse_kl", **kw))
+  teacher = grad(method="teacher")
+  np.testing.assert_allclose(grad(method="interp", s=0.3), 0.3 * teacher, atol=1e-6)
+  coef = np.asarray(dl.trust_region_coefficient(zs, zt, kl_budget=0.1))[..., None]
+  np.testing.assert_allclose(grad(method="trust_region", kl_budget=0.1), coef * teacher,
+                             atol=1e-6)
+  lt = jax.nn.log_softmax(zt)
+  cross_entropy = lambda z: -jnp.sum(jax.nn.softmax(z) * lt)      # KL(p_s‖p_t) + H(p_s)
+  np.testing.assert_allclose(grad(method="poe", alpha=2.0), 2.0 * jax.grad(cross_entropy)(zs),
+                             atol=1e-6)
+  for method in ("poe", "interp", "trust_region"):
+    assert dl.teacher_only_gradient(method, "reverse_kl") is not None
+    assert dl.teacher_only_gradient(method, "sampled") is not None
+    assert dl.teacher_only_gradient(method, "jsd", beta=1.0) is not None
+    assert dl.teacher_only_gradient(method, "jsd", beta=0.5) is None
+    assert dl.teacher_only_gradient(method, "forward_kl") is None
+  assert dl.teacher_only_gradient("teacher", "reverse_kl") is None
