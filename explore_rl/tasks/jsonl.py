@@ -160,8 +160,9 @@ def _record(obj, where: str) -> tuple[dict | None, str | None]:
   }, None
 
 
-def _line_object(raw: bytes):
-  """(object, None) or (None, reason) for one raw line."""
+def json_line_object(raw: bytes):
+  """(object, None) or (None, reason) for one raw line: the checks of every JSONL reader
+  (this one, `preference_pairs.load_pairs`)."""
   try:
     line = raw.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -195,7 +196,7 @@ def load_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[d
     with open(path, "rb") as f:
       for lineno, raw in enumerate(f, start=1):
         where = f"{path}:{lineno}"
-        obj, reason = _line_object(raw)
+        obj, reason = json_line_object(raw)
         if reason is None:
           record, reason = _record(obj, where)
         if reason:

@@ -89,3 +89,41 @@ class _TaskBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 BUILDERS = {family: type(f"ExploreRl{family.title().replace('_', '')}", (_TaskBuilder,),
                          {"family": family, "__module__": __name__})
             for family in PROCEDURAL}
+
+
+@dataclasses.dataclass(eq=False)
+class PairsConfig(tfds.core.BuilderConfig):
+  """The JSONL file of preference pairs (`tasks/preference_pairs.py`) a build reads."""
+  path: str = ""
+
+
+class PreferencePairsBuilder(tfds.core.GeneratorBasedBuilder):
+  """Offline preference pairs as a TFDS dataset ("explore_rl_preference_pairs"): one
+  "train" split of {index, prompt, chosen, rejected}, built from a JSONL file validated
+  by `preference_pairs.load_pairs`; `load_pairs(version directory)` reads it back.
+
+    builder = PreferencePairsBuilder(data_dir=d, config=PairsConfig(name="partition",
+                                     path="pairs.jsonl"), file_format="array_record")
+    builder.download_and_prepare()          # -> builder.data_dir
+  """
+
+  name = "explore_rl_preference_pairs"
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [PairsConfig(name="default")]
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self, description="explore_rl offline preference pairs.",
+        features=tfds.features.FeaturesDict({
+            "index": np.int64, "prompt": tfds.features.Text(),
+            "chosen": tfds.features.Text(), "rejected": tfds.features.Text()}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # the JSONL file is local
+    return {"train": self._generate_examples()}
+
+  def _generate_examples(self):
+    from explore_rl.tasks.preference_pairs import load_pairs
+    for i, pair in enumerate(load_pairs(self.builder_config.path)):
+      yield i, {"index": i, "prompt": pair.prompt, "chosen": pair.chosen,
+                "rejected": pair.rejected}
