@@ -83,12 +83,26 @@ def test_responses_in_no_subset_get_zero():
   # Hand-picked subsets of N=4: response 3 is in none. Scores 3 and 1, mean 2 -> A = (1, -1).
   subsets = np.array([[0, 1], [1, 2]], np.int32)
   scores = jnp.array([3.0, 1.0])
-  np.testing.assert_allclose(set_rl.marginal_set_advantages(scores, subsets, 4),
+  np.testing.assert_allclose(set_rl.marginal_set_advantages(scores, subsets, 4, reduce="sum"),
                              [1.0, 0.0, -1.0, 0.0])
   np.testing.assert_allclose(set_rl.marginal_set_advantages(scores, subsets, 4, reduce="mean"),
                              [1.0, 0.0, -1.0, 0.0])
   with pytest.raises(ValueError, match="sum, mean"):
     set_rl.marginal_set_advantages(scores, subsets, 4, reduce="max")
+
+
+def test_reduce_defaults_to_the_mean_over_the_sets_holding_each_response():
+  """Poly-EPO averages; the sum over all C(8, 4) subsets is C(7, 3) = 35 times larger."""
+  r = np.array([1.0, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0, 0.25], np.float32)
+  clusters = np.array([0, 1, 2, 0, 1, 3, 2, -1], np.int32)
+  default = _adv(r, cluster_ids=clusters, set_size=4)
+  np.testing.assert_allclose(default, _adv(r, cluster_ids=clusters, set_size=4, reduce="mean"))
+  np.testing.assert_allclose(_adv(r, cluster_ids=clusters, set_size=4, reduce="sum"),
+                             35 * np.asarray(default), rtol=1e-5, atol=1e-6)
+  assert np.abs(np.asarray(default)).max() > 0.01
+  subsets = set_rl.all_subsets(8, 4)
+  scores = set_rl.polychromatic_scores(r, clusters, subsets)
+  np.testing.assert_allclose(set_rl.marginal_set_advantages(scores, subsets, 8), default)
 
 
 @hypothesis.given(st.lists(st.floats(-2, 2, width=32), min_size=2, max_size=8),
@@ -112,7 +126,7 @@ def test_mean_reward_gives_scaled_centred_rewards(case):
   # baseline removes C(N−1,n−1)·mean r; with (n−1)C(N−1,n−1) = (N−1)C(N−2,n−2) this is
   # C(N−2,n−1)/n · (r_i − mean r). The mean form divides by the C(N−1,n−1) sets holding i.
   alpha = math.comb(n_samples - 2, set_size - 1) / set_size
-  got = _adv(r, set_fn="mean", set_size=set_size)
+  got = _adv(r, set_fn="mean", set_size=set_size, reduce="sum")
   np.testing.assert_allclose(got, alpha * (r - r.mean()), atol=1e-4)
   got = _adv(r, set_fn="mean", set_size=set_size, reduce="mean")
   held = math.comb(n_samples - 1, set_size - 1)
@@ -147,7 +161,7 @@ def test_marginal_advantages_are_exactly_unbiased(name, num_samples, set_size):
   samples = np.array(list(itertools.product(range(outcomes), repeat=num_samples)))  # [S, N]
   adv = _adv(jnp.asarray(OUTCOME_REWARDS[samples]),
              cluster_ids=jnp.asarray(OUTCOME_CLUSTERS[samples]), set_fn=name,
-             set_size=set_size)  # [S, N]
+             set_size=set_size, reduce="sum")  # [S, N]
 
   @jax.jit
   def expectation(logits):
@@ -170,7 +184,8 @@ def test_sampled_subsets_are_exactly_unbiased():
   samples = np.array(list(itertools.product(range(outcomes), repeat=num_samples)))  # [S, N]
   rewards, clusters = OUTCOME_REWARDS[samples], OUTCOME_CLUSTERS[samples]
   adv_fn = jax.jit(lambda subsets: set_rl.marginal_set_advantages(
-      set_rl.polychromatic_scores(rewards, clusters, subsets), subsets, num_samples))
+      set_rl.polychromatic_scores(rewards, clusters, subsets), subsets, num_samples,
+      reduce="sum"))
   choices = list(itertools.combinations(set_rl.all_subsets(num_samples, set_size), k))
   adv = sum(adv_fn(np.stack(c)) for c in choices) / len(choices)  # [S, N]
   score = jax.nn.one_hot(samples, outcomes) - jax.nn.softmax(LOGITS)
@@ -212,7 +227,7 @@ def test_sampled_subsets_per_prompt_match_loops():
   rewards = jnp.array([[1.0, 0.0, 0.5, 1.0, 0.0, 0.25], [0.0, 0.0, 1.0, 0.5, 0.5, 1.0]])
   clusters = jnp.array([[0, 1, -1, 0, 2, 1], [0, 0, 1, -1, 2, 3]])
   rng = jax.random.key(7)
-  got = _adv(rewards, cluster_ids=clusters, set_size=3, num_subsets=5, rng=rng)
+  got = _adv(rewards, cluster_ids=clusters, set_size=3, num_subsets=5, rng=rng, reduce="sum")
   keys = jax.random.split(rng, 2)
   for b in range(2):
     subsets = np.asarray(set_rl.sample_subsets(keys[b], 6, 3, 5))
