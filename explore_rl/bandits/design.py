@@ -7,8 +7,9 @@ A design picks a multiset A of n arms (rows of `candidates`) to add to the curre
 
 over a set of directions y_p with weights w_p (docs/algorithms.md, multiset design):
 
-* plug-in design (Steepish Descent's proxy): y = â* − a for a ≠ â*, w = 1/Δ̂(a)²,
-  Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), so f(A) = max_{a≠â*} ‖a − â*‖²_{(V+V(A))⁻¹} / Δ̂(a)²;
+* plug-in design (Steepish Descent's proxy): â* the empirical best surviving arm, y = â* − a
+  for surviving a ≠ â*, w = 1/Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), so
+  f(A) = max_{a∈S, a≠â*} ‖a − â*‖²_{(V+V(A))⁻¹} / Δ̂(a)²;
 * XY design (Soare et al. 2014, arXiv 1409.6110): y ranges over differences of active arms, w = 1.
 
 The exact argmin over the (K+n−1 choose n) multisets is combinatorial; `greedy_design` adds one
@@ -146,16 +147,22 @@ def greedy_design(gram_inv: np.ndarray, candidates: np.ndarray, n: int, directio
   return np.asarray(chosen, dtype=int)
 
 
-def plug_in_directions(arms: np.ndarray, theta_hat: np.ndarray, epsilon: float):
-  """Directions and weights of the plug-in design for estimate θ̂.
+def plug_in_directions(arms: np.ndarray, theta_hat: np.ndarray, epsilon: float,
+                       active: np.ndarray | None = None):
+  """Directions and weights of the plug-in design for estimate θ̂ over the surviving arms S.
 
-  â* = argmax_a aᵀθ̂; y_a = â* − a and w_a = 1/Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), for a ≠ â*.
-  arms [K, d], theta_hat [d]. Returns (best index, directions [K−1, d], weights [K−1]).
+  â* = argmax_{a ∈ S} aᵀθ̂; y_a = â* − a and w_a = 1/Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), for
+  a ∈ S, a ≠ â*. An eliminated arm is neither â* nor a direction: the stopping rule needs only
+  S to shrink, and an eliminated arm that θ̂ now ranks first would otherwise take over the
+  design (as â*, or with the floor weight 1/ε² on its direction).
+  arms [K, d], theta_hat [d], active bool [K] (S; None: every arm). Returns (best index,
+  directions [|S|−1, d], weights [|S|−1]).
   """
+  active = np.ones(len(arms), dtype=bool) if active is None else np.asarray(active, dtype=bool)
   means = arms @ theta_hat  # [K]
-  best = int(np.argmax(means))
-  others = np.arange(len(arms)) != best
-  gaps = np.maximum(epsilon, means[best] - means[others])  # [K-1]
+  best = int(np.argmax(np.where(active, means, -np.inf)))
+  others = active & (np.arange(len(arms)) != best)
+  gaps = np.maximum(epsilon, means[best] - means[others])  # [|S|-1]
   return best, arms[best][None, :] - arms[others], 1.0 / gaps**2
 
 

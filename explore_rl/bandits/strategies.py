@@ -11,9 +11,11 @@ docs/algorithms.md (multiset design).
 * ``thompson``: independent Thompson sampling, n draws θ̃_j = θ̂ + C_t L z_j (L Lᵀ = V_t⁻¹,
   z_j ~ N(0, I)), each playing argmax_a aᵀθ̃_j: the linear TS posterior inflated to the
   confidence radius (Agrawal & Goyal 2013, arXiv 1209.3352); `inflate=False` gives v = σ.
-* ``design``: the plug-in multiset design
-  A_t = argmin_{|A|=n} max_{a≠â*} ‖a − â*‖²_{(V_t+V(A))⁻¹} / Δ̂(a)², Δ̂(a) = max(ε, θ̂ᵀ(â* − a)),
-  greedy with Sherman–Morrison updates and a swap pass (`explore_rl.bandits.design`).
+* ``design``: the plug-in multiset design over the surviving arms S_t, â* = the empirical best
+  of S_t (`State.best`):
+  A_t = argmin_{|A|=n} max_{a∈S_t, a≠â*} ‖a − â*‖²_{(V_t+V(A))⁻¹} / Δ̂(a)²,
+  Δ̂(a) = max(ε, θ̂ᵀ(â* − a)), greedy with Sherman–Morrison updates and a swap pass
+  (`explore_rl.bandits.design`).
 * ``xy_adaptive``: XY-adaptive allocation (Soare, Lazaric, Munos 2014, arXiv 1409.6110): the greedy
   design for max_{y ∈ Y(S_t)} ‖y‖²_{(V_t+V(A))⁻¹} over differences of the surviving arms S_t,
   without gap weights. Unlike the paper's phases, samples
@@ -108,7 +110,8 @@ class PlugInDesign(Strategy):
     self.epsilon = epsilon
 
   def select(self, state: State) -> np.ndarray:
-    _, directions, weights = plug_in_directions(self.arms, state.theta_hat, self.epsilon)
+    _, directions, weights = plug_in_directions(self.arms, state.theta_hat, self.epsilon,
+                                                state.active)
     return greedy_design(state.gram_inv, self.arms, self.n, directions, weights)
 
 

@@ -95,3 +95,21 @@ def test_sherman_morrison_matches_direct_inversion():
     want = np.array([[y @ np.linalg.inv(gram + np.outer(c, c)) @ y for c in candidates]
                      for y in directions])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_plug_in_design_is_over_the_surviving_arms():
+  """â* is the empirical best of the arms not eliminated. Arm 0 was eliminated earlier but θ̂
+  now ranks it first: it must be neither â* nor a direction, so with orthogonal arms (a pull of
+  arm 0 tells nothing about arms 1, 2) the design never plays it."""
+  from explore_rl.bandits.strategies import STRATEGIES, State
+  arms, theta = np.eye(3), np.array([1.0, 0.9, 0.0])
+  active = np.array([False, True, True])
+  gram = np.eye(3)
+  state = State(arms, gram, np.linalg.inv(gram), theta, 1.0, np.ones(3, int), 3, 1, active)
+  design = STRATEGIES.get("design")(arms, set_size=2, rng=np.random.default_rng(0), noise=1.0,
+                                    delta=0.05)
+  assert sorted(design.select(state).tolist()) == [1, 2]
+  best, directions, weights = plug_in_directions(arms, theta, 1e-3, active)
+  assert best == 1
+  np.testing.assert_allclose(directions, [[0.0, 1.0, -1.0]])
+  np.testing.assert_allclose(weights, [1 / 0.9**2])
