@@ -23,7 +23,7 @@ know, and they read it from here, never from a second list:
 Adding a component is one function and one decorator, here or in your own file
 (docs/design.md, "Adding a component").
 """
-from explore_rl.objectives import entropy_control, policy_loss, reward_shaping, set_rl
+from explore_rl.objectives import cispo, entropy_control, policy_loss, reward_shaping, set_rl
 from explore_rl.objectives.advantages import gibbs, group, none, passk_aware
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
@@ -69,6 +69,8 @@ _POLICY_LOSSES = [
     ("gspo", policy_loss.gspo_loss, True, "seq-mean-token-mean"),
     ("clip_cov", entropy_control.clip_cov_policy_loss, False, None),
     ("kl_cov", entropy_control.kl_cov_policy_loss, False, None),
+    # CISPO (MiniMax-M1, arXiv 2506.13585) normalises over the batch's tokens
+    ("cispo", cispo.cispo_loss, False, "token-mean"),
 ]
 
 for _name, _fn, _needs, _relative in _ADVANTAGES:

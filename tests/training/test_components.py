@@ -35,6 +35,7 @@ CASES = {
     "loss": {
         "ppo": {}, "pg": {}, "gspo": {"aggregation": "seq-mean-token-mean"},
         "clip_cov": {"loss_kwargs": {"ratio": 0.2}}, "kl_cov": {"loss_kwargs": {"ratio": 0.2}},
+        "cispo": {},
     },
     "aggregation": {
         "token-mean": {}, "seq-mean-token-sum": {}, "seq-mean-token-mean": {},
