@@ -11,11 +11,12 @@ and restrain only those tokens: Clip-Cov drops their gradient, KL-Cov pulls them
 back to the rollout policy with an |logp − old_logp| penalty.
 
 Batch scope: every mean and count (N_valid, the eligible set, the top-k) is over
-ALL valid tokens of the arrays passed in. The reference (verl) sees one
-micro-batch on one device; we pass the global mini-batch to a jitted, sharded
-step, where XLA inserts the cross-shard sums and the global sort, so the selection
-does not depend on how the batch is split over devices. Call the loss once per
-mini-batch (not per micro-batch) to keep that scope.
+ALL valid tokens of the arrays passed in. The reference (verl) selects per
+micro-batch on each device; the trainer chooses over the whole (global) mini-batch
+before it splits it into micro-batches (training/update.py: jitted and sharded, XLA
+inserts the cross-shard sums and the global sort) and passes the choice back as
+`selected`, so the selection depends neither on the micro-batch count nor on the
+devices.
 
 Static shapes: tokens are ranked by a sort (−inf for ineligible ones) and kept when
 their rank is below a traced count; Clip-Cov's uniformly random subset is the top
@@ -35,6 +36,7 @@ __all__ = [
     "kl_cov_loss",
     "selection_count",
     "token_covariance",
+    "top_k_mask",
 ]
 
 
@@ -59,7 +61,7 @@ def selection_count(ratio: float, num_valid: jax.Array) -> jax.Array:
   return jnp.maximum(jnp.floor(num_valid * ratio * (1.0 + 1e-6)), 1.0)
 
 
-def _top_k_mask(scores: jax.Array, k: jax.Array) -> jax.Array:
+def top_k_mask(scores: jax.Array, k: jax.Array) -> jax.Array:
   """True for the k largest entries of `scores` (any shape; ties go to the lower flat index)."""
   flat = scores.reshape(-1)
   order = jnp.argsort(-flat, stable=True)
@@ -100,6 +102,7 @@ def clip_cov_loss(
     cov_ub: float = 5.0,
     clip_eps_low: float = 0.2,
     clip_eps_high: float = 0.2,
+    selected: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Clip-Cov (arXiv 2505.22617; verl `compute_policy_loss_clip_cov`).
 
@@ -112,8 +115,9 @@ def clip_cov_loss(
   Defaults: ratio 2e-4, (cov_lb, cov_ub) = (1, 5) from the paper; ε = 0.2 is PPO's
   usual range (the paper's runs widen it to 1 on both sides, leaving the
   covariance clip as the main restraint). Use a fresh `rng` every step.
-  Shapes: [B, T] (advantages [B] or [B, T]). Returns (per_token_loss [B, T] fp32,
-  aux) with aux["selected"] the bool [B, T] mask of zeroed tokens and scalar
+  `selected` (bool [B, T]): the tokens to zero, chosen beforehand over a larger batch;
+  None: chosen here. Shapes: [B, T] (advantages [B] or [B, T]). Returns (per_token_loss
+  [B, T] fp32, aux) with aux["selected"] the bool [B, T] mask of zeroed tokens and scalar
   metrics selected_frac, clip_frac, approx_kl, ratio_mean, ratio_max and
   `covariance_stats`.
   """
@@ -125,10 +129,12 @@ def clip_cov_loss(
   pg2 = -adv * jnp.clip(rho, 1.0 - clip_eps_low, 1.0 + clip_eps_high)
   clipped = valid & (pg2 > pg1)
   cov = token_covariance(logp, adv, mask)
-  eligible = valid & ~clipped & (cov > cov_lb) & (cov < cov_ub)
-  count = jnp.minimum(selection_count(ratio, jnp.sum(mask)), jnp.sum(eligible))
-  noise = jax.random.uniform(rng, eligible.shape)
-  selected = eligible & _top_k_mask(jnp.where(eligible, noise, -jnp.inf), count)
+  if selected is None:  # chosen here, over the arrays passed
+    eligible = valid & ~clipped & (cov > cov_lb) & (cov < cov_ub)
+    count = jnp.minimum(selection_count(ratio, jnp.sum(mask)), jnp.sum(eligible))
+    noise = jax.random.uniform(rng, eligible.shape)
+    selected = eligible & top_k_mask(jnp.where(eligible, noise, -jnp.inf), count)
+  selected = valid & selected
   loss = jnp.where(valid & ~selected, jnp.maximum(pg1, pg2), 0.0)
   metrics = {
       "selected_frac": masked_mean(selected, mask),
@@ -147,6 +153,7 @@ def kl_cov_loss(
     *,
     ratio: float = 2e-3,
     kl_coef: float = 1.0,
+    selected: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """KL-Cov (arXiv 2505.22617; verl `compute_policy_loss_kl_cov`).
 
@@ -156,7 +163,9 @@ def kl_cov_loss(
 
   so ∂ℓ/∂logp = −Â·ρ + kl_coef·sign(logp − old_logp) on selected tokens and −Â·ρ
   elsewhere. Defaults: ratio 2e-3 (the paper's 7B runs; 2e-4 at 32B), kl_coef 1
-  (verl's own default is 0.1). Shapes: [B, T] (advantages [B] or [B, T]). Returns
+  (verl's own default is 0.1). `selected` (bool [B, T]): the tokens to penalise, chosen
+  beforehand over a larger batch; None: chosen here. Shapes: [B, T] (advantages [B] or
+  [B, T]). Returns
   (per_token_loss [B, T] fp32, aux) with aux["selected"] the bool [B, T] mask of
   penalised tokens and scalar metrics selected_frac, kl_abs (mean |logp − old|),
   approx_kl, ratio_mean, ratio_max and `covariance_stats`.
@@ -166,8 +175,10 @@ def kl_cov_loss(
   log_ratio = jnp.clip(logp - old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
   abs_kl = jnp.abs(logp - old)
   cov = token_covariance(logp, adv, mask)
-  count = jnp.minimum(selection_count(ratio, jnp.sum(mask)), jnp.sum(valid))
-  selected = valid & _top_k_mask(jnp.where(valid, cov, -jnp.inf), count)
+  if selected is None:  # chosen here, over the arrays passed
+    count = jnp.minimum(selection_count(ratio, jnp.sum(mask)), jnp.sum(valid))
+    selected = top_k_mask(jnp.where(valid, cov, -jnp.inf), count)
+  selected = valid & selected
   loss = -adv * jnp.exp(log_ratio) + jnp.where(selected, kl_coef * abs_kl, 0.0)
   loss = jnp.where(valid, loss, 0.0)
   metrics = {
@@ -179,20 +190,18 @@ def kl_cov_loss(
   return loss, {"selected": selected, **metrics}
 
 
-def _scalar_metrics(out):
-  loss, aux = out
-  return loss, {name: value for name, value in aux.items() if name != "selected"}
-
-
-# The POLICY_LOSSES call form: rng optional, metrics scalar-only (the selected mask
-# is dropped; call the functions above directly to get it).
-def clip_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
-  if rng is None:
+# The POLICY_LOSSES call form, rng optional. A loss that takes `selected` chooses tokens:
+# its metrics hold the bool [B, T] `selected` it acted on, and given `selected` (chosen
+# over the trainer's whole mini-batch, objectives/loss_terms.py) it acts on those.
+def clip_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, selected=None,
+                         **hparams):
+  if rng is None and selected is None:
     raise ValueError("clip_cov picks random tokens: pass rng=<a fresh PRNG key per step>")
-  return _scalar_metrics(clip_cov_loss(logprobs, old_logprobs, advantages, mask, rng=rng,
-                                       **hparams))
+  return clip_cov_loss(logprobs, old_logprobs, advantages, mask, rng=rng, selected=selected,
+                       **hparams)
 
 
-def kl_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, **hparams):
+def kl_cov_policy_loss(logprobs, old_logprobs, advantages, mask, *, rng=None, selected=None,
+                       **hparams):
   del rng  # deterministic top-k
-  return _scalar_metrics(kl_cov_loss(logprobs, old_logprobs, advantages, mask, **hparams))
+  return kl_cov_loss(logprobs, old_logprobs, advantages, mask, selected=selected, **hparams)

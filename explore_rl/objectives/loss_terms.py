@@ -21,12 +21,15 @@ and `config.objective.loss_terms = {"my_term": {"coef": 0.1}}` selects it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from explore_rl.objectives import distillation, entropy_control, policy_loss
+from explore_rl.objectives.aggregation import masked_mean
+from explore_rl.objectives.token_masks import TOKEN_MASKS
 from explore_rl.registry import Registry
 
 __all__ = ["LOSS_TERMS", "TERM_INPUTS", "Term", "TokenInputs", "sum_terms"]
@@ -63,30 +66,73 @@ class Term:
   def needs(self) -> tuple[str, ...]:
     return tuple(LOSS_TERMS.info(self.name).get("needs", ()))
 
-  def __call__(self, x: TokenInputs, *, rng: jax.Array):
-    return LOSS_TERMS.get(self.name)(x, rng=rng, **dict(self.hparams))
+  @property
+  def selects(self) -> bool:
+    """Whether the term chooses tokens over the batch it is given (registered `selects`,
+    a predicate on its hyper-parameters): it returns its choice as the metric `selected`
+    and, given `selected=` (the choice made over a larger batch), uses that instead."""
+    predicate = LOSS_TERMS.info(self.name).get("selects")
+    return bool(predicate and predicate(**dict(self.hparams)))
+
+  def __call__(self, x: TokenInputs, *, rng: jax.Array, selected=None):
+    extra = {"selected": selected} if self.selects else {}
+    return LOSS_TERMS.get(self.name)(x, rng=rng, **dict(self.hparams), **extra)
 
 
-def sum_terms(terms: tuple[Term, ...], x: TokenInputs, *, rng: jax.Array):
-  """(Σ per-token losses [B, T] fp32, merged metrics) of `terms`, in order."""
-  total, metrics = jnp.zeros(x.mask.shape, jnp.float32), {}
+def sum_terms(terms: tuple[Term, ...], x: TokenInputs, *, rng: jax.Array, selected=None):
+  """(Σ per-token losses [B, T] fp32, merged metrics) of `terms`, in order. The terms that
+  select take their choice from `selected` ({term name: choice}; None: each chooses over
+  `x`) and the choices come back as metrics["selected"] (same form)."""
+  total, metrics, chosen = jnp.zeros(x.mask.shape, jnp.float32), {}, {}
   for term in terms:
-    per_token, term_metrics = term(x, rng=rng)
+    per_token, term_metrics = term(x, rng=rng, selected=(selected or {}).get(term.name))
+    if term.selects:
+      chosen[term.name] = term_metrics.pop("selected")
     if per_token is not None:
       total = total + per_token
     metrics.update(term_metrics)
+  if chosen:
+    metrics["selected"] = chosen
   return total, metrics
 
 
-@LOSS_TERMS.register("policy")
-def policy_term(x: TokenInputs, *, rng, loss: str, is_cap: float | None = None, **hparams):
+def _loss_selects(loss: str) -> bool:
+  """Whether the policy loss chooses its tokens (it takes `selected`: Clip-Cov, KL-Cov)."""
+  return "selected" in inspect.signature(POLICY_LOSSES.get(loss)).parameters
+
+
+def _policy_selects(*, loss: str, token_mask: str = "none", **_) -> bool:
+  return _loss_selects(loss) or token_mask != "none"
+
+
+@LOSS_TERMS.register("policy", selects=_policy_selects)
+def policy_term(x: TokenInputs, *, rng, loss: str, is_cap: float | None = None,
+                token_mask: str = "none", forking_fraction: float = 0.2, selected=None,
+                **hparams):
   """The named policy loss (`POLICY_LOSSES`: PPO, GSPO, PG, Clip-Cov, KL-Cov, ...); with
   `is_cap` its tokens are weighted by min(π_old/μ, is_cap) (truncated importance sampling).
-  Non-scalar metrics (Clip-Cov's selection mask) stay inside."""
+  With a `token_mask` (`token_masks.TOKEN_MASKS`: `forking`, the top `forking_fraction` of
+  the tokens by entropy) it is kept only on the mask's tokens (metric token_mask_frac).
+  The tokens the loss (Clip-Cov, KL-Cov) and the mask choose come back as the metric
+  `selected` ({"loss", "token_mask"}), chosen over `x` unless `selected` gives them."""
   extra = {} if is_cap is None else dict(behaviour_logprobs=x.behaviour_logprobs, is_cap=is_cap)
+  chosen = dict(selected or {})
+  if _loss_selects(loss):
+    hparams["selected"] = chosen.get("loss")
   per_token, metrics = POLICY_LOSSES.get(loss)(x.logprobs, x.old_logprobs, x.advantages,
                                                x.mask, rng=rng, **hparams, **extra)
-  return per_token, {k: v for k, v in metrics.items() if jnp.ndim(v) == 0}
+  if "selected" in metrics:
+    chosen["loss"] = metrics["selected"]
+  if token_mask != "none":
+    if "token_mask" not in chosen:
+      chosen["token_mask"] = TOKEN_MASKS.get(token_mask)(x.entropy, x.mask,
+                                                         fraction=forking_fraction)
+    per_token = jnp.where(chosen["token_mask"], per_token, 0.0)
+    metrics["token_mask_frac"] = masked_mean(chosen["token_mask"], x.mask)
+  out = {k: v for k, v in metrics.items() if jnp.ndim(v) == 0}
+  if chosen:
+    out["selected"] = chosen
+  return per_token, out
 
 
 @LOSS_TERMS.register("kl", needs=("ref_logprobs",))

@@ -24,6 +24,7 @@ from explore_rl.errors import ConfigError
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.context import GroupContext
 from explore_rl.objectives.loss_terms import Term, TokenInputs, sum_terms
+from explore_rl.objectives.token_masks import TOKEN_MASKS, check_fraction
 from explore_rl.objectives.catalog import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
                                               LOSS_TERMS, POLICY_LOSSES, REWARD_SHAPERS, needs)
 from explore_rl.training.distill_teacher import DistillSettings, distill_settings
@@ -62,9 +63,20 @@ class LossSpec:
     """The optional learner inputs the terms read (`loss_terms.TERM_INPUTS`)."""
     return frozenset(n for term in self.terms for n in term.needs)
 
-  def __call__(self, x: TokenInputs, *, rng):
-    """(numerator, denominator, metrics) of the aggregated loss over [B, T] tokens."""
-    per_token, metrics = sum_terms(self.terms, x, rng=rng)
+  @property
+  def selects(self) -> bool:
+    """Whether a term chooses tokens over its batch (Clip-Cov, KL-Cov, a token mask)."""
+    return any(term.selects for term in self.terms)
+
+  def select(self, x: TokenInputs, *, rng):
+    """{term name: its token choice} over all valid tokens of `x` (the trainer passes the
+    whole mini-batch, detached), for `__call__`'s `selected`."""
+    return {term.name: term(x, rng=rng)[1]["selected"] for term in self.terms if term.selects}
+
+  def __call__(self, x: TokenInputs, *, rng, selected=None):
+    """(numerator, denominator, metrics) of the aggregated loss over [B, T] tokens; the
+    selecting terms use `selected` (from `select`) or choose over `x` (metrics["selected"])."""
+    per_token, metrics = sum_terms(self.terms, x, rng=rng, selected=selected)
     num, den = aggregate(per_token, x.mask, mode=self.aggregation,
                          **dict(self.aggregation_kwargs))
     return num, den, metrics
@@ -83,6 +95,7 @@ def loss_terms(cfg, distill: DistillSettings | None) -> tuple[Term, ...]:
       raise ConfigError(f"objective.truncated_is needs a loss that takes behaviour log-probs "
                         f"({', '.join(valid)}), not {cfg.loss!r}")
     loss_kwargs["is_cap"] = float(cfg.get("is_cap", 2.0))
+  loss_kwargs.update(token_mask_settings(cfg))
   terms = [Term("policy", tuple(sorted({"loss": cfg.loss, **loss_kwargs}.items())))]
   kl_coef, estimator = float(cfg.get("kl_coef", 0.0)), cfg.get("kl_estimator", "k3")
   _get(KL_ESTIMATORS, estimator)
@@ -102,6 +115,22 @@ def loss_terms(cfg, distill: DistillSettings | None) -> tuple[Term, ...]:
     _check_hparams("loss term", name, _get(LOSS_TERMS, name), hparams, ("rng",))
     terms.append(Term(name, tuple(sorted(hparams.items()))))
   return tuple(terms)
+
+
+def token_mask_settings(cfg) -> dict:
+  """The policy term's token mask (`objective.token_mask`, objectives/token_masks.py) and
+  its `forking_fraction`, checked: {} for `none`."""
+  name = cfg.get("token_mask", "none") or "none"
+  if name == "none":
+    return {}
+  if name not in TOKEN_MASKS.names():
+    raise ConfigError(f"unknown token mask {name!r}; valid names: "
+                      f"{', '.join(['none', *TOKEN_MASKS.names()])}")
+  try:
+    fraction = check_fraction("objective.forking_fraction", cfg.get("forking_fraction", 0.2))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(str(e)) from None
+  return dict(token_mask=name, forking_fraction=fraction)
 
 
 class Objective:

@@ -61,6 +61,9 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
       reward_shaper="", reward_shaper_kwargs=ml_collections.ConfigDict(),
       # the loss's own defaults apply unless set here (ppo: clip 0.2/0.2, dual clip 3)
       loss="ppo", loss_kwargs=ml_collections.ConfigDict(),
+      # the policy loss only on some tokens (objectives/token_masks.py): none | forking
+      # (the top forking_fraction of each mini-batch's tokens by entropy, arXiv 2506.01939)
+      token_mask="none", forking_fraction=0.2,
       aggregation="token-mean", aggregation_kwargs=ml_collections.ConfigDict(),
       kl_coef=0.0, kl_estimator="k3", entropy_coef=0.0,
       # the token covariance Cov(log π, A) statistics (cov_mean, cov_top*_mean): a

@@ -52,11 +52,12 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   """One optimizer update on a mini-batch, accumulated exactly over micro-batches.
 
   The loss is Σ_k num_k / max(Σ_k den_k, 1): the denominators depend only on the
-  masks, so the global one is known before the first micro-batch. Token-level
-  statistics inside a loss (Clip-Cov / KL-Cov covariance and selection counts)
-  are taken over one micro-batch, i.e. over the whole (sharded) mini-batch when
-  `micro_batches` is 1, as in the configs. `ref_params` must not alias `state`
-  (it is donated).
+  masks, so the global one is known before the first micro-batch. Token choices
+  (`LossSpec.select`: Clip-Cov's and KL-Cov's tokens, a token mask) are made over the
+  whole (sharded) mini-batch with one PRNG key, so they do not depend on `micro_batches`
+  or the devices: with one micro-batch inside its pass, with several from a forward pass
+  over every micro-batch first (the current policy's log-probs and entropies; ~1/3 of a
+  forward + backward more). `ref_params` must not alias `state` (it is donated).
 
   The forward passes are those the loss terms need (`loss_spec.needs`): the reference
   policy's log-probs for a KL term, the full logits and the teacher's for a distillation
@@ -71,6 +72,7 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   denominator = jnp.maximum(denominator, 1.0)
   split = lambda x: x.reshape(micro_batches, x.shape[0] // micro_batches, *x.shape[1:])
   micro = jax.tree.map(split, batch)
+  select_key, rng = jax.random.split(rng)
   keys = jax.random.split(rng, micro_batches)
   needs = loss_spec.needs
 
@@ -91,7 +93,11 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
         graphdef if teacher_graphdef is None else teacher_graphdef, t_params, t_prompt,
         t_valid, mb.response_tokens, mb.response_mask, temperature=temperature))
 
-  def micro_loss(params, mb: RLBatch, key):
+  def inputs(mb: RLBatch, logp, entropy, **optional) -> TokenInputs:
+    return TokenInputs(logp, mb.old_logprobs, mb.advantages, mb.response_mask,
+                       mb.behaviour_logprobs, entropy, mb.response_tokens, **optional)
+
+  def micro_loss(params, mb: RLBatch, key, selected):
     logits = None
     if "logits" in needs:
       logits = response_logits(graphdef, params, mb.prompt_tokens, mb.prompt_valid,
@@ -99,22 +105,32 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
       logp, entropy = logprobs_from_logits(logits, mb.response_tokens, mb.response_mask)
     else:
       logp, entropy = logprobs(params, mb)
-    x = TokenInputs(
-        logp, mb.old_logprobs, mb.advantages, mb.response_mask, mb.behaviour_logprobs, entropy,
-        mb.response_tokens, logits=logits,
+    x = inputs(
+        mb, logp, entropy, logits=logits,
         ref_logprobs=logprobs(ref_params, mb)[0] if "ref_logprobs" in needs else None,
         teacher_logits=teacher_logits(params, mb) if "teacher_logits" in needs else None)
-    num, _, metrics = loss_spec(x, rng=key)
+    if selected is None and loss_spec.selects:  # one micro-batch: the whole mini-batch
+      selected = loss_spec.select(jax.lax.stop_gradient(x), rng=select_key)
+    num, _, metrics = loss_spec(x, rng=key, selected=selected)
+    metrics.pop("selected", None)
     metrics["entropy"] = entropy.sum() / jnp.maximum(mb.response_mask.sum(), 1)
     return num / denominator, metrics
 
+  selected = None
+  if loss_spec.selects and micro_batches > 1:  # choose over the mini-batch, then split
+    logp, entropy = jax.lax.map(lambda mb: logprobs(state.params, mb), micro)
+    whole = lambda x: x.reshape(-1, *x.shape[2:])
+    selected = jax.tree.map(split, loss_spec.select(
+        inputs(batch, whole(logp), whole(entropy)), rng=select_key))
+
   def body(grads, xs):
-    mb, key = xs
-    (loss, metrics), g = jax.value_and_grad(micro_loss, has_aux=True)(state.params, mb, key)
+    mb, key, chosen = xs
+    (loss, metrics), g = jax.value_and_grad(micro_loss, has_aux=True)(state.params, mb, key,
+                                                                      chosen)
     return jax.tree.map(jnp.add, grads, g), (loss, metrics)
 
   grads0 = jax.tree.map(jnp.zeros_like, state.params)
-  grads, (losses, metrics) = jax.lax.scan(body, grads0, (micro, keys))
+  grads, (losses, metrics) = jax.lax.scan(body, grads0, (micro, keys, selected))
   loss = losses.sum()
   new_state, finite = apply_if_finite(state, grads, loss, optimizer)
   metrics = jax.tree.map(jnp.mean, metrics)

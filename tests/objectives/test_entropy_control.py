@@ -241,10 +241,17 @@ def test_registry_adapters():
   loss, metrics = POLICY_LOSSES.get("clip_cov")(logp, old, adv, mask, rng=key, ratio=0.3)
   want, aux = entropy_control.clip_cov_loss(logp, old, adv, mask, rng=key, ratio=0.3)
   np.testing.assert_array_equal(loss, want)
-  assert "selected" not in metrics and float(metrics["selected_frac"]) == aux["selected_frac"]
+  np.testing.assert_array_equal(metrics["selected"], aux["selected"])
+  assert float(metrics["selected_frac"]) == aux["selected_frac"]
   loss, metrics = POLICY_LOSSES.get("kl_cov")(logp, old, adv, mask, rng=key, kl_coef=0.5)
   np.testing.assert_array_equal(loss, entropy_control.kl_cov_loss(logp, old, adv, mask,
                                                                   kl_coef=0.5)[0])
+  # Given `selected` (chosen over a larger batch), both act on exactly those tokens.
+  chosen = np.zeros(mask.shape, bool)
+  chosen[0, 0] = True
+  for name in ("clip_cov", "kl_cov"):
+    _, metrics = POLICY_LOSSES.get(name)(logp, old, adv, mask, selected=chosen)
+    np.testing.assert_array_equal(metrics["selected"], chosen & (mask > 0))
 
 
 _both_with_grads = jax.jit(lambda lp, old, adv, mask, key: (

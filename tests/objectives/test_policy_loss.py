@@ -169,6 +169,9 @@ def test_shared_call_form_jit_vmap_bf16(name, fn):
   fn = jax.jit(fn)
   loss, metrics = fn(logp, old, adv, mask)
   assert loss.shape == (4, 5) and loss.dtype == jnp.float32
+  # scalars, and the bool [B, T] tokens a selecting loss (Clip-Cov, KL-Cov) acted on
+  selected = metrics.pop("selected", np.zeros((4, 5), bool))
+  assert selected.shape == (4, 5) and selected.dtype == jnp.bool_
   assert all(jnp.shape(v) == () for v in metrics.values())
   np.testing.assert_array_equal(np.asarray(loss)[mask == 0], 0.0)
   # [B] and the same advantage broadcast to [B, T] are the same input.
@@ -178,7 +181,7 @@ def test_shared_call_form_jit_vmap_bf16(name, fn):
   bf = lambda x: jnp.asarray(x, jnp.bfloat16)
   loss16, metrics16 = fn(bf(logp), bf(old), bf(adv), jnp.asarray(mask, jnp.bool_))
   assert loss16.dtype == jnp.float32
-  assert all(v.dtype == jnp.float32 for v in metrics16.values())
+  assert all(v.dtype == jnp.float32 for k, v in metrics16.items() if k != "selected")
   # vmap over a leading axis of mini-batches.
   vloss, _ = jax.jit(jax.vmap(fn))(*(np.stack([x, x]) for x in (logp, old, adv, mask)))
   np.testing.assert_allclose(vloss[1], loss, rtol=1e-6)
@@ -190,6 +193,7 @@ def test_all_zero_mask_gives_finite_zeros(name, fn):
   fn = jax.jit(fn)
   loss, metrics = fn(garbage, garbage, jnp.full((2,), jnp.nan), jnp.zeros((2, 3)))
   np.testing.assert_array_equal(loss, 0.0)
+  assert not np.any(metrics.pop("selected", False))
   assert all(float(v) == 0.0 for v in metrics.values())
   grad = jax.jit(jax.grad(lambda lp: jnp.sum(fn(lp, garbage, jnp.ones(2), jnp.zeros((2, 3)))[0])))(
       garbage)

@@ -13,6 +13,7 @@ import pytest
 from explore_rl.config_files import load_config
 from explore_rl.objectives import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES,
                                    REWARD_SHAPERS)
+from explore_rl.objectives.token_masks import TOKEN_MASKS
 from explore_rl.sampling import SAMPLERS
 from explore_rl.training.rl import RLTrainer
 
@@ -37,6 +38,7 @@ CASES = {
         "clip_cov": {"loss_kwargs": {"ratio": 0.2}}, "kl_cov": {"loss_kwargs": {"ratio": 0.2}},
         "cispo": {},
     },
+    "token_mask": {"forking": {"token_mask": "forking", "forking_fraction": 0.5}},
     "aggregation": {
         "token-mean": {}, "seq-mean-token-sum": {}, "seq-mean-token-mean": {},
         "seq-mean-token-sum-norm": {"aggregation_kwargs": {"norm": 6.0}},
@@ -49,7 +51,8 @@ SAMPLER_CASES = {"independent": {}, "aggregated": {"method": "poe", "alpha": 1.0
                  "design_select": {"candidates": 6},
                  "smooth_igw": {"candidates": 6, "gamma": 1.0, "h": 1.0}}
 REGISTRIES = {"advantage": ADVANTAGES, "reward_shaper": REWARD_SHAPERS, "loss": POLICY_LOSSES,
-              "aggregation": AGGREGATIONS, "kl_estimator": KL_ESTIMATORS}
+              "aggregation": AGGREGATIONS, "kl_estimator": KL_ESTIMATORS,
+              "token_mask": TOKEN_MASKS}
 
 
 def _trainer(tmp_path, prior, objective=None, rollout=None):
