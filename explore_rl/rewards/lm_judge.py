@@ -13,7 +13,10 @@ than `max_reply_bytes` are cut off and count as malformed; the reply parser is
 linear in the reply's size and turns nesting of any depth into a fallback.
 When a call still fails, or the reply is malformed or partial, the group
 falls back to one cluster per response (blank responses stay -1) and the
-reason is counted in `metrics()`: a flaky judge never stops a run. Batches
+reason is counted in `metrics()`: a flaky judge never stops a run. The tokens the
+server reports using (`usage.prompt_tokens`, `usage.completion_tokens` of each reply)
+are counted there too, apart from this project's FLOPs (docs/algorithms.md, "FLOPs"),
+and replies without a usage block as `replies_without_usage`. Batches
 run on a thread pool of `max_concurrency` workers. Only the standard library
 talks HTTP (`http.client`, honouring the http(s)_proxy and no_proxy variables
 as urllib does), so the judge adds no dependency.
@@ -53,7 +56,7 @@ ENV_API_KEY = "EXPLORE_RL_JUDGE_API_KEY"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 COUNTERS = ("calls", "requests", "retries", "timeouts", "deadlines", "http_errors",
             "oversized", "fallbacks", "fallback_failed", "fallback_malformed",
-            "fallback_partial")
+            "fallback_partial", "prompt_tokens", "completion_tokens", "replies_without_usage")
 _CHUNK = 65536
 
 log = logging.getLogger(__name__)
@@ -263,6 +266,7 @@ class LMJudge(Judge):
     payload = json.dumps({**self._body, "messages": messages}).encode()
     try:
       body = json.loads(self._post(payload))  # One decode of a capped body: linear.
+      self._count_usage(body)
       content = body["choices"][0]["message"]["content"]
       if not isinstance(content, str):
         raise ReplyError("malformed", f"non-text message content {content!r}")
@@ -277,6 +281,17 @@ class LMJudge(Judge):
       return self._fallback("malformed", ValueError("reply JSON nested too deeply"), responses)
     keys = [raw.get(i + 1, DEGENERATE_ID) for i in range(len(responses))]
     return first_appearance_ids(keys, [k == DEGENERATE_ID for k in keys])
+
+  def _count_usage(self, body: Any) -> None:
+    """Adds a chat-completion reply's token usage to the counters."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    counts = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")] \
+        if isinstance(usage, dict) else []
+    if not counts or not all(isinstance(n, int) and n >= 0 for n in counts):
+      self._count("replies_without_usage")
+      return
+    self._count("prompt_tokens", counts[0])
+    self._count("completion_tokens", counts[1])
 
   def _fallback(self, kind: str, error: Exception, responses: Sequence[str]) -> np.ndarray:
     self._count("fallbacks")

@@ -173,3 +173,18 @@ def test_rejects_bad_configuration(chat_server):
     make_judge(chat_server, "x", max_concurrency=0)
   with pytest.raises(ValueError, match="must be http"):
     make_judge(chat_server, "x", base_url="127.0.0.1:8000/v1")
+
+
+def test_token_usage_is_counted_apart_from_flops(chat_server):
+  reply = lambda usage: chat_server.Reply(raw=json.dumps(
+      {"choices": [{"message": {"role": "assistant", "content": GOOD}}], **usage}).encode())
+  model = chat_server.script("usage", reply({"usage": {"prompt_tokens": 120,
+                                                      "completion_tokens": 30}}),
+                             reply({"usage": {"prompt_tokens": 80, "completion_tokens": 5}}),
+                             reply({}))
+  judge = make_judge(chat_server, model)
+  for _ in range(3):
+    judge.cluster("p", RESPONSES)
+  m = judge.metrics()
+  assert (m["prompt_tokens"], m["completion_tokens"]) == (200, 35)
+  assert m["replies_without_usage"] == 1 and m["calls"] == 3
