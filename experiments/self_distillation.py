@@ -10,8 +10,8 @@ as its own teacher. Its pass@k on the hinted prompts is reported as "teacher".
 Arms, each from that prior, at the harness's RL scale (`harness.RL_SCALES`):
   GRPO                      configs/grpo.py
   SD poe / interp / trust_region / teacher
-                            configs/self_distill.py: no reward, forward KL(p* ‖ p_s) per token,
-                            p* = aggregate(student, teacher on the hinted prompt), teacher
+                            configs/self_distill.py: no reward, forward KL(p* ‖ p_s) per
+                            token, p* = aggregate(student, teacher on the hinted prompt), teacher
                             frozen at the prior (docs/algorithms.md, "Self-distillation")
   aggregated sampling       configs/self_distill_sampling.py: GRPO on tokens drawn from
                             p* ∝ p_s·p_t, truncated IS (cap 2)
@@ -19,27 +19,37 @@ Arms, each from that prior, at the harness's RL scale (`harness.RL_SCALES`):
 Reported: final held-out pass@1 / pass@8 of the student (plain prompts) and the number of
 sampled tokens (prompt + response, the student's; the aggregated sampler also runs the
 teacher over each token, twice the decode FLOPs), mean ± 95% t-interval over seeds; a plot
-of pass@1 against sampled tokens; paired differences to GRPO as verdicts.
+of pass@1 against sampled tokens; paired differences to GRPO as verdicts, and (full mode)
+of each aggregated SD arm to SD teacher in pass@1 and held-out entropy: whether the
+aggregation changes the update at all.
 
   .venv/bin/python experiments/self_distillation.py            # full: 3 seeds
   .venv/bin/python experiments/self_distillation.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with other jobs (load 12-18 during these runs).
-Quick mode (4 of the arms, 1 seed, 2 steps each): measured with all 7 arms at 160 s of CPU
-time, 523 s wall at load 12-16; the 4-arm quick mode is about half of that.
-Full mode (measured once, nice -n 10, load 15-18): 2849 s wall = the hinted prior (600
-steps, ~25 min) + 21 RL runs (~20 min); over the 30-minute target on this loaded machine.
+Hardware: 2-core Intel Xeon VM shared with other jobs (load 12-20 during these runs).
+Quick mode (4 of the arms, 1 seed, 2 steps each): 707 s wall for the suite's test at load
+~19 (other jobs), 96 s of CPU time.
+Full mode (measured 2026-12-06, code of commit 9f7a604, nice -n 5, load 17-19): 265 s for
+the hinted prior (600 steps, trained first by `prior()`), then 1034 s wall for the 21 RL
+runs (`--shared results/_shared`, a fresh `--out`); results/self_distillation/table.md
+was then re-read from the cached runs to add the verdicts against SD teacher.
 
-Measured outcome (full mode, results/self_distillation/table.md): NEGATIVE. The prior
-rarely succeeds (student pass@1 0.002, pass@8 0.016 on 64 held-out prompts); shown the
-solution it does better but still weakly (teacher pass@1 0.029, pass@8 0.141): the tiny
-model copies the hint only partly. After 40 steps (0.16M sampled tokens) final pass@1 is
-GRPO 0.014 ± 0.026, SD poe 0.012 ± 0.003, interp 0.007 ± 0.011, trust_region 0.010 ±
-0.010, teacher 0.007 ± 0.014, aggregated sampling 0.006 ± 0.005, GRPO + SD poe 0.014 ±
-0.013 (3 seeds, 95% t): no arm differs significantly from GRPO (paired differences
-−0.008..0.000, half-widths 0.012-0.023). Aggregated sampling does raise the training
-success rate under p* (train_pass@1 0.083 ± 0.029 vs GRPO's 0.011 ± 0.003, IS weight mean
-0.77), but this does not carry over to the student's held-out accuracy at this scale.
+Measured outcome (full mode, results/self_distillation/table.md): NEGATIVE for accuracy.
+The prior rarely succeeds (student pass@1 0.002, pass@8 0.016 on 64 held-out prompts);
+shown the solution it does better but still weakly (teacher pass@1 0.029, pass@8 0.141):
+the tiny model copies the hint only partly. After 40 steps (0.16M sampled tokens) final
+pass@1 is GRPO 0.014 ± 0.026, SD poe 0.012 ± 0.027, interp 0.006 ± 0.013, trust_region
+0.008 ± 0.016, teacher 0.005 ± 0.010, aggregated sampling 0.006 ± 0.005, GRPO + SD poe
+0.014 ± 0.026 (3 seeds, 95% t): no arm differs significantly from GRPO (paired differences
+−0.008..0.000). The aggregations now train differently from the teacher: held-out entropy
+against SD teacher's, paired, poe −0.411 ± 0.060, interp −0.026 ± 0.012, trust_region
+−0.039 ± 0.016 (all significant), pass@1 not (+0.001..+0.007). Before the default
+divergence became the forward KL (the reverse KL, under which the student's share of p*
+cancels from the gradient; docs/algorithms.md), the same run gave interp − teacher
+−0.001 ± 0.000 in entropy: interp and teacher were the same update (trust_region −0.068
+± 0.042, its per-token weights s_t; poe −0.647 ± 0.058, its entropy penalty). Aggregated
+sampling raises the training success rate under p* (train_pass@1 0.083 ± 0.029 vs GRPO's
+0.011 ± 0.003, IS weight mean 0.77), but not the student's held-out accuracy at this scale.
 """
 from __future__ import annotations
 
@@ -156,6 +166,14 @@ def verdicts(runs: dict) -> list[str]:
     claim = f"[{TASK}] {label} raises the final pass@1 over GRPO"
     nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds"
     lines.append(ex.judge(claim, m, h, nums, ex.SUPPORT))
+  # Does the aggregation matter? Each aggregated target against the teacher's alone.
+  aggregated = [a for a in runs if a.startswith("SD ") and a != "SD teacher"]
+  for label in aggregated if "SD teacher" in runs else []:
+    for key in ("pass@1", "eval_entropy"):
+      m, h = ex.paired_diff(runs[label], runs["SD teacher"], final(key))
+      claim = f"[{TASK}] {label} raises the final {key} over SD teacher"
+      nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds"
+      lines.append(ex.judge(claim, m, h, nums, ex.SUPPORT))
   return lines
 
 
