@@ -99,10 +99,13 @@ def main(argv=None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--temperature", type=float, default=1.0)
   args = parser.parse_args(argv)
-  stats = make_preference_data(args.prior, args.out, num_prompts=args.num_prompts,
-                               num_samples=args.num_samples,
-                               pairs_per_prompt=args.pairs_per_prompt, seed=args.seed,
-                               temperature=args.temperature, tfds_dir=args.tfds_dir)
+  try:
+    stats = make_preference_data(args.prior, args.out, num_prompts=args.num_prompts,
+                                 num_samples=args.num_samples,
+                                 pairs_per_prompt=args.pairs_per_prompt, seed=args.seed,
+                                 temperature=args.temperature, tfds_dir=args.tfds_dir)
+  except UserError as e:       # one line, as the CLI's (a missing or unfinished prior)
+    parser.error(str(e))
   print(f"wrote {stats['pairs']} pairs from {stats['prompts_with_pairs']} of "
         f"{stats['prompts']} prompts (the prior's pass@1 {stats['pass@1']:.3f}) to {args.out}"
         + (f"; TFDS: {stats['tfds_path']}" if "tfds_path" in stats else ""))

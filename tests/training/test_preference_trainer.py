@@ -22,7 +22,7 @@ from explore_rl.models.tokenizer import CharTokenizer
 from explore_rl.tasks import get_task
 from explore_rl.tasks.jsonl import JsonlFormatError
 from explore_rl.tasks.preference_pairs import PreferencePair, load_pairs, write_pairs
-from explore_rl.training.preference_data import make_preference_data
+from explore_rl.training.preference_data import main, make_preference_data
 from explore_rl.training.preference_trainer import (
     PreferenceTrainer, build_pairs, encode_pairs, offline_pairs, preference_settings)
 
@@ -70,6 +70,18 @@ def test_pairs_are_the_priors_verified_samples_and_deterministic(toy_prior, toy_
   other = tmp_path / "other.jsonl"
   make_preference_data(toy_prior, str(other), num_prompts=16, num_samples=8, seed=4)
   assert other.read_bytes() != again.read_bytes()
+
+
+def test_command_line_writes_the_pairs_or_says_to_train_the_prior(toy_prior, toy_pairs,
+                                                                 tmp_path, capsys):
+  out = tmp_path / "cli.jsonl"
+  assert main(["--prior", toy_prior, "--out", str(out), "--num_prompts", "16",
+               "--seed", "3"]) == 0
+  assert out.read_bytes() == open(toy_pairs[0], "rb").read()
+  assert f"wrote {toy_pairs[1]['pairs']} pairs" in capsys.readouterr().out
+  with pytest.raises(SystemExit) as exit_:
+    main(["--prior", str(tmp_path / "none"), "--out", str(out)])
+  assert exit_.value.code == 2 and "train the prior first" in capsys.readouterr().err
 
 
 def test_tfds_form_of_the_data(toy_prior, toy_pairs, tmp_path):
