@@ -15,6 +15,8 @@ teacher [B, P_t], row b of each the same problem), each is prefilled once into i
 own KV cache of P + max_new_tokens slots, the N samples of a prompt share copies of
 its caches, and one `lax.while_loop` runs both models per step (the same params, or
 a second param set for a separate teacher), stopping when every row emitted EOS.
+FLOPs (`Rollout.flops`, models/flops.py): both prefills over P + max_new_tokens slots,
+and every step run, both models, all B·N rows, over their whole caches.
 
 The returned `Rollout` (generate.py) carries both sets of log-probs, so importance
 correction works unchanged:
@@ -42,6 +44,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from explore_rl.models import sharding
+from explore_rl.models.flops import forward_flops
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.distillation import AGGREGATION_METHODS, aggregate_logits
 from explore_rl.objectives.shapes import assert_like
@@ -168,7 +171,10 @@ def aggregated_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
   state = (jnp.int32(0), rng, (cache_s, cache_t), jnp.zeros((rows,), bool), (last_s, last_t),
            (kv_s, kv_t), empty_outputs(rows, m, pad_id))
   steps, _, _, done, _, _, out = jax.lax.while_loop(cond, body, state)
-  return as_rollout(out, done, steps)
+  flops = sum(forward_flops(model.config, b, p, p + m) + forward_flops(model.config, rows, steps,
+                                                                       p + m)
+              for model, p in ((student, p_s), (teacher, p_t)))
+  return as_rollout(out, done, steps, flops)
 
 
 class AggregatedSampler(Sampler):
@@ -218,4 +224,4 @@ class AggregatedSampler(Sampler):
         teacher_params=None if teacher is None else teacher.params,
         teacher_graphdef=None if teacher is None else teacher.graphdef)
     return RolloutBatch(prompt_tokens, prompt_valid, out.tokens, out.mask, out.lengths,
-                        out.truncated, out.sample_logprobs, out.logprobs, out.entropy)
+                        out.truncated, out.sample_logprobs, out.logprobs, out.entropy, out.flops)

@@ -33,6 +33,9 @@ sketches, [prompt | sketch] for expansions; policy_logprobs are the trained poli
 on the plain prompt at the run's temperature (`Sampler.policy_scores`, one forward
 pass), i.e. of the policy that is deployed. Truncated importance sampling
 (`objective.truncated_is`) weights each token by min(π(y_t|x, y_<t) / μ(y_t|ctx), cap).
+
+FLOPs (`RolloutBatch.flops`): each of the N `generate` calls, its prefill of the whole
+history context included, the expansions' `generate`, and the policy's scoring pass.
 """
 from __future__ import annotations
 
@@ -68,6 +71,7 @@ class DependentRollout(NamedTuple):
   truncated: jax.Array        # bool  [B*N]
   context_tokens: jax.Array   # int32 [B*N, L], the context sample k (or its sketch) was drawn in
   context_valid: jax.Array    # bool  [B*N, L]
+  flops: jax.Array            # fp32  [], FLOPs of every `generate` call
 
 
 def history_context(prompt_tokens: jax.Array, prompt_valid: jax.Array, history: jax.Array,
@@ -124,16 +128,16 @@ def sequential_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid
     history = jax.lax.dynamic_update_index_in_dim(history, out.tokens, slot, axis=1)
     history_valid = jax.lax.dynamic_update_index_in_dim(
         history_valid, out.mask & (out.tokens != eos_id), slot, axis=1)
-    return (history, history_valid), (out.tokens, out.mask, out.sample_logprobs, out.truncated,
-                                      ctx, ctx_valid)
+    return (history, history_valid), ((out.tokens, out.mask, out.sample_logprobs,
+                                       out.truncated, ctx, ctx_valid), out.flops)
 
   init = (jnp.full((b, slots, m), pad_id, jnp.int32), jnp.zeros((b, slots, m), bool))
-  _, outs = jax.lax.scan(step, init, jnp.arange(num_samples))
+  _, (outs, flops) = jax.lax.scan(step, init, jnp.arange(num_samples))   # flops [N]
   # [N, B, ...] -> prompt-major rows [B*N, ...]
   tokens, mask, slp, truncated, ctx, ctx_valid = (
       jnp.swapaxes(x, 0, 1).reshape(b * num_samples, *x.shape[2:]) for x in outs)
   return DependentRollout(tokens, mask, slp, mask.sum(1).astype(jnp.int32), truncated, ctx,
-                          ctx_valid)
+                          ctx_valid, flops.sum())
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "config", "eos_id",
@@ -166,7 +170,8 @@ def sketch_generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: ja
   mask = jnp.concatenate([sk.mask, ex.mask & live], axis=1)
   slp = jnp.concatenate([sk.sample_logprobs, jnp.where(live, ex.sample_logprobs, 0.0)], axis=1)
   return DependentRollout(tokens, mask, slp, mask.sum(1).astype(jnp.int32),
-                          open_ & ex.truncated, sk.context_tokens, sk.context_valid)
+                          open_ & ex.truncated, sk.context_tokens, sk.context_valid,
+                          sk.flops + ex.flops)
 
 
 class SequentialSampler(Sampler):
@@ -200,10 +205,11 @@ class SequentialSampler(Sampler):
                num_samples: int) -> RolloutBatch:
     out = self.draw(policies, problems, rng, num_samples=num_samples)
     prompt_tokens, prompt_valid = self.encode(policies, problems)
-    policy_lp, entropy = self.policy_scores(policies, prompt_tokens, prompt_valid, out.tokens,
-                                            out.mask)
+    policy_lp, entropy, score_flops = self.policy_scores(policies, prompt_tokens, prompt_valid,
+                                                         out.tokens, out.mask)
     return RolloutBatch(prompt_tokens, prompt_valid, out.tokens, out.mask, out.lengths,
-                        out.truncated, out.sample_logprobs, policy_lp, entropy)
+                        out.truncated, out.sample_logprobs, policy_lp, entropy,
+                        out.flops + score_flops)
 
 
 class SketchSampler(SequentialSampler):

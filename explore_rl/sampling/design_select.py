@@ -89,10 +89,11 @@ def mean_logprob(logprobs: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def take_rows(batch: RolloutBatch, rows) -> RolloutBatch:
-  """The rollout of sample rows `rows` (int [B*N], prompt-major); the prompts are unchanged."""
+  """The rollout of sample rows `rows` (int [B*N], prompt-major); the prompts are unchanged,
+  and so are the FLOPs: the M candidates were all drawn, the dropped ones too."""
   rows = jnp.asarray(rows, jnp.int32)
-  per_prompt = {"prompt_tokens", "prompt_valid"}
-  return RolloutBatch(*(x if name in per_prompt else jnp.take(x, rows, axis=0)
+  unchanged = {"prompt_tokens", "prompt_valid", "flops"}
+  return RolloutBatch(*(x if name in unchanged else jnp.take(x, rows, axis=0)
                         for name, x in zip(RolloutBatch._fields, batch)))
 
 

@@ -11,6 +11,9 @@ at most c - 1 slots past its position, whatever the maximum length: its cost
 follows the position. Masked slots get probability exactly 0, so the buckets
 change the result only by the summation order of the attention (`cache_bucket=0`
 attends to all P+M slots from the first step: the unbucketed decode).
+
+FLOPs (`Rollout.flops`, models/flops.py): the prefill of B x P tokens over P slots, and
+every step the loop ran, for all B·N rows (finished ones too), over its segment's L_j.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from explore_rl.models.flops import forward_flops
 from explore_rl.models.transformer import KVCache, causal_mask, positions_from_mask
 from explore_rl.objectives.shapes import assert_ints, assert_like, assert_rank
 from explore_rl.sampling.processors import SamplingConfig, policy_logits, sample_token
@@ -37,6 +41,7 @@ class Rollout(NamedTuple):
   lengths: jax.Array          # int32 [B*N], number of response tokens (EOS included)
   truncated: jax.Array        # bool  [B*N], hit max_new_tokens without EOS
   steps: jax.Array            # int32 [], decode steps run (fewer than M when all rows stopped)
+  flops: jax.Array            # fp32  [], FLOPs of the prefill and the steps run (models/flops.py)
 
 
 def empty_outputs(rows: int, max_new_tokens: int, pad_id: int) -> tuple:
@@ -65,10 +70,11 @@ def record_step(out: tuple, t, tok, sample_lp, policy_logits_t, done, *, eos_id:
   return out, tok, done | (tok == eos_id)
 
 
-def as_rollout(outputs: tuple, done, steps) -> Rollout:
+def as_rollout(outputs: tuple, done, steps, flops) -> Rollout:
   """The `Rollout` of the decode loop's final buffers."""
   tokens, mask, lp, slp, ent = outputs
-  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps)
+  return Rollout(tokens, mask, lp, slp, ent, mask.sum(1).astype(jnp.int32), ~done, steps,
+                 flops)
 
 
 def cache_lengths(prompt_len: int, max_new_tokens: int, bucket: int) -> list[int]:
@@ -78,6 +84,17 @@ def cache_lengths(prompt_len: int, max_new_tokens: int, bucket: int) -> list[int
     return [total]
   first = -(-(prompt_len + 1) // bucket) * bucket
   return [min(length, total) for length in range(first, total + bucket - 1, bucket)]
+
+
+def decode_flops(config, rows: int, prompt_len: int, lengths: list[int], steps):
+  """FLOPs of `steps` (int32 []) decode steps of `rows` rows, step t in the first segment
+  of `lengths` (`cache_lengths`) with P + t < L_j, attending to its L_j slots."""
+  flops, start = 0.0, 0
+  for length in lengths:
+    end = length - prompt_len
+    flops = flops + forward_flops(config, rows, jnp.clip(steps, start, end) - start, length)
+    start = end
+  return flops
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "config", "eos_id",
@@ -129,8 +146,11 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
 
   out = empty_outputs(rows, m, pad_id)
   state = (jnp.int32(0), rng, cache, jnp.zeros((rows,), bool), last, key_valid, out)
-  for length in cache_lengths(p, m, cache_bucket):  # segments: steps with slot P + t < L_j
+  lengths = cache_lengths(p, m, cache_bucket)
+  for length in lengths:  # segments: steps with slot P + t < L_j
     state = state[:2] + (state[2].grow(length),) + state[3:]
     state = jax.lax.while_loop(cond(length - p), body, state)
   steps, _, _, done, _, _, out = state
-  return as_rollout(out, done, steps)
+  flops = forward_flops(model.config, b, p, p) + decode_flops(model.config, rows, p, lengths,
+                                                               steps)
+  return as_rollout(out, done, steps, flops)

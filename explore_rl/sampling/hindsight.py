@@ -48,7 +48,8 @@ reward >= 1), `hindsight_draft_success_rate`, `hindsight_improved_frac` (proposa
 reward beats the draft they read), `hindsight_token_share` (the proposals' share of the
 trained response tokens, i.e. of the unmasked tokens; dynamic sampling may drop groups
 after this count). Cost: the verifier scores drafts and proposals here and the trainer
-scores the whole batch again; the decode is two `generate` calls and one scoring pass.
+scores the whole batch again; the decode is two `generate` calls and one scoring pass
+(`RolloutBatch.flops` counts the three).
 """
 from __future__ import annotations
 
@@ -176,8 +177,8 @@ class HindsightSampler(Sampler):
                    *sharding.shard_batch(proposer.params, ctx, ctx_valid), k_prop,
                    num_samples=1, config=self.sampling, eos_id=tokenizer.eos_id,
                    pad_id=tokenizer.pad_id)
-    policy_lp, entropy = self.policy_scores(policies, drafts.prompt_tokens, drafts.prompt_valid,
-                                            out.tokens, out.mask)
+    policy_lp, entropy, score_flops = self.policy_scores(
+        policies, drafts.prompt_tokens, drafts.prompt_valid, out.tokens, out.mask)
     p_rewards, _ = self._score(problems, tokenizer, out.tokens, out.truncated, n_p)
     mask, behaviour = out.mask, out.sample_logprobs
     if self.correction == "filter":
@@ -195,7 +196,7 @@ class HindsightSampler(Sampler):
         merge(drafts.mask, mask), merge(drafts.lengths, out.lengths),
         merge(drafts.truncated, out.truncated),
         merge(drafts.behaviour_logprobs, behaviour), merge(drafts.policy_logprobs, policy_lp),
-        merge(drafts.entropy, entropy))
+        merge(drafts.entropy, entropy), drafts.flops + out.flops + score_flops)
 
     read_rewards = np.take_along_axis(d_rewards, read, axis=1)
     prop_tokens = float(to_host(mask.sum()))

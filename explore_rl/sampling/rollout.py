@@ -30,6 +30,8 @@ class RolloutBatch(NamedTuple):
   token (after temperature, top-k/p, min-p, aggregation with a teacher, or another
   context); policy_logprobs those of the trained policy at the run's temperature on
   the training prompt. Their ratio is the importance weight of off-policy data.
+  flops is what the sampler ran to make the batch, every pass (docs/algorithms.md,
+  "FLOPs"): a selection of its rows keeps it, a concatenation sums it.
   """
   prompt_tokens: jax.Array       # int32 [B, P], left-padded
   prompt_valid: jax.Array        # bool  [B, P]
@@ -40,6 +42,7 @@ class RolloutBatch(NamedTuple):
   behaviour_logprobs: jax.Array  # fp32  [B*N, M]
   policy_logprobs: jax.Array     # fp32  [B*N, M]
   entropy: jax.Array             # fp32  [B*N, M], entropy of the trained policy's step dist
+  flops: jax.Array               # fp32  [], FLOPs of every pass the sampler ran
 
   @property
   def num_samples(self) -> int:
@@ -124,7 +127,8 @@ def _rows(groups: np.ndarray, n: int) -> np.ndarray:
 def _take(batch: RolloutBatch, groups: np.ndarray, xp) -> RolloutBatch:
   rows = _rows(groups, batch.num_samples)
   per_prompt = {"prompt_tokens", "prompt_valid"}
-  return RolloutBatch(*(xp.take(x, groups if name in per_prompt else rows, axis=0)
+  return RolloutBatch(*(x if name == "flops" else
+                        xp.take(x, groups if name in per_prompt else rows, axis=0)
                         for name, x in zip(RolloutBatch._fields, batch)))
 
 
@@ -143,7 +147,10 @@ def concat(parts: Sequence[ScoredRollout]) -> ScoredRollout:
   """Several rollouts of the same N and shapes as one (e.g. dynamic sampling's rounds)."""
   if len(parts) == 1:
     return parts[0]
-  cat = lambda xp, batches: RolloutBatch(*(xp.concatenate(xs, axis=0) for xs in zip(*batches)))
+  cat = lambda xp, batches: RolloutBatch(*(sum(xs) if name == "flops" else
+                                           xp.concatenate(xs, axis=0)
+                                           for name, xs in zip(RolloutBatch._fields,
+                                                               zip(*batches))))
   return ScoredRollout(sum((p.problems for p in parts), []),
                        cat(jnp, [p.batch for p in parts]), cat(np, [p.host for p in parts]),
                        sum((p.responses for p in parts), []),

@@ -6,7 +6,9 @@ called every step. It may draw tokens in any context (a dependent sampler puts
 earlier samples in the prompt, an aggregated one mixes a teacher's logits in), but
 it always returns the tokens with two sets of log-probs: those of the distribution
 that drew them (behaviour) and those of the trained policy on the plain prompt
-(policy), so every objective and its importance correction work unchanged.
+(policy), so every objective and its importance correction work unchanged, and the
+FLOPs of every pass it ran (`RolloutBatch.flops`: its `generate` calls report theirs,
+`policy_scores` its own; docs/algorithms.md, "FLOPs").
 See docs/design.md, "Adding a sampler".
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from explore_rl.models import sharding
+from explore_rl.models.flops import sequence_flops
 from explore_rl.models.logprobs import score_responses
 from explore_rl.models.policy import Policy
 from explore_rl.models.tokenizer import encode_prompts
@@ -96,13 +99,16 @@ class Sampler(abc.ABC):
     return dataclasses.replace(self.sampling, temperature=float(t))
 
   def policy_scores(self, policies: Policies, prompt_tokens, prompt_valid, tokens, mask):
-    """(log-probs, entropy) [B*N, M] of the trained policy on the training prompt."""
+    """(log-probs, entropy) [B*N, M] of the trained policy on the training prompt, and the
+    FLOPs of that pass (one forward over [B*N, P + M])."""
     n = tokens.shape[0] // prompt_tokens.shape[0]
     rep = lambda x: jnp.repeat(x, n, axis=0)
     trained = policies.trained
-    return score_responses(trained.graphdef, trained.params, rep(prompt_tokens),
-                           rep(prompt_valid), tokens, mask,
-                           temperature=self.sampling.temperature or 1.0)
+    logprobs, entropy = score_responses(trained.graphdef, trained.params, rep(prompt_tokens),
+                                        rep(prompt_valid), tokens, mask,
+                                        temperature=self.sampling.temperature or 1.0)
+    length = prompt_tokens.shape[1] + tokens.shape[1]
+    return logprobs, entropy, sequence_flops(trained.config, tokens.shape[0], length)
 
 
 class IndependentSampler(Sampler):
@@ -123,9 +129,10 @@ class IndependentSampler(Sampler):
     out = generate(drawing.graphdef, drawing.params, draw_tokens, draw_valid, rng,
                    num_samples=num_samples, config=self.drawing_sampling(policies),
                    eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
-    policy_lp, entropy = out.logprobs, out.entropy
+    policy_lp, entropy, flops = out.logprobs, out.entropy, out.flops
     if policies.behaviour is not None:
-      policy_lp, entropy = self.policy_scores(policies, prompt_tokens, prompt_valid, out.tokens,
-                                              out.mask)
+      policy_lp, entropy, score_flops = self.policy_scores(policies, prompt_tokens, prompt_valid,
+                                                           out.tokens, out.mask)
+      flops = flops + score_flops
     return RolloutBatch(prompt_tokens, prompt_valid, out.tokens, out.mask, out.lengths,
-                        out.truncated, out.sample_logprobs, policy_lp, entropy)
+                        out.truncated, out.sample_logprobs, policy_lp, entropy, flops)

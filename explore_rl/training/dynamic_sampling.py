@@ -56,4 +56,5 @@ def sample_groups(run, rng) -> tuple[ScoredRollout, dict]:
   trained = select_groups(scored, groups)
   return trained, {"groups_informative": float(informative(trained.rewards).mean()),
                    "sampling_rounds": len(rounds), "_sampled_tokens": sampled_tokens,
+                   "_flops_sample": float(scored.host.flops),   # every round's
                    **run.parts.sampler.metrics()}

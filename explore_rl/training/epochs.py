@@ -13,17 +13,19 @@ import numpy as np
 
 from explore_rl.distributed import to_host
 from explore_rl.models import sharding
+from explore_rl.models.flops import sequence_flops
 from explore_rl.models.logprobs import score_responses
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.sampling.teacher_prompts import encode_teacher_prompts
 from explore_rl.training.distill_teacher import ema_update
+from explore_rl.training.flops import add_flops, add_update_flops
 from explore_rl.training.update import RLBatch, rl_update
 
 
 def rl_batch(run, scored: ScoredRollout, adv: np.ndarray) -> RLBatch:
   """The step's R = B·N rows from the rollout's host copy: π_old the sampler's log-probs
-  (or recomputed, `rollout.old_logprobs="recompute"`), the teacher's privileged prompts
-  when a distillation term reads them."""
+  (or recomputed, `rollout.old_logprobs="recompute"`: its FLOPs counted), the teacher's
+  privileged prompts when a distillation term reads them."""
   c, ro, n = run.config, scored.host, scored.num_samples
   rep = lambda x: np.repeat(x, n, axis=0)
   old = ro.policy_logprobs
@@ -33,6 +35,9 @@ def rl_batch(run, scored: ScoredRollout, adv: np.ndarray) -> RLBatch:
                           jnp.repeat(dev.prompt_tokens, n, axis=0),
                           jnp.repeat(dev.prompt_valid, n, axis=0), dev.tokens, dev.mask,
                           temperature=float(c.rollout.temperature))[0]
+    length = dev.prompt_tokens.shape[1] + dev.tokens.shape[1]
+    add_flops(run.counters, "recompute",
+              sequence_flops(run.policy.config, dev.tokens.shape[0], length))
   teacher_prompt = (None, None)
   if run.parts.distill is not None and run.parts.distill.privileged:
     teacher_prompt = tuple(map(rep, encode_teacher_prompts(
@@ -46,22 +51,22 @@ def rl_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> di
   (and an EMA teacher after each update)."""
   c = run.config
   distill = distill_args(run)
+  teacher_config = (run.teacher or run.policy).config
 
   def update(mb: RLBatch, key) -> dict:
     run.state, metrics = rl_update(
         run.policy.graphdef, run.parts.optimizer, run.parts.objective.loss_spec, run.state,
         run.ref_params, mb, key, micro_batches=c.learner.micro_batches,
         temperature=float(c.rollout.temperature), **distill)
+    add_update_flops(run.counters, run.policy.config, mb, run.parts.objective.loss_spec,
+                     micro_batches=c.learner.micro_batches, teacher_config=teacher_config)
     if run.ema_ckpt is not None:
       run.teacher = run.teacher.with_params(ema_update(
           run.teacher.params, run.state.params, run.parts.distill.ema_decay))
     return metrics
 
-  out = learner_epochs(run, rl_batch(run, scored, adv), step, rng, update,
-                       pack=run.parts.distill is None and c.learner.get("pack", True))
-  tokens = float(scored.host.mask.sum() + scored.host.prompt_valid.sum() * scored.num_samples)
-  out["_train_tokens"] = tokens * c.learner.epochs
-  return out
+  return learner_epochs(run, rl_batch(run, scored, adv), step, rng, update,
+                        pack=run.parts.distill is None and c.learner.get("pack", True))
 
 
 def distill_args(run) -> dict:

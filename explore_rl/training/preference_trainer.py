@@ -39,14 +39,16 @@ import optax
 
 from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
+from explore_rl.models.flops import sequence_flops, training_flops
 from explore_rl.models.logprobs import logprobs_from_logits, response_logits, score_responses
 from explore_rl.objectives.preference import dpo_loss, hypo_kl_surrogate
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.tasks.preference_pairs import load_pairs
 from explore_rl.training.batches import TokenBatch, encode, encode_responses
+from explore_rl.training.flops import add_flops
 from explore_rl.training.rl import RLTrainer
 from explore_rl.training.state import TrainState, apply_if_finite
-from explore_rl.training.step import count_flops, rl_step
+from explore_rl.training.step import rl_step
 
 METHODS = ("dpo", "hypo", "online_dpo")
 DEFAULTS = dict(method="dpo", beta=0.1, kl_coef=0.1, data="", pairs_per_step=32,
@@ -127,8 +129,8 @@ def preference_update(graphdef, optimizer, state: TrainState, prompt_tokens, pro
 
 def _update(run, batch: TokenBatch, chosen, rejected, valid, *, kl_groups: int = 0,
             num_samples: int = 1) -> dict:
-  """`preference_update` on `batch`'s rows with π_ref's sequence log-probs; its metrics
-  (`_train_tokens`: the rows' tokens, for the FLOPs counters)."""
+  """`preference_update` on `batch`'s rows with π_ref's sequence log-probs (both passes'
+  FLOPs counted, training/flops.py); its metrics."""
   c, p = run.config, run.pref
   temperature = float(c.rollout.temperature)
   ref_lp, _ = score_responses(run.policy.graphdef, run.pref_ref, *batch,
@@ -138,10 +140,12 @@ def _update(run, batch: TokenBatch, chosen, rejected, valid, *, kl_groups: int =
       jnp.asarray(chosen), jnp.asarray(rejected), jnp.asarray(valid), beta=float(p["beta"]),
       kl_coef=float(p["kl_coef"]), kl_groups=kl_groups, num_samples=num_samples,
       temperature=temperature)
+  rows, m = batch.response_tokens.shape
+  length = batch.prompt_tokens.shape[1] + m
+  add_flops(run.counters, "reference", sequence_flops(run.policy.config, rows, length))
+  add_flops(run.counters, "update", training_flops(run.policy.config, rows, length))
   out = {k: float(v) for k, v in to_host(metrics).items()}
   out["updates_skipped"] = int(out.pop("update_skipped"))
-  out["_train_tokens"] = float(np.asarray(batch.response_mask).sum()
-                               + np.asarray(batch.prompt_valid).sum())
   return out
 
 
@@ -171,7 +175,6 @@ def offline_step(run, step: int) -> dict:
   t0 = time.perf_counter()
   out = _update(run, *offline_pairs(run, step))
   out["time_update"] = out["step_time"] = time.perf_counter() - t0
-  count_flops(run, 0.0, out.pop("_train_tokens"))
   run.counters["updates_skipped_total"] += out["updates_skipped"]
   out.update(run.counters)
   return out

@@ -21,6 +21,7 @@ from explore_rl.sampling.processors import SamplingConfig
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.components import Components, build_components
 from explore_rl.training.distill_teacher import make_teacher
+from explore_rl.training.flops import COUNTERS as FLOPS_COUNTERS
 from explore_rl.training.epochs import rl_epochs
 from explore_rl.training.loop import run_loop
 from explore_rl.training.run_dir import prepare_run_dir
@@ -74,8 +75,8 @@ class RLTrainer:
                                  keep=c.get("keep_checkpoints", 3)) if ema else None
     self.eval_problems = eval_problems(c, self.parts)
     self.ckpt = Checkpointer(checkpoint_dir(workdir), keep=c.get("keep_checkpoints", 3))
-    self.start_step, self.counters = 0, {"updates_skipped_total": 0, "flops_sample": 0.0,
-                                         "flops_train": 0.0}
+    self.start_step, self.counters = 0, {"updates_skipped_total": 0,
+                                         **dict.fromkeys(FLOPS_COUNTERS, 0.0)}
     if self.ckpt.latest_step() is not None:
       self.restore()
     # The last evaluation's per-prompt correct counts: learning progress (eval/diagnostics.py)
@@ -86,7 +87,7 @@ class RLTrainer:
     """The latest checkpoint's train state, loop step, counters, curriculum and layout."""
     self.state, meta = self.ckpt.restore(self.state)
     self.start_step = meta["step"]
-    self.counters = meta["counters"]
+    self.counters = {**self.counters, **meta["counters"]}  # counters added since: from 0
     self.parts.curriculum.load_state_dict(meta["curriculum"])
     if "row_layout" in meta:   # checkpoints before the layout chooser start it afresh
       self.parts.row_layout.load_state_dict(meta["row_layout"])

@@ -21,6 +21,7 @@ from explore_rl.distributed import to_host
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.tasks import scoring_pool
 from explore_rl.training.dynamic_sampling import sample_groups
+from explore_rl.training.flops import add_flops
 from explore_rl.training.group_context import group_context
 
 
@@ -44,7 +45,8 @@ def rl_step(run, step: int) -> dict:
   metrics.update(rollout_metrics(scored, shaped, adv))
   metrics.update(time_sample=t1 - t0, time_score=t2 - t1, time_update=t3 - t2,
                  step_time=t3 - t0, tokens_per_s=metrics["_sampled_tokens"] / (t3 - t0))
-  count_flops(run, metrics.pop("_sampled_tokens"), update.pop("_train_tokens"))
+  metrics.pop("_sampled_tokens")
+  add_flops(run.counters, "sample", metrics.pop("_flops_sample"))  # the update added its own
   run.counters["updates_skipped_total"] += update["updates_skipped"]
   metrics.update(update)
   metrics.update(run.counters)
@@ -66,13 +68,6 @@ def rollout_metrics(scored: ScoredRollout, shaped: np.ndarray, adv: np.ndarray) 
       "response_len": float(mask.sum(1).mean()),
       "truncated_frac": float(host.truncated.mean()),
       "advantage_abs_mean": float(np.abs(adv).mean())}
-
-
-def count_flops(run, sampled_tokens: float, train_tokens: float):
-  """The run's FLOPs counters: 2·params per sampled token, 6·params per trained one."""
-  n_params = run.policy.config.num_params()
-  run.counters["flops_sample"] += 2.0 * n_params * sampled_tokens
-  run.counters["flops_train"] += 6.0 * n_params * train_tokens
 
 
 def family_metrics(families: dict, scored: ScoredRollout) -> dict:

@@ -49,12 +49,14 @@ from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
 from explore_rl.eval.passk import pass_at_k_curve
 from explore_rl.models import sharding
+from explore_rl.models.flops import sequence_flops
 from explore_rl.models.logprobs import score_responses
 from explore_rl.objectives.policy_loss import LOG_RATIO_CLAMP
 from explore_rl.sampling import Policies
 from explore_rl.sampling.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.epochs import learner_epochs, rl_epochs
+from explore_rl.training.flops import add_flops, add_update_flops
 from explore_rl.training.group_context import group_context
 from explore_rl.training.objective_builder import Objective
 from explore_rl.training.rl import RLTrainer
@@ -141,6 +143,8 @@ def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
   temperature = float(e.temperature)
   old = score_responses(policy.graphdef, policy.params, tokens, valid, dev.tokens, dev.mask,
                         temperature=temperature)[0]
+  add_flops(run.counters, "recompute",
+            sequence_flops(policy.config, tokens.shape[0], tokens.shape[1] + dev.tokens.shape[1]))
   # The rollout's fields from its host copy; `learner_epochs` brings the rest over once.
   full = RLBatch(tokens, valid, ro.tokens, ro.mask, old, ro.behaviour_logprobs,
                  adv.reshape(-1).astype(np.float32))
@@ -152,6 +156,8 @@ def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
     state, metrics = rl_update(policy.graphdef, optimizer, obj.loss_spec, state,
                                run.explore_ref, mb, key,
                                micro_batches=c.learner.micro_batches, temperature=temperature)
+    add_update_flops(run.counters, policy.config, mb, obj.loss_spec,
+                     micro_batches=c.learner.micro_batches)
     if shared:
       run.state = state
     else:
@@ -160,8 +166,6 @@ def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
 
   metrics = learner_epochs(run, full, step, k_update, update)
   run.counters["updates_skipped_total"] += metrics["updates_skipped"]
-  tokens_trained = float(scored.host.mask.sum() + np.asarray(valid).sum()) * c.learner.epochs
-  run.counters["flops_train"] += 6.0 * run.policy.config.num_params() * tokens_trained
   out = {f"explore/{k}": v for k, v in {**metrics, **adv_metrics}.items()}
   out["explore/shaped_reward_mean"] = float(shaped.mean())
   out["explore/advantage_abs_mean"] = float(np.abs(adv).mean())

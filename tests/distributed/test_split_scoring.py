@@ -58,7 +58,7 @@ problems = [Problem(prompt=f"p{b}", answer="9", solution="9", difficulty=0.5, me
             for b in range(4)]
 z = np.zeros((12, 8), np.float32)
 batch = RolloutBatch(np.zeros((4, 2), np.int32), np.ones((4, 2), bool), tokens, tokens != 0,
-                     np.zeros(12, np.int32), np.zeros(12, bool), z, z, z)
+                     np.zeros(12, np.int32), np.zeros(12, bool), z, z, z, np.float32(0))
 out = score(Digits(), problems, batch, tok)
 print(json.dumps({"calls": Digits.calls, "rewards": out.rewards.tolist(),
                   "statuses": out.statuses, "signatures": [[list(s) for s in g]
