@@ -7,8 +7,9 @@ uniform one?
 Arms: GRPO (`configs/grpo.py`) from the same SFT prior per task, B x N = 64 rollouts per
 step split as (32, 2), (16, 4), (8, 8), (4, 16), each with the uniform and the adaptive
 curriculum; everything else fixed. FLOPs are the trainer's counters, cumulative in every
-metrics row: `flops_sample` = 2·params·tokens per sampled token (prompt + response,
-forward), `flops_train` = 6·params·tokens per trained token (forward + backward). The
+metrics row (docs/algorithms.md, "FLOPs"): `flops_sample` what the sampler ran (one
+prefill per prompt, every decode step of the B·N rows, attention over the cache),
+`flops_train` the update's forward + backward (3x a forward). The
 budget is the smallest total (sample + train) FLOPs any run reached at its last step;
 every run is compared at its last evaluation within that budget (evaluations are every 5
 steps, so the compared FLOPs differ by up to one eval interval: the table gives them; the
@@ -19,19 +20,22 @@ table gives the FLOPs each arm needs to first reach a held-out pass@1 target
   .venv/bin/python experiments/world_vs_path.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/world_vs_path.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU shared with a benchmark (load average 2-6).
-Full mode, measured: `.venv/bin/python experiments/world_vs_path.py --tasks partition` 243 s
-wall (24 runs of 40 steps, the tiny full-mode prior already trained), then
-`.venv/bin/python experiments/world_vs_path.py` (partition read back, grid_paths trained) 175 s.
-Outcome (results/world_vs_path/table.md): at a budget of ~48 GFLOPs (partition) and ~51
-GFLOPs (grid_paths) no split of 64 rollouts per step differs significantly from another:
-path sampling (B=4 x N=16) vs world sampling (B=32 x N=2) pass@1 -0.005 ± 0.037 and
--0.016 ± 0.035 on partition (uniform, adaptive curriculum), -0.070 ± 0.304 and -0.031 ± 0.318
-on grid_paths: NOT SUPPORTED either way, an isoperformance plateau at this scale (40 steps of
-a 0.1M-parameter model move pass@1 by ~0.02 on partition: most arms never reach prior+0.05).
-The adaptive curriculum does not beat the uniform one at any split (all n.s.), and is
-significantly worse at B=32 x N=2 on grid_paths (-0.036 ± 0.032: REJECTED): with N=2 a
-group's pass rate is a coarse signal for keeping prompts in [0.1, 0.9].
+Hardware: 2-core AMD EPYC shared with other jobs (load average 15-19).
+Full mode, measured: `.venv/bin/python experiments/world_vs_path.py` 1703 s wall (48 runs of
+40 steps; both tiny full-mode priors already trained in the shared directory).
+Outcome (results/world_vs_path/table.md), with every pass counted (docs/algorithms.md,
+"FLOPs": each prompt prefilled once, so at 64 rollouts per step world sampling's sampler
+costs more, B=32 x N=2 14.8 vs B=4 x N=16 9.8 GFLOPs over 40 steps on partition, 9.7 vs
+4.2 on grid_paths; the update, 55.5 / 52.4, is the same for every split): at a budget of
+63.9 GFLOPs (partition) and 56.6 GFLOPs (grid_paths) no split of 64 rollouts per step
+differs significantly from another: path sampling (B=4 x N=16) vs world sampling (B=32 x
+N=2) pass@1 -0.013 ± 0.053 and +0.007 ± 0.062 on partition (uniform, adaptive curriculum),
+-0.059 ± 0.122 and -0.026 ± 0.048 on grid_paths: NOT SUPPORTED either way, an
+isoperformance plateau at this scale (40 steps of a 0.1M-parameter model move pass@1 by
+~0.02 on partition: most arms never reach prior+0.05). The adaptive curriculum does not
+beat the uniform one at any split (all n.s.; at B=32 x N=2 on grid_paths +0.011 ± 0.066:
+the significant -0.036 ± 0.032 found under the old count, 2·params per token with
+prompts counted N times, is not reproduced).
 Quick mode (the two extreme splits, halved; 6 steps): a smoke test, no claim decided.
 
 """
@@ -44,7 +48,6 @@ import sys
 import numpy as np
 
 from explore_rl import harness as ex
-from explore_rl.metrics_log import read_metrics
 
 ROLLOUTS = 64
 SPLITS = ((32, 2), (16, 4), (8, 8), (4, 16))
@@ -52,10 +55,6 @@ CURRICULA = ("uniform", "adaptive")
 TARGETS = (0.02, 0.05)
 COLUMNS = ["task", "B x N", "curriculum", "GFLOPs at budget", "pass@1", "pass@8",
            "distinct_strategies", "update_norm", *[f"GFLOPs to prior+{t:g}" for t in TARGETS]]
-
-
-def flops(row: dict) -> float:
-  return row["flops_sample"] + row["flops_train"]
 
 
 def label(b: int, n: int, curriculum: str) -> str:
@@ -86,22 +85,16 @@ def run_task(task: str, *, quick: bool, seeds, shared: str, out: str) -> dict:
   return {"prior": prior, "runs": runs, "prior_eval": prior_eval}
 
 
-def at_budget(workdir: str, budget: float) -> dict:
-  """The last evaluation row whose cumulative FLOPs are within `budget`."""
-  rows = [r for r in ex.eval_rows(workdir) if flops(r) <= budget * (1 + 1e-9)]
-  return rows[-1] if rows else {}
-
-
 def flops_to(workdir: str, target: float) -> float:
   """The cumulative FLOPs at the first evaluation with pass@1 >= target (inf if never)."""
   for r in ex.eval_rows(workdir):
     if r["pass@1"] >= target:
-      return flops(r)
+      return ex.total_flops(r)
   return math.inf
 
 
 def budget_of(res: dict) -> float:
-  return min(flops(read_metrics(w)[-1]) for r in res["runs"].values() for w in r.values())
+  return ex.flops_budget(res["runs"].values())
 
 
 def gflops_fmt(values) -> str:
@@ -117,10 +110,10 @@ def table_rows(task: str, res: dict) -> list[dict]:
   budget, p0 = budget_of(res), res["prior_eval"]["pass@1"]
   rows = []
   for (b, n, curriculum), runs in res["runs"].items():
-    finals = [at_budget(w, budget) for w in runs.values()]
+    finals = [ex.at_flops(w, budget) for w in runs.values()]
     rows.append({
         "task": task, "B x N": f"{b} x {n}", "curriculum": curriculum,
-        "GFLOPs at budget": ex.fmt(*ex.mean_ci(flops(f) / 1e9 for f in finals if f),
+        "GFLOPs at budget": ex.fmt(*ex.mean_ci(ex.total_flops(f) / 1e9 for f in finals if f),
                                    digits=2),
         **{k: ex.fmt(*ex.mean_ci(f.get(k) for f in finals))
            for k in ("pass@1", "pass@8", "distinct_strategies")},
@@ -132,7 +125,7 @@ def table_rows(task: str, res: dict) -> list[dict]:
 
 def verdicts(task: str, res: dict) -> list[str]:
   budget, runs, lines = budget_of(res), res["runs"], []
-  score = lambda w: at_budget(w, budget).get("pass@1", math.nan)
+  score = lambda w: ex.at_flops(w, budget).get("pass@1", math.nan)
   means = {k: ex.mean_ci(score(w) for w in r.values())[0] for k, r in runs.items()}
   best = max(means, key=lambda k: -math.inf if not np.isfinite(means[k]) else means[k])
   lines.append(f"[{task}] best split at {budget / 1e9:.2f} GFLOPs: "
@@ -155,7 +148,7 @@ def report(task: str, res: dict, quick: bool) -> ex.TaskReport:
   for key, runs in res["runs"].items():
     per_seed = [ex.eval_rows(w) for w in runs.values()]
     points = min(len(p) for p in per_seed)
-    x = [np.mean([flops(p[i]) for p in per_seed]) / 1e9 for i in range(points)]
+    x = [np.mean([ex.total_flops(p[i]) for p in per_seed]) / 1e9 for i in range(points)]
     stats = [ex.mean_ci(p[i]["pass@1"] for p in per_seed) for i in range(points)]
     series[label(*key)] = (np.asarray(x), np.asarray([s[0] for s in stats]),
                            np.asarray([s[1] for s in stats]))
@@ -171,10 +164,10 @@ def main(argv=None) -> int:
       columns=COLUMNS, run_task=run_task, report=report,
       scale_note=lambda quick: f"{ROLLOUTS // (2 if quick else 1)} rollouts per step; scale "
                                f"{'quick' if quick else 'full'}",
-      legend="FLOPs: flops_sample (2·params·tokens, sampling) + flops_train (6·params·tokens, "
-             "training). Metrics at the last evaluation within the common budget; GFLOPs to "
-             "prior+t = FLOPs at the first evaluation whose pass@1 reaches the prior's + t. "
-             "± = 95% t-interval over seeds.")
+      legend="FLOPs: flops_sample (every pass the sampler ran) + flops_train (every pass of "
+             "the update), docs/algorithms.md \"FLOPs\". Metrics at the last evaluation "
+             "within the common budget; GFLOPs to prior+t = FLOPs at the first evaluation "
+             "whose pass@1 reaches the prior's + t. ± = 95% t-interval over seeds.")
 
 
 if __name__ == "__main__":

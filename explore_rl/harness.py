@@ -234,6 +234,23 @@ def eval_rows(workdir: str) -> list[dict]:
   return [r for r in read_metrics(workdir) if "pass@1" in r]
 
 
+def total_flops(row: Mapping) -> float:
+  """A metrics row's cumulative FLOPs, sampling + training (docs/algorithms.md, "FLOPs")."""
+  return row["flops_sample"] + row["flops_train"]
+
+
+def at_flops(workdir: str, budget: float) -> dict:
+  """The last evaluation row of a run within `budget` cumulative FLOPs ({} if none)."""
+  rows = [r for r in eval_rows(workdir) if total_flops(r) <= budget * (1 + 1e-9)]
+  return rows[-1] if rows else {}
+
+
+def flops_budget(runs: Iterable[Mapping[int, str]]) -> float:
+  """The smallest final FLOPs count of the runs (each a {seed: workdir}): every run reaches
+  it, so all can be read at it (`at_flops`)."""
+  return min(total_flops(read_metrics(w)[-1]) for r in runs for w in r.values())
+
+
 def over_seeds(runs: Mapping[int, str], fn: Callable[[str], float], *,
                digits: int = 3) -> str:
   """'mean ± CI' over seeds of `fn(workdir)` (e.g. a run's mean update norm)."""
