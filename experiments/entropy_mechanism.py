@@ -1,40 +1,49 @@
 """Entropy mechanism (Cui et al., arXiv 2505.22617; docs/algorithms.md "Entropy control"):
 does entropy collapse under GRPO, do an entropy bonus or a reference KL prevent it, and do
-Clip-Cov / KL-Cov keep entropy higher and raise the final reward?
+Clip-Cov / KL-Cov (and CISPO, forking-token training) keep entropy higher and raise the
+final reward?
 
 Arms, each from the same SFT prior per task, differing from GRPO (`configs/grpo.py`) in one
-thing: + entropy bonus (c = 0.01), + reference KL (k3, β = 0.1), clip-higher (ε_high = 0.28),
-Clip-Cov and KL-Cov as `configs/clip_cov.py` / `configs/kl_cov.py` set them (KL-Cov's
-k = 2e-3 selects one token per mini-batch here), and both at settings that act on a
-meaningful share of the tokens (Clip-Cov r = 0.05 with ω = (0, 5); KL-Cov k = 0.05). The
-selected-token fraction (`selected_frac`) and the update norm are reported for every arm.
-The entropy–performance law R = −a·e^H + b is fitted per run on (training-batch entropy,
-held-out pass@1) at every evaluation (8 per run in the full mode); the table gives a, b,
-R², the predicted ceiling −a + b and the reached pass@1, mean ± 95% t-interval over seeds.
+thing: + entropy bonus (c = 0.01), + reference KL (k3, β = 0.1), clip-higher (ε_high = 0.28);
+Clip-Cov and KL-Cov at the paper's settings, as the authors' recipes run them
+(`configs/clip_cov.py`: r = 2e-4, ω = (1, 5), PPO clip 1 / 1; `configs/kl_cov.py`: k = 2e-3,
+β = 1; each acts on max(⌊rN⌋, 1) = 1 token per mini-batch here) and at this project's
+small-scale tunings (`:small_scale`: Clip-Cov r = 2e-2 with clip 0.2; KL-Cov k = 0.05);
+CISPO (arXiv 2506.13585, `objective.loss=cispo`, ε_high = 0.2, no lower bound) and
+forking-token training (arXiv 2506.01939, `objective.token_mask=forking`, ρ = 0.2). Token
+choices are made over the whole mini-batch (docs/algorithms.md, "Scope"). The
+selected-token fraction (`selected_frac`), the forking mask's share (`token_mask_frac`) and
+the update norm are reported for every arm. The entropy–performance law R = −a·e^H + b is
+fitted per run on (training-batch entropy, held-out pass@1) at every evaluation (8 per run
+in the full mode); the table gives a, b, R², the predicted ceiling −a + b and the reached
+pass@1, mean ± 95% t-interval over seeds.
 
   .venv/bin/python experiments/entropy_mechanism.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/entropy_mechanism.py --quick    # smoke (the test suite)
 
-Hardware: 2-core CPU, shared with other agents' jobs during this session (load average
-5-21).
-Full mode, measured: `.venv/bin/python experiments/entropy_mechanism.py --tasks
-grid_paths,partition` under `nice -n 10`, both tasks finished: 08:21-09:24 UTC in three
-segments on the loaded machine (restarts reused finished runs), about 10 CPU-minutes in all.
-Outcome on grid_paths: GRPO collapses entropy (held-out 0.431 for the prior -> 0.229 ±
-0.095). Entropy bonus 0.01 does not prevent it (drop 0.187 ± 0.064, REPRODUCED); the
-reference KL 0.1 leaves a smaller but still significant drop (0.078 ± 0.012, REPRODUCED in
-the strict sense, though it keeps most of the entropy). Clip-Cov as configured (r = 2e-2, ω
-= (1, 5), 1.5% of tokens) keeps entropy higher (+0.149 ± 0.056, REPRODUCED) but does not
-raise pass@1 (-0.040 ± 0.142, NOT REPRODUCED); KL-Cov as configured (0.2% of tokens) changes
-nothing measurable; at 4.9% of tokens neither keeps entropy significantly higher nor raises
-pass@1 (NOT REPRODUCED). On partition: GRPO's drop is smaller (0.340 -> 0.267 ± 0.014);
-bonus and KL still drop significantly (0.064 ± 0.033, 0.051 ± 0.020: REPRODUCED); only
-KL-Cov at k = 0.05 keeps entropy higher (+0.044 ± 0.004, REPRODUCED); no Cov variant raises
-pass@1 (KL-Cov k = 2e-3 lowers it, -0.020 ± 0.018). Entropy-law fits per run: R² 0.14-0.90,
-ceilings -a + b 0.37-0.88, close to the reached pass@1, with wide intervals over 3 seeds.
+Hardware: 2-core AMD EPYC, shared with other agents' jobs (load average 18-22 during the
+run below).
+Full mode, measured: `nice -n 10 .venv/bin/python experiments/entropy_mechanism.py --tasks
+grid_paths,partition` (priors and the shared GRPO / entropy-bonus arms in results/_shared,
+the grid_paths GRPO runs trained just before with the same code): 16:16-17:02 UTC, 2720 s
+wall, 677 s user + 102 s system CPU.
+Outcome on grid_paths (prior held-out entropy 0.425, pass@1 0.551): GRPO collapses entropy
+(drop 0.219 ± 0.025). Entropy bonus 0.01 does not prevent it (drop 0.227 ± 0.121,
+REPRODUCED); the reference KL 0.1 leaves a smaller, still significant drop (0.092 ± 0.045,
+REPRODUCED). At the paper's settings Clip-Cov and KL-Cov act on 0.22% of the tokens and
+change nothing measurable (entropy −0.004 ± 0.137 and +0.001 ± 0.110 vs GRPO). The
+small-scale tunings keep entropy higher (Clip-Cov r = 2e-2: +0.159 ± 0.094; KL-Cov k = 0.05:
++0.041 ± 0.001), and so does forking-token training (+0.163 ± 0.098, 19.9% of the tokens
+trained), all REPRODUCED; CISPO does not (−0.032 ± 0.175). No arm raises pass@1: Clip-Cov
+r = 2e-2 (−0.087 ± 0.075) and forking tokens (−0.098 ± 0.097) lower it significantly. On
+partition (prior entropy 0.339, pass@1 0.354; GRPO's drop 0.083 ± 0.073): bonus and KL
+still drop significantly (0.087 ± 0.039, 0.047 ± 0.022: REPRODUCED); no arm keeps entropy
+significantly higher (KL-Cov k = 0.05 +0.040 ± 0.044, forking +0.041 ± 0.115) or changes
+pass@1. Entropy-law fits per run: R² 0.04-0.77, wide intervals over 3 seeds.
 
-Quick mode, measured (same machine; warm XLA cache, fresh quick prior): 79 s CPU (user +
-sys), 9 min 10 s wall; a smoke test (tiny prior, 6 steps), no claim decided there.
+Quick mode, measured (same machine, load average ~19; cold XLA cache, fresh quick prior):
+`pytest tests/test_experiments_quick.py -k entropy_mechanism` 107 s user + 3 s system CPU,
+10 min 57 s wall; a smoke test (tiny prior, 6 steps), no claim decided there.
 
 """
 from __future__ import annotations
@@ -47,25 +56,31 @@ import numpy as np
 from explore_rl import harness as ex
 from explore_rl.eval.entropy_law import fit_entropy_law
 
-ARMS = {  # label: (config, overrides)
+ARMS = {  # label: (config[:variant], overrides)
     "GRPO": ("grpo", {}),
     "GRPO + entropy bonus 0.01": ("grpo", {"objective.entropy_coef": 0.01}),
     "GRPO + KL 0.1 (k3)": ("grpo", {"objective.kl_coef": 0.1}),
     "clip-higher 0.28": ("grpo", {"objective.loss_kwargs.clip_eps_high": 0.28}),
-    "Clip-Cov (config, r=2e-2)": ("clip_cov", {}),
-    "KL-Cov (config, k=2e-3)": ("kl_cov", {}),
-    "Clip-Cov active (r=0.05, ω=(0,5))": ("clip_cov", {"objective.loss_kwargs.ratio": 0.05,
-                                                       "objective.loss_kwargs.cov_lb": 0.0}),
-    "KL-Cov active (k=0.05)": ("kl_cov", {"objective.loss_kwargs.ratio": 0.05}),
+    "Clip-Cov (paper: r=2e-4, clip 1/1)": ("clip_cov", {}),
+    "KL-Cov (paper: k=2e-3)": ("kl_cov", {}),
+    "Clip-Cov small-scale (r=2e-2, clip 0.2)": ("clip_cov:small_scale", {}),
+    "KL-Cov small-scale (k=0.05)": ("kl_cov:small_scale", {}),
+    "CISPO (ε_high=0.2)": ("grpo", {"objective.loss": "cispo"}),
+    "forking tokens (ρ=0.2)": ("grpo", {"objective.token_mask": "forking",
+                                        "objective.forking_fraction": 0.2}),
 }
 SHARED_ARMS = ("GRPO", "GRPO + entropy bonus 0.01")   # also polyepo.py's: trained once
-# The quick mode (a smoke test of the pipeline) runs one arm per loss; the "active" and
-# clip-higher arms change only hyper-parameters, which tests/objectives/ covers.
+# The quick mode (a smoke test of the pipeline) runs one arm per loss and token mask; the
+# small-scale and clip-higher arms change only hyper-parameters, which tests/objectives/
+# covers.
 QUICK_ARMS = ("GRPO", "GRPO + entropy bonus 0.01", "GRPO + KL 0.1 (k3)",
-              "Clip-Cov (config, r=2e-2)", "KL-Cov (config, k=2e-3)")
-COV_ARMS = [a for a in ARMS if "Cov" in a]
+              "Clip-Cov (paper: r=2e-4, clip 1/1)", "KL-Cov (paper: k=2e-3)",
+              "CISPO (ε_high=0.2)", "forking tokens (ρ=0.2)")
+# The arms that claim to keep entropy higher than GRPO and to raise its pass@1.
+CONTROL_ARMS = [a for a in ARMS if "Cov" in a or a.startswith(("CISPO", "forking"))]
 COLUMNS = ["task", "method", "pass@1", "pass@8", "eval_entropy", "entropy_drop",
-           "update_norm", "selected_frac", "cov_mean", "law_a", "law_b", "law_r2",
+           "update_norm", "selected_frac", "token_mask_frac", "cov_mean", "law_a", "law_b",
+           "law_r2",
            "law_ceiling", "reached_pass@1"]
 
 
@@ -123,6 +138,8 @@ def table_rows(task: str, res: dict) -> list[dict]:
         "update_norm": ex.over_seeds(runs, lambda w: ex.step_mean(w, "update_norm"), digits=4),
         "selected_frac": ex.over_seeds(runs, lambda w: ex.step_mean(w, "selected_frac"),
                                        digits=4),
+        "token_mask_frac": ex.over_seeds(runs, lambda w: ex.step_mean(w, "token_mask_frac"),
+                                         digits=4),
         "cov_mean": ex.over_seeds(runs, lambda w: ex.step_mean(w, "cov_mean"), digits=4),
         "law_a": ex.over_seeds(runs, law_value("a")),
         "law_b": ex.over_seeds(runs, law_value("b")),
@@ -152,14 +169,17 @@ def verdicts(task: str, res: dict) -> list[str]:
       lines.append(f"{claim}: REPRODUCED (entropy still falls significantly): {nums}")
     else:
       lines.append(f"{claim}: NOT REPRODUCED (no significant drop): {nums}")
-  for label in [a for a in COV_ARMS if a in runs]:
+  for label in [a for a in CONTROL_ARMS if a in runs]:
     for key, what in (("eval_entropy", "keeps entropy higher than GRPO"),
                       ("pass@1", "raises the final pass@1 over GRPO")):
       m, h = ex.paired_diff(runs[label], runs["GRPO"], final(key))
-      sel = ex.mean_ci(ex.step_mean(w, "selected_frac") for w in runs[label].values())[0]
       claim = f"[{task}] {label} {what}"
-      nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds; " \
-             f"selected-token fraction {sel:.4f}"
+      nums = f"paired difference {ex.fmt(m, h)} over {len(runs[label])} seeds"
+      for key_frac, name in (("selected_frac", "selected-token"),
+                             ("token_mask_frac", "trained-token")):
+        frac = ex.mean_ci(ex.step_mean(w, key_frac) for w in runs[label].values())[0]
+        if np.isfinite(frac):
+          nums += f"; {name} fraction {frac:.4f}"
       lines.append(ex.judge(claim, m, h, nums))
   return lines
 
@@ -179,7 +199,8 @@ def main(argv=None) -> int:
       scale_note=lambda quick: f"scale {'quick' if quick else 'full'} "
                                f"({ex.RL_SCALES['quick' if quick else 'full']})",
       legend="entropy_drop = prior eval entropy − final eval entropy; update_norm, "
-             "selected_frac and cov_mean are means over training steps; law_* fit "
+             "selected_frac (tokens Clip-Cov / KL-Cov acted on), token_mask_frac (tokens "
+             "the forking mask trained) and cov_mean are means over training steps; law_* fit "
              "R = −a·e^H + b per run (H training-batch entropy, R held-out pass@1 at each "
              "evaluation); reached_pass@1 is the best pass@1 of a run. ± = 95% t-interval "
              "over seeds.")
