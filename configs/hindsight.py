@@ -2,8 +2,12 @@
 4 first drafts of the policy are scored by the verifier, then the policy reads each
 (worst first) with its outcome ("attempt: ... -> wrong, reward 0.00. a better solution:")
 and proposes 4 alternatives. Proposals train the policy off-policy by GRPO with truncated
-importance weights min(π(y_t | x, y_<t) / μ(y_t | hindsight context), 2)
-(`rollout.sampler_kwargs.correction="is"`); `correction="filter"` instead clones only
+per-token importance weights min(π(y_t | x, y_<t) / μ(y_t | hindsight context), 2)
+(`rollout.sampler_kwargs.correction="is"`, `objective.is_correction="token_tis"`: biased,
+the proposals' prefixes stay the proposer's; a sequence weight would all but silence the
+proposals: from the prior at step 0, `seq_tis` keeps an effective sample size of 0.52,
+about the drafts' half of the rows; docs/algorithms.md, "Importance corrections");
+`correction="filter"` instead clones only
 successful proposals; `proposer="teacher"` with `teacher_from=<workdir>` proposes with a
 frozen checkpoint.
 
@@ -14,7 +18,8 @@ Hardware: 2 CPU cores. Runtime: about 1.5x GRPO per step (two decodes of N/2 sam
           policy's log-probs on the proposals).
 Expected: every step logs `hindsight_proposals` (64 = 16 prompts x 4), `hindsight_success_rate`,
           `hindsight_draft_success_rate`, `hindsight_improved_frac`, `hindsight_token_share`,
-          `is_weight_mean`, `is_capped_frac`. Measured (experiments/exploration_diagnostics.py:
+          `mismatch/kl`, `mismatch/is_weight_mean`, `mismatch/ess`,
+          `mismatch/truncated_frac`. Measured (experiments/exploration_diagnostics.py:
           tiny-preset partition prior, 30 steps, 3 seeds; results/exploration_diagnostics/
           table.md): a prior never trained on hindsight contexts proposes badly: proposal
           success 0.02-0.03 vs drafts 0.34-0.36, 0.1-0.5% of proposals beat their draft,
@@ -32,6 +37,5 @@ def get_config(arg=None):
   c.rollout.sampler_kwargs = ml_collections.ConfigDict(dict(
       proposal_frac=0.5, correction="is", proposer="policy"))
   c.objective.advantage = "grpo"
-  c.objective.truncated_is = True
-  c.objective.is_cap = 2.0
+  c.objective.is_correction = "token_tis"
   return c

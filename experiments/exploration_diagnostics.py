@@ -53,8 +53,8 @@ FINAL = ["pass@1", "coverage", "solved_by_none", "solved_by_all",
          "branch_first_mean", "branch_identical_frac"]
 CURVES = ["coverage", "branch_point_mean", "progress_mean", "distinct_correct_strategies"]
 HINDSIGHT_KEYS = ["hindsight_success_rate", "hindsight_draft_success_rate",
-                  "hindsight_improved_frac", "hindsight_token_share", "is_weight_mean",
-                  "is_capped_frac"]
+                  "hindsight_improved_frac", "hindsight_token_share",
+                  "mismatch/is_weight_mean", "mismatch/truncated_frac"]
 
 
 def arm_config(name: str, overrides: dict, *, prior: str, quick: bool):

@@ -89,7 +89,7 @@ QUICK_ARMS = ("GRPO", "SD trust_region (0.1)", "aggregated sampling (poe, TIS)",
 QUICK_SCALE = {"total_steps": 2, "eval_every": 2, "rollout.prompts_per_step": 4,
                "rollout.num_samples": 4, "eval.num_prompts": 8, "eval.num_samples": 8}
 COLUMNS = ["method", "pass@1", "pass@8", "distinct_strategies", "sampled_tokens_M",
-           "train_pass@1", "distill_loss", "is_weight_mean"]
+           "train_pass@1", "distill_loss", "mismatch/is_weight_mean"]
 
 
 def prior(*, quick: bool, root: str) -> str:
@@ -203,7 +203,8 @@ def main(argv=None) -> int:
                  "train_pass@1": ex.over_seeds(r, lambda w: ex.step_mean(w, "train_pass@1")),
                  "distill_loss": ex.over_seeds(r, lambda w: ex.step_mean(w, "distill_loss"),
                                                digits=4),
-                 "is_weight_mean": ex.over_seeds(r, lambda w: ex.step_mean(w, "is_weight_mean"))})
+                 "mismatch/is_weight_mean": ex.over_seeds(
+                     r, lambda w: ex.step_mean(w, "mismatch/is_weight_mean"))})
   lines = verdicts(runs)
   wall = time.perf_counter() - t0
   notes = "\n".join(["## Verdicts", ""] + [f"- {v}" for v in lines] + [
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
       f"{'quick' if args.quick else 'full'}; wall time {wall:.0f} s. Prior: {prior_dir}.",
       "pass@k, distinct_strategies: final held-out evaluation of the student on plain prompts; "
       "sampled_tokens_M: cumulative prompt + response tokens the student decoded; "
-      "train_pass@1, distill_loss, is_weight_mean: means over training steps (n/a where the "
+      "train_pass@1, distill_loss, mismatch/is_weight_mean: means over training steps (n/a where the "
       "arm does not log them). ± = 95% t-interval over seeds. The teacher row is the prior "
       "shown the solution as a hint: the ceiling the distillation target can draw on."])
   plots = {"pass1_vs_sampled_tokens": {label: tokens_curve(r) for label, r in runs.items()}}

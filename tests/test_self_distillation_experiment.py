@@ -19,7 +19,7 @@ def test_quick_mode_writes_the_table(tmp_path, run_experiment, load_experiment):
                        "SFT prior (teacher, hinted prompt)", *module.QUICK_ARMS}
   assert rows["SD trust_region (0.1)"]["distill_loss"] != "n/a"
   assert rows["GRPO"]["distill_loss"] == "n/a"
-  assert rows["aggregated sampling (poe, TIS)"]["is_weight_mean"] != "n/a"
+  assert rows["aggregated sampling (poe, TIS)"]["mismatch/is_weight_mean"] != "n/a"
   assert all(float(rows[a]["sampled_tokens_M"]) > 0 for a in module.QUICK_ARMS)
   table = (out / "table.md").read_text()
   assert "## Verdicts" in table and table.count("- [countdown]") == len(module.QUICK_ARMS) - 1

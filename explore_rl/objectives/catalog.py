@@ -12,13 +12,15 @@ know, and they read it from here, never from a second list:
                   so it needs rollout.num_samples >= 2.
 - REWARD_SHAPERS: rewards[B, N] (+ declared context) -> shaped rewards[B, N]; `needs`.
 - POLICY_LOSSES:  (logprobs, old_logprobs, advantages, mask, *, rng, **hparams)
-                  -> (per_token_loss[B, T], metrics). `truncated_is`: it takes
-                  `behaviour_logprobs` and `is_cap`; `aggregation`: the token aggregation
-                  its paper uses (another one is warned about).
+                  -> (per_token_loss[B, T], metrics). `is_correction`: the policy
+                  term may weight it by an importance correction (importance.py);
+                  `aggregation`: the token aggregation its paper uses (another one is
+                  warned about).
 - LOSS_TERMS:     the per-token terms summed into the loss (loss_terms.py); `needs`.
 - AGGREGATIONS:   per-token loss -> (numerator, denominator)   (aggregation.py)
 - SET_FUNCTIONS:  set objectives f(G) on every subset at once   (set_rl.py)
 - KL_ESTIMATORS:  k1, k2, k3 per-token KL to the reference      (policy_loss.py)
+- IS_CORRECTIONS: importance weights for behaviour-drawn tokens (importance.py)
 
 Adding a component is one function and one decorator, here or in your own file
 (docs/design.md, "Adding a component").
@@ -27,13 +29,14 @@ from explore_rl.objectives import cispo, entropy_control, policy_loss, reward_sh
 from explore_rl.objectives.advantages import gibbs, group, none, passk_aware
 from explore_rl.objectives.aggregation import AGGREGATIONS
 from explore_rl.objectives.context import CONTEXT_FIELDS
+from explore_rl.objectives.importance import IS_CORRECTIONS
 from explore_rl.objectives.loss_terms import LOSS_TERMS, POLICY_LOSSES
 from explore_rl.objectives.policy_loss import KL_ESTIMATORS
 from explore_rl.objectives.set_rl import SET_FUNCTIONS
 from explore_rl.registry import Registry
 
-__all__ = ["ADVANTAGES", "AGGREGATIONS", "KL_ESTIMATORS", "LOSS_TERMS", "POLICY_LOSSES",
-           "REWARD_SHAPERS", "SET_FUNCTIONS", "needs"]
+__all__ = ["ADVANTAGES", "AGGREGATIONS", "IS_CORRECTIONS", "KL_ESTIMATORS", "LOSS_TERMS",
+           "POLICY_LOSSES", "REWARD_SHAPERS", "SET_FUNCTIONS", "needs"]
 
 ADVANTAGES = Registry("advantage")
 REWARD_SHAPERS = Registry("reward shaper")
@@ -62,7 +65,7 @@ _REWARD_SHAPERS = [
     ("dapo_overlong", reward_shaping.dapo_overlong_shaping, ("lengths",)),
 ]
 _POLICY_LOSSES = [
-    # name,       function,                               takes truncated IS, aggregation
+    # name,       function,                       takes an importance correction, aggregation
     ("ppo", policy_loss.ppo_loss, True, None),
     ("pg", policy_loss.pg_loss, True, None),
     # GSPO (arXiv 2507.18071) averages per sequence
@@ -77,8 +80,8 @@ for _name, _fn, _needs, _relative in _ADVANTAGES:
   ADVANTAGES.register(_name, needs=_needs, group_relative=_relative)(_fn)
 for _name, _fn, _needs in _REWARD_SHAPERS:
   REWARD_SHAPERS.register(_name, needs=_needs)(_fn)
-for _name, _fn, _tis, _aggregation in _POLICY_LOSSES:
-  POLICY_LOSSES.register(_name, truncated_is=_tis, aggregation=_aggregation)(_fn)
+for _name, _fn, _corrected, _aggregation in _POLICY_LOSSES:
+  POLICY_LOSSES.register(_name, is_correction=_corrected, aggregation=_aggregation)(_fn)
 
 
 def needs(registry: Registry, name: str) -> tuple[str, ...]:

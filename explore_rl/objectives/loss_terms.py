@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from explore_rl.objectives import distillation, entropy_control, policy_loss
+from explore_rl.objectives import distillation, entropy_control, importance, policy_loss
 from explore_rl.objectives.aggregation import masked_mean
 from explore_rl.objectives.token_masks import TOKEN_MASKS
 from explore_rl.registry import Registry
@@ -106,21 +106,26 @@ def _policy_selects(*, loss: str, token_mask: str = "none", **_) -> bool:
 
 
 @LOSS_TERMS.register("policy", selects=_policy_selects)
-def policy_term(x: TokenInputs, *, rng, loss: str, is_cap: float | None = None,
+def policy_term(x: TokenInputs, *, rng, loss: str, is_correction: str = "none",
+                is_cap: float = 2.0, is_lower: float = 0.5, is_upper: float = 2.0,
                 token_mask: str = "none", forking_fraction: float = 0.2, selected=None,
                 **hparams):
-  """The named policy loss (`POLICY_LOSSES`: PPO, GSPO, PG, Clip-Cov, KL-Cov, ...); with
-  `is_cap` its tokens are weighted by min(π_old/μ, is_cap) (truncated importance sampling).
-  With a `token_mask` (`token_masks.TOKEN_MASKS`: `forking`, the top `forking_fraction` of
-  the tokens by entropy) it is kept only on the mask's tokens (metric token_mask_frac).
-  The tokens the loss (Clip-Cov, KL-Cov) and the mask choose come back as the metric
-  `selected` ({"loss", "token_mask"}), chosen over `x` unless `selected` gives them."""
-  extra = {} if is_cap is None else dict(behaviour_logprobs=x.behaviour_logprobs, is_cap=is_cap)
+  """The named policy loss (`POLICY_LOSSES`: PPO, GSPO, PG, Clip-Cov, KL-Cov, ...), each
+  token's value times the detached weight of the importance correction `is_correction`
+  (`importance.IS_CORRECTIONS`, ratio π_old/μ with μ = `behaviour_logprobs`: C = is_cap,
+  masked-IS bounds [is_lower, is_upper]; 1 for `none`). With a `token_mask`
+  (`token_masks.TOKEN_MASKS`: `forking`, the top `forking_fraction` of the tokens by
+  entropy) it is kept only on the mask's tokens (metric token_mask_frac). The tokens the
+  loss (Clip-Cov, KL-Cov) and the mask choose come back as the metric `selected`
+  ({"loss", "token_mask"}), chosen over `x` unless `selected` gives them."""
   chosen = dict(selected or {})
   if _loss_selects(loss):
     hparams["selected"] = chosen.get("loss")
   per_token, metrics = POLICY_LOSSES.get(loss)(x.logprobs, x.old_logprobs, x.advantages,
-                                               x.mask, rng=rng, **hparams, **extra)
+                                               x.mask, rng=rng, **hparams)
+  per_token = per_token * importance.importance_weights(
+      x.old_logprobs, x.behaviour_logprobs, x.mask, correction=is_correction, cap=is_cap,
+      lower=is_lower, upper=is_upper)
   if "selected" in metrics:
     chosen["loss"] = metrics["selected"]
   if token_mask != "none":

@@ -74,22 +74,6 @@ def ratio_metrics(log_ratio: jax.Array, mask: jax.Array) -> dict[str, jax.Array]
   }
 
 
-def _importance_weights(old_logprobs, behaviour_logprobs, mask, is_cap):
-  """Truncated IS weight min(π_old/μ, cap) per token (detached) and its metrics."""
-  if behaviour_logprobs is None:
-    return jnp.ones_like(old_logprobs), {}
-  behaviour = jnp.where(mask > 0, behaviour_logprobs.astype(jnp.float32), 0.0)
-  log_w = jnp.clip(old_logprobs - behaviour, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
-  w = jnp.exp(log_w)
-  if is_cap is not None:
-    w = jnp.minimum(w, is_cap)
-  w = jax.lax.stop_gradient(w)
-  metrics = {"is_weight_mean": masked_mean(w, mask)}
-  if is_cap is not None:
-    metrics["is_capped_frac"] = masked_mean(jnp.exp(log_w) > is_cap, mask)
-  return w, metrics
-
-
 def ppo_loss(
     logprobs: jax.Array,
     old_logprobs: jax.Array,
@@ -101,30 +85,26 @@ def ppo_loss(
     clip_eps_high: float = 0.2,
     dual_clip_c: float | None = 3.0,
     ratio_level: str = "token",
-    behaviour_logprobs: jax.Array | None = None,
-    is_cap: float | None = 2.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """PPO-clip (arXiv 1707.06347) with clip-higher, dual clip, GSPO ratio and truncated IS.
+  """PPO-clip (arXiv 1707.06347) with clip-higher, dual clip and GSPO's sequence ratio.
 
       ρ   = exp(clamp(logp − old_logp, ±20))
       ℓ   = max(−Â·ρ, −Â·clip(ρ, 1 − ε_low, 1 + ε_high))   (DAPO clip-higher: ε_high > ε_low)
       ℓ   = min(ℓ, −Â·c)  where Â < 0                      (dual clip, arXiv 1912.09729;
                                                            verl `clip_ratio_c`, None = off)
-      ℓ  *= min(π_old/μ, is_cap)                           (only with behaviour_logprobs μ)
 
   `ratio_level="sequence"` replaces ρ by GSPO's (arXiv 2507.18071) length-normalised
   sequence ratio s_i = exp(Σ_t m(logp − old_logp)/|y_i|), in its token form
   exp(logp − sg(logp) + sg(log s_i)): every token's value is s_i and its gradient
   s_i·∇logp_t. Pair it with `seq-mean-token-mean` aggregation and [B] advantages.
 
-  The truncated importance weight corrects data sampled by a behaviour policy μ
-  (another policy, or an inference engine with different numerics) towards π_old
-  (verl TIS); it is detached. `rng` is unused (shared call form).
+  Tokens drawn by a behaviour distribution μ ≠ π_old are corrected outside the loss, by
+  a detached weight on its per-token value (objectives/importance.py, applied by the
+  policy term of objectives/loss_terms.py). `rng` is unused (shared call form).
 
-  Shapes: logprobs, old_logprobs, mask, behaviour_logprobs [B, T]; advantages [B]
-  or [B, T]. Returns (per_token_loss [B, T] fp32, metrics): clip_frac (tokens where
-  the clip is active), clip_frac_lower (dual clip active), approx_kl, ratio_mean,
-  ratio_max, and is_weight_mean / is_capped_frac with off-policy data.
+  Shapes: logprobs, old_logprobs, mask [B, T]; advantages [B] or [B, T]. Returns
+  (per_token_loss [B, T] fp32, metrics): clip_frac (tokens where the clip is active),
+  clip_frac_lower (dual clip active), approx_kl, ratio_mean, ratio_max.
   """
   del rng
   if dual_clip_c is not None and not dual_clip_c > 1.0:
@@ -146,9 +126,8 @@ def ppo_loss(
     lower = (adv < 0) & (loss > pg3)
     loss = jnp.where(lower, pg3, loss)
     metrics["clip_frac_lower"] = masked_mean(lower, mask)
-  weights, is_metrics = _importance_weights(old, behaviour_logprobs, mask, is_cap)
-  loss = jnp.where(mask > 0, loss * weights, 0.0)
-  return loss, {**metrics, **ratio_metrics(log_ratio, mask), **is_metrics}
+  loss = jnp.where(mask > 0, loss, 0.0)
+  return loss, {**metrics, **ratio_metrics(log_ratio, mask)}
 
 
 def gspo_loss(
@@ -180,21 +159,18 @@ def pg_loss(
     mask: jax.Array,
     *,
     rng: jax.Array | None = None,
-    behaviour_logprobs: jax.Array | None = None,
-    is_cap: float | None = 2.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Vanilla (no-clip) policy gradient ℓ = −Â·ρ, ρ = exp(clamp(logp − old_logp, ±20)).
 
-  ∇ℓ = −Â·ρ·∇logp: REINFORCE when logp = old_logp, importance-weighted otherwise;
-  optional truncated IS weights as in `ppo_loss`. Same shapes and metrics
-  (without the clip fractions). `rng` is unused (shared call form).
+  ∇ℓ = −Â·ρ·∇logp: REINFORCE when logp = old_logp, importance-weighted otherwise.
+  Same shapes and metrics as `ppo_loss` (without the clip fractions). `rng` is unused
+  (shared call form).
   """
   del rng
   logp, old, adv, mask = fp32_inputs(logprobs, old_logprobs, advantages, mask)
   log_ratio = jnp.clip(logp - old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
-  weights, is_metrics = _importance_weights(old, behaviour_logprobs, mask, is_cap)
-  loss = jnp.where(mask > 0, -adv * jnp.exp(log_ratio) * weights, 0.0)
-  return loss, {**ratio_metrics(log_ratio, mask), **is_metrics}
+  loss = jnp.where(mask > 0, -adv * jnp.exp(log_ratio), 0.0)
+  return loss, ratio_metrics(log_ratio, mask)
 
 
 @KL_ESTIMATORS.register("k1")

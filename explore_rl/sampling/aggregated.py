@@ -184,8 +184,9 @@ class AggregatedSampler(Sampler):
   `policies.teacher` (None: the same params, i.e. the live policy) on the privileged prompt
   `Task.teacher_prompt(problem)` (docs/algorithms.md, "Aggregated sampling"). Behaviour
   log-probs are log p*(y_t) (after top-k/p, min-p), policy log-probs the student's
-  log π_T(y_t); with `objective.truncated_is=True` the loss weights each token by
-  min(π_old/μ, is_cap), which corrects the shift from p* to the student.
+  log π_T(y_t); `objective.is_correction` weights the loss by π_old/μ per token or per
+  sequence (docs/algorithms.md, "Importance corrections": only a sequence-level weight
+  makes the update the student's policy gradient).
 
   sampler_kwargs: method (poe | interp | trust_region | teacher), alpha, s, kl_budget
   (`objectives.distillation.aggregate_logits`), teacher_prompt_len (0: the default of

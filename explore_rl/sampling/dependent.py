@@ -31,8 +31,9 @@ Log-probs (docs/design.md, "The rollout"): behaviour_logprobs are those of the
 distribution that drew each token — the history context for sequential samples and
 sketches, [prompt | sketch] for expansions; policy_logprobs are the trained policy's
 on the plain prompt at the run's temperature (`Sampler.policy_scores`, one forward
-pass), i.e. of the policy that is deployed. Truncated importance sampling
-(`objective.truncated_is`) weights each token by min(π(y_t|x, y_<t) / μ(y_t|ctx), cap).
+pass), i.e. of the policy that is deployed. `objective.is_correction` weights the
+loss by the ratio π(y_t|x, y_<t) / μ(y_t|ctx) per token or per sequence
+(objectives/importance.py; docs/algorithms.md, "Importance corrections").
 
 FLOPs (`RolloutBatch.flops`): each of the N `generate` calls, its prefill of the whole
 history context included, the expansions' `generate`, and the policy's scoring pass.

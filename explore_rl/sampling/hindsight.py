@@ -32,9 +32,9 @@ drafts for j < N_d and proposals after them; N_p = round(proposal_frac·N), clip
 
 How proposals train the policy (`correction`):
 
-  "is"      importance-corrected policy gradient: every proposal is kept; with
-            `objective.truncated_is=True` each token's loss is weighted by
-            min(π_old(y_t|x, y_<t) / μ(y_t|hindsight context), is_cap) (verl TIS);
+  "is"      importance-corrected policy gradient: every proposal is kept and weighted
+            by `objective.is_correction` of π_old(y_t|x, y_<t) / μ(y_t|hindsight
+            context) (configs/hindsight.py: `token_tis`, min(·, 2) per token);
   "filter"  filtered behaviour cloning of successful counterfactuals: proposals whose
             reward is below 1 are dropped from the loss (their mask rows are all False;
             they still count in the group's rewards, as the verifier scored them), and the

@@ -54,6 +54,10 @@ def build_components(config, mesh, *, embed: Callable) -> Components:
   responses by their text (`make_sampler(embed=)`)."""
   c, r = config, config.rollout
   objective = Objective(c.objective)
+  if objective.correction and c.get("trainer", "rl") == "preference":
+    raise ConfigError(f"objective.is_correction={objective.correction['is_correction']!r} "
+                      "weights a per-token policy loss; the preference trainer's DPO/HyPO "
+                      "losses take sequence log-probs: set it to 'none'")
   task = get_task(c.task, **c.task_kwargs)
   # A mixture draws each problem's family itself; problems carry it, and each is
   # scored by its own family (`tasks.task_of`).

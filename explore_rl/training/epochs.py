@@ -48,7 +48,8 @@ def rl_batch(run, scored: ScoredRollout, adv: np.ndarray) -> RLBatch:
 
 def rl_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
   """learner.epochs passes of the run's objective over the rollout; updates `run.state`
-  (and an EMA teacher after each update)."""
+  (and an EMA teacher after each update). With an importance correction, its diagnostics
+  over the whole rollout (`mismatch/...`, objectives/importance.py)."""
   c = run.config
   distill = distill_args(run)
   teacher_config = (run.teacher or run.policy).config
@@ -65,8 +66,12 @@ def rl_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> di
           run.teacher.params, run.state.params, run.parts.distill.ema_decay))
     return metrics
 
-  return learner_epochs(run, rl_batch(run, scored, adv), step, rng, update,
-                        pack=run.parts.distill is None and c.learner.get("pack", True))
+  batch = rl_batch(run, scored, adv)
+  out = learner_epochs(run, batch, step, rng, update,
+                       pack=run.parts.distill is None and c.learner.get("pack", True))
+  out.update(run.parts.objective.mismatch_metrics(batch.old_logprobs, batch.behaviour_logprobs,
+                                                  batch.response_mask))
+  return out
 
 
 def distill_args(run) -> dict:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from explore_rl.errors import ConfigError
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.context import GroupContext
+from explore_rl.objectives.importance import IS_CORRECTIONS, check_thresholds, mismatch_metrics
 from explore_rl.objectives.loss_terms import Term, TokenInputs, sum_terms
 from explore_rl.objectives.token_masks import TOKEN_MASKS, check_fraction
 from explore_rl.objectives.catalog import (ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS,
@@ -86,15 +87,8 @@ def loss_terms(cfg, distill: DistillSettings | None) -> tuple[Term, ...]:
   """The terms `config.objective` turns on, the policy term first; each is checked (names,
   hyper-parameters) here, at start-up."""
   loss_kwargs = dict(cfg.get("loss_kwargs", {}))
-  truncated_is = bool(cfg.get("truncated_is", False))
-  _check_hparams("policy loss", cfg.loss, _get(POLICY_LOSSES, cfg.loss), loss_kwargs,
-                 ("rng",) + (("behaviour_logprobs", "is_cap") if truncated_is else ()))
-  if truncated_is:
-    if not POLICY_LOSSES.info(cfg.loss).get("truncated_is"):
-      valid = [n for n in POLICY_LOSSES if POLICY_LOSSES.info(n).get("truncated_is")]
-      raise ConfigError(f"objective.truncated_is needs a loss that takes behaviour log-probs "
-                        f"({', '.join(valid)}), not {cfg.loss!r}")
-    loss_kwargs["is_cap"] = float(cfg.get("is_cap", 2.0))
+  _check_hparams("policy loss", cfg.loss, _get(POLICY_LOSSES, cfg.loss), loss_kwargs, ("rng",))
+  loss_kwargs.update(correction_settings(cfg))
   loss_kwargs.update(token_mask_settings(cfg))
   terms = [Term("policy", tuple(sorted({"loss": cfg.loss, **loss_kwargs}.items())))]
   kl_coef, estimator = float(cfg.get("kl_coef", 0.0)), cfg.get("kl_estimator", "k3")
@@ -115,6 +109,34 @@ def loss_terms(cfg, distill: DistillSettings | None) -> tuple[Term, ...]:
     _check_hparams("loss term", name, _get(LOSS_TERMS, name), hparams, ("rng",))
     terms.append(Term(name, tuple(sorted(hparams.items()))))
   return tuple(terms)
+
+
+def correction_settings(cfg) -> dict:
+  """The policy term's importance correction (`objective.is_correction`, thresholds
+  `is_cap`, `is_lower`, `is_upper`; objectives/importance.py), checked: {} for `none`."""
+  if "truncated_is" in cfg:
+    raise ConfigError("objective.truncated_is is replaced by objective.is_correction "
+                      "(token_tis is the old truncated IS)")
+  name = cfg.get("is_correction", "none")
+  _get(IS_CORRECTIONS, name)
+  if name == "none":
+    return {}
+  if not POLICY_LOSSES.info(cfg.loss).get("is_correction"):
+    valid = [n for n in POLICY_LOSSES if POLICY_LOSSES.info(n).get("is_correction")]
+    raise ConfigError(f"objective.is_correction={name!r} weights a policy loss that takes it "
+                      f"({', '.join(valid)}), not {cfg.loss!r}")
+  if cfg.advantage == "none":
+    raise ConfigError(f"objective.is_correction={name!r} weights the policy loss, which is 0 "
+                      "with objective.advantage='none' (distillation only): set it to 'none'")
+  settings = dict(is_correction=name, is_cap=float(cfg.get("is_cap", 2.0)),
+                  is_lower=float(cfg.get("is_lower", 0.5)),
+                  is_upper=float(cfg.get("is_upper", 2.0)))
+  try:
+    check_thresholds(cap=settings["is_cap"], lower=settings["is_lower"],
+                     upper=settings["is_upper"])
+  except ValueError as e:
+    raise ConfigError(f"objective.is_correction={name!r}: {e}") from None
+  return settings
 
 
 def token_mask_settings(cfg) -> dict:
@@ -155,7 +177,7 @@ class Objective:
     self.loss_spec = LossSpec(
         terms=loss_terms(cfg, self.distill), aggregation=cfg.aggregation,
         aggregation_kwargs=tuple(sorted(dict(cfg.get("aggregation_kwargs", {})).items())))
-    self.is_cap = float(cfg.get("is_cap", 2.0))
+    self.correction = correction_settings(cfg)
     paper = POLICY_LOSSES.info(cfg.loss).get("aggregation")
     if paper and cfg.aggregation != paper:
       logging.warning("the %s loss aggregates as its paper does with objective.aggregation=%r, "
@@ -166,6 +188,17 @@ class Objective:
         _shape_and_estimate, self.shaper_fn, self.shaper_needs,
         tuple(sorted(self.shaper_kwargs.items())), self.advantage_fn, self.advantage_needs,
         tuple(sorted(self.advantage_kwargs.items()))))
+
+  def mismatch_metrics(self, old_logprobs, behaviour_logprobs, mask) -> dict[str, float]:
+    """The importance correction's diagnostics (`importance.mismatch_metrics`: mismatch/kl,
+    ...) over [R, M] rows, e.g. a whole rollout; {} without a correction."""
+    if not self.correction:
+      return {}
+    c = self.correction
+    out = mismatch_metrics(old_logprobs, behaviour_logprobs, mask,
+                           correction=c["is_correction"], cap=c["is_cap"],
+                           lower=c["is_lower"], upper=c["is_upper"])
+    return {k: float(v) for k, v in out.items()}
 
   @property
   def needs(self) -> frozenset[str]:

@@ -71,9 +71,12 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
       covariance_stats=True,
       # further registered loss terms: {name: hyper-parameters} (docs/design.md)
       loss_terms=ml_collections.ConfigDict(),
-      # truncated importance sampling: weight tokens by min(pi_old / mu, is_cap), mu the
-      # distribution that drew them (top-k/p, temperature, another policy or context)
-      truncated_is=False, is_cap=2.0,
+      # importance correction for tokens drawn by mu != pi_old (top-k/p, another policy or
+      # context; objectives/importance.py, docs/algorithms.md "Importance corrections"):
+      # none | token_tis | seq_tis (truncation C = is_cap, 2 as TIS/verl) | token_mis |
+      # seq_mis (drop ratios outside [is_lower, is_upper] = [0.5, 2], verl's rejection
+      # bounds) | geometric (exp(mean_t log ratio) per sequence, GSPO-style)
+      is_correction="none", is_cap=2.0, is_lower=0.5, is_upper=2.0,
       # DAPO dynamic sampling: rounds of `oversample` x prompts until every trained
       # group is informative, at most max_sampling_rounds rounds
       dynamic_sampling=False, oversample=1.0, max_sampling_rounds=4))

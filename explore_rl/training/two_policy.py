@@ -4,13 +4,13 @@ docs/algorithms.md, "Two policies, dependent sampling". The explore policy μ dr
 every rollout (`Policies(trained=exploit, behaviour=explore)`, with the run's sampler:
 independent, `sequential` or `sketch`); the exploit policy π (evaluated, deployed)
 is trained on those samples by the run's objective (`config.objective`, e.g. GRPO)
-with truncated importance sampling: each token's loss is weighted by
+with the importance correction `objective.is_correction` (objectives/importance.py;
+docs/algorithms.md, "Importance corrections") of the ratio
 
-    w_t = min(π(y_t | x, y_<t) / μ(y_t | ctx_t), is_cap),   π on the plain prompt x at the
-                                                           run's temperature, μ in the
-                                                           context that drew y_t
+    ρ_t = π(y_t | x, y_<t) / μ(y_t | ctx_t),   π on the plain prompt x at the run's
+                                              temperature, μ in the context that drew y_t
 
-(`objective.truncated_is=True`, `objective.is_cap`; `objectives.policy_loss`). The
+(configs/explore_exploit.py: `seq_tis`, w = min(Π_t ρ_t, is_cap) per sequence). The
 explore policy is configured by `config.explore`:
 
   params       "separate": its own parameter set and optimizer (from explore.init_from,
@@ -19,18 +19,19 @@ explore policy is configured by `config.explore`:
   temperature  its sampling temperature;
   frozen       True: never trained; else trained on the same rollouts by its own
                objective `explore.objective` (by name: Poly-EPO's set_rl, pass@k, ...) on
-               its own prompt, with truncated IS towards its own prompt when a dependent
-               sampler drew in another context. With shared parameters both objectives
-               update the one parameter set (exploit update, then explore update).
+               its own prompt, with that objective's importance correction towards its
+               own prompt when a dependent sampler drew in another context. With shared
+               parameters both objectives update the one parameter set (exploit update,
+               then explore update).
 
 Shared parameters, no instruction, the run's temperature and a frozen explore policy
 is explore = exploit: the mode is then exactly the single-policy trainer (the
 sampler gets `Policies(exploit)`, every weight is exp(0) = 1).
 
-Metrics: every step the importance weights of the exploit update (`is_ess`: effective
-sample size (Σw)²/(nΣw²) of the truncated token weights as a fraction of n; `is_seq_ess`:
-the same for the untruncated sequence weights Π_t π/μ; `is_truncated_frac`;
-`is_weight_max`, before truncation) and the explore update's losses (`explore/...`);
+Metrics: every step the exploit update's importance diagnostics over the rollout
+(`mismatch/kl`, `mismatch/is_weight_mean`, `mismatch/is_weight_max`, `mismatch/ess`,
+`mismatch/masked_frac`, ...; `importance.mismatch_metrics`) and the explore update's
+losses and diagnostics (`explore/...`);
 at every eval the exploit's held-out pass@k and strategies (as the single-policy
 trainer: `pass@1`, ...) and the explore policy's, drawn as in training
 (`explore/pass@k`, `explore/distinct_strategies`). Checkpoints hold both policies and
@@ -51,7 +52,6 @@ from explore_rl.eval.passk import pass_at_k_curve
 from explore_rl.models import sharding
 from explore_rl.models.flops import sequence_flops
 from explore_rl.models.logprobs import score_responses
-from explore_rl.objectives.policy_loss import LOG_RATIO_CLAMP
 from explore_rl.sampling import Policies
 from explore_rl.sampling.rollout import ScoredRollout, sample_and_score
 from explore_rl.training.checkpoint import Checkpointer
@@ -66,38 +66,6 @@ from explore_rl.training.policy_loader import initial_policy
 
 PARAMS_MODES = ("separate", "shared")
 EXPLORE_CHECKPOINTS = "explore_checkpoints"
-
-
-def importance_weights(target_logprobs, behaviour_logprobs, mask, cap: float):
-  """Truncated per-token weights and their statistics (host side, NumPy).
-
-  w_t = exp(clamp(log π − log μ, ±20)), truncated at `cap` as in the loss
-  (`objectives.policy_loss`); all [R, M]. Returns (min(w, cap) [R, M] (0 where
-  masked), stats): is_ess (Σw̃)²/(nΣw̃²) over the n valid tokens, in (0, 1];
-  is_seq_ess the same for the sequence weights Π_t w_t (untruncated, via log-sum-exp);
-  is_truncated_frac (w > cap), is_weight_max (max w, before truncation). (The loss
-  itself reports is_weight_mean and is_capped_frac per mini-batch.)
-  """
-  mask = np.asarray(mask, bool)
-  log_w = np.clip(np.asarray(target_logprobs, np.float64) - np.asarray(behaviour_logprobs,
-                                                                        np.float64),
-                  -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
-  log_w = np.where(mask, log_w, 0.0)
-  w = np.exp(log_w)
-  truncated = np.where(mask, np.minimum(w, cap), 0.0)
-  n = max(int(mask.sum()), 1)
-  ess = truncated.sum() ** 2 / max(n * (truncated ** 2).sum(), 1e-30)
-  seq = log_w.sum(axis=1)                                    # log Π_t w_t per sequence
-  seq_ess = np.exp(2 * _logsumexp(seq) - _logsumexp(2 * seq)) / len(seq)
-  return truncated.astype(np.float32), {
-      "is_ess": float(ess), "is_seq_ess": float(seq_ess),
-      "is_truncated_frac": float((w > cap)[mask].mean()) if mask.any() else 0.0,
-      "is_weight_max": float(w[mask].max()) if mask.any() else 0.0}
-
-
-def _logsumexp(x: np.ndarray) -> float:
-  top = float(np.max(x))
-  return top + float(np.log(np.sum(np.exp(x - top))))
 
 
 def explore_settings(config):
@@ -115,11 +83,9 @@ def explore_settings(config):
 
 
 def exploit_then_explore(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
-  """The two-policy update component: the exploit update (the RL one, with truncated IS),
-  its importance-weight statistics, then the explore policy's own update."""
+  """The two-policy update component: the exploit update (the RL one, with its importance
+  correction and `mismatch/...` diagnostics), then the explore policy's own update."""
   out = rl_epochs(run, scored, adv, step, rng)
-  out.update(importance_weights(scored.host.policy_logprobs, scored.host.behaviour_logprobs,
-                                scored.host.mask, run.parts.objective.is_cap)[1])
   if run.explore_objective is not None:
     out.update(explore_update(run, scored, step, jax.random.fold_in(rng, 1_000_003)))
   return out
@@ -130,7 +96,7 @@ def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
 
   π_old is the explore policy on its prompt (instruction + problem) at its temperature
   (one scoring pass); behaviour log-probs are the sampler's (a dependent sampler's
-  context differs from that prompt: its loss's truncated IS corrects for it).
+  context differs from that prompt: its objective's importance correction weights it).
   """
   c, e, obj = run.config, run.explore_cfg, run.explore_objective
   k_adv, k_update = jax.random.split(rng)
@@ -165,6 +131,7 @@ def explore_update(run, scored: ScoredRollout, step: int, rng) -> dict:
     return metrics
 
   metrics = learner_epochs(run, full, step, k_update, update)
+  metrics.update(obj.mismatch_metrics(old, ro.behaviour_logprobs, ro.mask))
   run.counters["updates_skipped_total"] += metrics["updates_skipped"]
   out = {f"explore/{k}": v for k, v in {**metrics, **adv_metrics}.items()}
   out["explore/shaped_reward_mean"] = float(shaped.mean())
@@ -183,9 +150,9 @@ class TwoPolicyTrainer(RLTrainer):
     self.explore_objective = None if e.frozen else Objective(e.objective)
     self.identical = (e.params == "shared" and not e.instruction and e.frozen
                       and float(e.temperature) == float(config.rollout.temperature))
-    if not self.identical and not config.objective.get("truncated_is", False):
+    if not self.identical and config.objective.get("is_correction", "none") == "none":
       raise ConfigError("trainer 'explore_exploit' trains the exploit policy on the explore "
-                        "policy's samples: set objective.truncated_is=True (and is_cap)")
+                        "policy's samples: set objective.is_correction (e.g. token_tis)")
     super().__init__(config, workdir, **kwargs)
     c = config
     self.explore_ckpt = None

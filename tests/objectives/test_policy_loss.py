@@ -100,24 +100,6 @@ def test_pg_golden_and_gradient():
   assert set(m) == {"approx_kl", "ratio_mean", "ratio_max"}
 
 
-@pytest.mark.parametrize("name", ["ppo", "pg"])
-def test_truncated_importance_weights(name):
-  # old − behaviour = ln 3 -> min(3, 2) = 2;  ln 0.5 -> 0.5;  0 -> 1;  ln 2.5 -> capped 2.
-  behaviour = OLD - LN(np.array([[3.0, 0.5], [1.0, 2.5]], np.float32))
-  fn = POLICY_LOSSES.get(name)
-  base, _ = fn(LOGP, OLD, ADV, MASK)
-  loss, m = fn(LOGP, OLD, ADV, MASK, behaviour_logprobs=behaviour, is_cap=2.0)
-  np.testing.assert_allclose(loss, base * np.array([[2.0, 0.5], [1.0, 2.0]]), rtol=1e-5)
-  np.testing.assert_allclose(m["is_weight_mean"], 1.375, rtol=1e-5)  # (2 + .5 + 1 + 2)/4
-  np.testing.assert_allclose(m["is_capped_frac"], 0.5)
-  # The weight is a constant: it scales the gradient but is not differentiated.
-  g = jax.grad(lambda b: jnp.sum(fn(LOGP, OLD, ADV, MASK, behaviour_logprobs=b)[0]))(behaviour)
-  np.testing.assert_array_equal(g, 0.0)
-  # is_cap=None: plain importance sampling, ln 3 -> 3.
-  loss, _ = fn(LOGP, OLD, ADV, MASK, behaviour_logprobs=behaviour, is_cap=None)
-  np.testing.assert_allclose(loss[0, 0], base[0, 0] * 3.0, rtol=1e-5)
-
-
 def test_kl_estimators_golden():
   logp = np.array([[0.5, -1.0, 100.0, -100.0]], np.float32)
   ref = np.zeros_like(logp)

@@ -162,7 +162,8 @@ def test_ema_teacher_follows_the_student_and_survives_a_resume(tmp_path, toy_pri
     ("poe", {"alpha": 1.0}, False), ("interp", {"s": 0.0}, True)])
 def test_aggregated_sampler_through_the_trainer_with_is_weights(tmp_path, toy_prior, method,
                                                                 kwargs, unit_weights):
-  c = _config(toy_prior, **{"rollout.sampler": "aggregated", "objective.truncated_is": True})
+  c = _config(toy_prior, **{"rollout.sampler": "aggregated",
+                            "objective.is_correction": "token_tis"})
   c.rollout.sampler_kwargs = {"method": method, **kwargs}
   trainer = RLTrainer(c, str(tmp_path), progress=False)
   scored, _ = sample_groups(trainer, jax.random.key(0))
@@ -170,10 +171,10 @@ def test_aggregated_sampler_through_the_trainer_with_is_weights(tmp_path, toy_pr
   gap = np.abs(host.behaviour_logprobs - host.policy_logprobs)[host.mask]
   metrics = trainer.step(0)
   assert np.isfinite(metrics["loss"]) and metrics["updates_skipped"] == 0
-  assert "is_weight_mean" in metrics and "is_capped_frac" in metrics
+  assert "mismatch/is_weight_mean" in metrics and "mismatch/truncated_frac" in metrics
   if unit_weights:          # p* = p_s: behaviour == policy, every weight is 1
     assert gap.max() < 1e-4
-    assert metrics["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["mismatch/is_weight_mean"] == pytest.approx(1.0, abs=1e-4)
   else:                     # the teacher reshapes p*: the weights correct a real shift
     assert gap.max() > 1e-2
 

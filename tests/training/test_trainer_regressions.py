@@ -44,7 +44,7 @@ def test_plain_policy_gradient_loss_runs(tmp_path, toy_prior):
 def test_unknown_loss_hyperparameter_names_the_accepted_ones():
   cfg = load_config("grpo:tiny").objective
   cfg.loss, cfg.loss_kwargs = "pg", {"clip_eps_high": 0.28}
-  with pytest.raises(ConfigError, match="takes no clip_eps_high.*is_cap"):
+  with pytest.raises(ConfigError, match="takes no clip_eps_high"):
     Objective(cfg)
 
 
@@ -70,21 +70,15 @@ def test_k1_kl_term_warns_that_it_has_no_expected_gradient(caplog):
   assert "zero expected gradient" in caplog.text
 
 
-def test_truncated_importance_sampling_with_a_filtered_sampler(tmp_path, toy_prior):
+def test_importance_correction_with_a_filtered_sampler(tmp_path, toy_prior):
   # top-k renormalises the kept tokens, so the behaviour probability mu >= pi there and
-  # the weight pi_old / mu is < 1 on some tokens; without truncated_is nothing is weighted.
-  on = _toy(tmp_path / "on", toy_prior, **{"rollout.top_k": 3, "objective.truncated_is": True,
-                                           "objective.is_cap": 2.0}).step(0)
-  assert 0 < on["is_weight_mean"] < 1 and on["is_capped_frac"] == 0.0
+  # the weight pi_old / mu is < 1 on some tokens; without a correction nothing is weighted.
+  on = _toy(tmp_path / "on", toy_prior, **{"rollout.top_k": 3,
+                                           "objective.is_correction": "token_tis"}).step(0)
+  assert 0 < on["mismatch/is_weight_mean"] < 1 and on["mismatch/truncated_frac"] == 0.0
+  assert on["mismatch/kl"] > 0 and on["mismatch/masked_frac"] == 0.0
   off = _toy(tmp_path / "off", toy_prior, **{"rollout.top_k": 3}).step(0)
-  assert "is_weight_mean" not in off
-
-
-def test_truncated_is_needs_a_loss_that_takes_behaviour_logprobs():
-  cfg = load_config("grpo:tiny").objective
-  cfg.loss, cfg.truncated_is = "kl_cov", True
-  with pytest.raises(ConfigError, match="truncated_is"):
-    Objective(cfg)
+  assert not any(k.startswith("mismatch/") for k in off)
 
 
 def test_dynamic_sampling_samples_until_groups_are_informative(tmp_path, toy_prior):

@@ -1,4 +1,4 @@
-"""Explore vs exploit (training/two_policy.py): importance weights, the reduction to the
+"""Explore vs exploit (training/two_policy.py): importance corrections, the reduction to the
 single-policy trainer, exact resume, config errors.
 
 On the toy `first_letter` task from the tiny SFT prior (tests/training/conftest.py).
@@ -16,8 +16,7 @@ from explore_rl.models.tokenizer import encode_prompts
 from explore_rl.training.dynamic_sampling import sample_groups
 from explore_rl.training.group_context import group_context
 from explore_rl.training.rl import RLTrainer
-from explore_rl.training.two_policy import (TwoPolicyTrainer, importance_weights,
-                                            train_two_policy)
+from explore_rl.training.two_policy import TwoPolicyTrainer, train_two_policy
 
 TIMING = ("time_", "step_time", "tokens_per_s")
 
@@ -42,29 +41,14 @@ def _params(trainer):
   return [np.array(x) for x in jax.tree.leaves(jax.device_get(trainer.state.params))]
 
 
-def test_importance_weights_function():
-  target = np.log(np.array([[0.5, 0.2, 0.9], [0.1, 0.3, 0.3]]))
-  behaviour = np.log(np.array([[0.25, 0.4, 0.1], [0.1, 0.6, 0.5]]))
-  mask = np.array([[True, True, True], [True, True, False]])
-  w, stats = importance_weights(target, behaviour, mask, cap=2.5)
-  raw = np.array([[2.0, 0.5, 9.0], [1.0, 0.5, 0.0]])
-  np.testing.assert_allclose(w, np.where(mask, np.minimum(raw, 2.5), 0.0), rtol=1e-6)
-  assert stats["is_truncated_frac"] == pytest.approx(1 / 5)
-  assert stats["is_weight_max"] == pytest.approx(9.0)
-  v = np.array([2.0, 0.5, 2.5, 1.0, 0.5])
-  assert stats["is_ess"] == pytest.approx(v.sum() ** 2 / (5 * (v ** 2).sum()))
-  seq = np.array([2.0 * 0.5 * 9.0, 1.0 * 0.5])
-  assert stats["is_seq_ess"] == pytest.approx(seq.sum() ** 2 / (2 * (seq ** 2).sum()))
-
-
-def test_exploit_weights_are_exploit_over_explore_per_token_and_capped(tmp_path, toy_prior):
+@pytest.mark.parametrize("correction", ["token_tis", "seq_mis"])
+def test_exploit_weights_are_exploit_over_explore(tmp_path, toy_prior, correction):
   # One parameter set, explored with an instruction at a higher temperature.
   c = _config(toy_prior, params="shared", instruction="explore: ", temperature=1.6, frozen=True)
-  c.objective.is_cap = 1.2
+  c.objective.is_correction, c.objective.is_cap = correction, 1.2
+  c.objective.is_lower, c.objective.is_upper = 0.3, 3.0
   trainer = TwoPolicyTrainer(c, str(tmp_path), progress=False)
   scored, _ = sample_groups(trainer, jax.random.key(0))
-  w, stats = importance_weights(scored.host.policy_logprobs, scored.host.behaviour_logprobs,
-                                scored.host.mask, trainer.parts.objective.is_cap)
   # Both log-probs recomputed from scratch: exploit on the plain prompt at T = 1,
   # explore on "explore: " + prompt at T = 1.6.
   params, graphdef, tok = trainer.state.params, trainer.policy.graphdef, trainer.policy.tokenizer
@@ -80,20 +64,27 @@ def test_exploit_weights_are_exploit_over_explore_per_token_and_capped(tmp_path,
 
   exploit = logp("", c.max_prompt_len, 1.0)
   explore = logp("explore: ", c.max_prompt_len + 9, 1.6)
-  raw = np.exp(exploit - explore)
   mask = host.mask
-  np.testing.assert_allclose(w[mask], np.minimum(raw, 1.2)[mask], rtol=2e-3, atol=1e-5)
-  assert (raw[mask] > 1.2).any() and (raw[mask] < 1.0).any(), "the test needs both kinds"
-  assert w.max() <= 1.2 + 1e-6
-  assert stats["is_truncated_frac"] == pytest.approx((raw[mask] > 1.2).mean(), abs=0.02)
-  # The exploit loss applies exactly these weights (one mini-batch: the loss's mean
-  # weight over the valid tokens is theirs).
+  raw = np.where(mask, np.exp(exploit - explore), 1.0)
+  seq = raw.prod(axis=1)
+  if correction == "token_tis":          # per token, truncated at 1.2
+    assert (raw[mask] > 1.2).any() and (raw[mask] < 1.0).any(), "the test needs both kinds"
+    w = np.minimum(raw, 1.2)[mask]
+  else:                                  # per sequence, dropped outside [0.3, 3]
+    kept = (seq >= 0.3) & (seq <= 3.0)
+    assert kept.any() and not kept.all(), "the test needs kept and dropped sequences"
+    w = np.where(kept, seq, 0.0)
+  # The exploit update logs the correction's diagnostics over the whole rollout.
   context, _ = group_context(trainer, scored, trainer.parts.objective.needs, jax.random.key(1))
   _, adv = map(np.asarray, trainer.parts.objective(context))
   metrics = trainer.update(trainer, scored, adv, 0, jax.random.key(2))
-  assert metrics["is_weight_mean"] == pytest.approx(w[mask].mean(), rel=1e-4)
-  assert metrics["is_capped_frac"] == pytest.approx(stats["is_truncated_frac"], abs=1e-6)
-  assert {"is_ess", "is_seq_ess", "is_weight_max"} <= set(metrics)
+  ratio = np.exp(exploit - explore)[mask]
+  assert metrics["mismatch/kl"] == pytest.approx(np.mean(ratio - 1 - np.log(ratio)), rel=2e-3)
+  assert metrics["mismatch/is_weight_mean"] == pytest.approx(w.mean(), rel=2e-3)
+  assert metrics["mismatch/is_weight_max"] == pytest.approx(w.max(), rel=2e-3)
+  assert metrics["mismatch/ess"] == pytest.approx(w.sum() ** 2 / (w.size * (w ** 2).sum()),
+                                                  rel=2e-3)
+  assert metrics["mismatch/masked_frac"] == pytest.approx(np.mean(w == 0), abs=1e-6)
 
 
 def test_explore_equal_to_exploit_is_the_single_policy_trainer(tmp_path, toy_prior):
@@ -149,7 +140,7 @@ def test_resumed_two_policy_run_equals_an_uninterrupted_one(tmp_path, toy_prior)
 @pytest.mark.parametrize("key, value, match", [
     ("explore.params", "both", "explore.params"),
     ("explore.temperature", 0.0, "explore.temperature"),
-    ("objective.truncated_is", False, "truncated_is"),
+    ("objective.is_correction", "none", "is_correction"),
     ("explore.objective.advantage", "nope", "unknown advantage 'nope'"),
 ])
 def test_bad_explore_settings_fail_before_any_work(tmp_path, key, value, match):
