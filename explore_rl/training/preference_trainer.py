@@ -35,7 +35,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from explore_rl.distributed import to_host
 from explore_rl.errors import ConfigError
@@ -47,7 +46,7 @@ from explore_rl.tasks.preference_pairs import load_pairs
 from explore_rl.training.batches import TokenBatch, encode, encode_responses
 from explore_rl.training.flops import add_flops
 from explore_rl.training.rl import RLTrainer
-from explore_rl.training.state import TrainState, apply_if_finite
+from explore_rl.training.state import TrainState, apply_if_finite, grad_norm
 from explore_rl.training.step import rl_step
 
 METHODS = ("dpo", "hypo", "online_dpo")
@@ -123,7 +122,7 @@ def preference_update(graphdef, optimizer, state: TrainState, prompt_tokens, pro
 
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   new_state, finite = apply_if_finite(state, grads, loss, optimizer)
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads), update_skipped=~finite)
+  metrics.update(loss=loss, grad_norm=grad_norm(grads), update_skipped=~finite)
   return new_state, metrics
 
 

@@ -82,6 +82,12 @@ def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def grad_norm(grads) -> jax.Array:
+  """The global norm of the gradients of what is trained: a LoRA run's adapters only (its
+  base's gradients are constant zeros, whose reduction XLA would constant-fold)."""
+  return optax.global_norm(lora.drop_base(grads))
+
+
 def apply_if_finite(state: TrainState, grads, loss, optimizer) -> tuple[TrainState, jax.Array]:
   """Apply the update unless the loss or a gradient is NaN/Inf (then keep the state).
 

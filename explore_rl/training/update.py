@@ -19,7 +19,7 @@ from explore_rl.models.logprobs import (logprobs_from_logits, packed_response_lo
 from explore_rl.objectives.aggregation import aggregate
 from explore_rl.objectives.loss_terms import TokenInputs
 from explore_rl.training.objective_builder import LossSpec
-from explore_rl.training.state import TrainState, apply_if_finite
+from explore_rl.training.state import TrainState, apply_if_finite, grad_norm
 
 
 class RLBatch(NamedTuple):
@@ -134,7 +134,7 @@ def rl_update(graphdef, optimizer, loss_spec: LossSpec, state: TrainState, ref_p
   loss = losses.sum()
   new_state, finite = apply_if_finite(state, grads, loss, optimizer)
   metrics = jax.tree.map(jnp.mean, metrics)
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
+  metrics.update(loss=loss, grad_norm=grad_norm(grads),
                  update_norm=optax.global_norm(jax.tree.map(jnp.subtract, new_state.params,
                                                             state.params)),
                  update_skipped=~finite)
