@@ -21,7 +21,7 @@ pass@1, mean ± 95% t-interval over seeds.
   .venv/bin/python experiments/entropy_mechanism.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/entropy_mechanism.py --quick    # smoke (the test suite)
 
-Hardware: 2-core AMD EPYC, shared with other agents' jobs (load average 18-22 during the
+Hardware: 2-core Intel Xeon (KVM guest), shared with other agents' jobs (load average 18-22 during the
 run below).
 Full mode, measured: `nice -n 10 .venv/bin/python experiments/entropy_mechanism.py --tasks
 grid_paths,partition` (priors and the shared GRPO / entropy-bonus arms in results/_shared,

@@ -21,7 +21,7 @@ stream and held-out set).
   .venv/bin/python experiments/preference.py            # full: 3 seeds, partition + grid_paths
   .venv/bin/python experiments/preference.py --quick    # smoke (the test suite)
 
-Hardware: 2-core AMD EPYC CPU, shared with other jobs (load average 15-22 during the run).
+Hardware: 2-core Intel Xeon CPU (KVM guest), shared with other jobs (load average 15-22 during the run).
 Full mode, measured: `nice -n 5 .venv/bin/python experiments/preference.py`, 887 s wall for
 both tasks (4 arms x 3 seeds x 2 tasks = 24 runs of 40 steps; the tiny-preset priors were
 trained before, the grid_paths one inside this run). Offline data: 852 pairs from 512 prompts

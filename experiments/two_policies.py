@@ -42,7 +42,7 @@ loaded machine (the test suite's case: it trains the quick prior); full 1800 s (
 6 arms, 40 steps each, the shared tiny SFT prior already trained; the prior-sampler rows
 were computed first in a separate ~4 min pass and read from their cache). `--samplers`
 (the sampler comparison at equal FLOPs, 3 seeds x 3 arms + the prior's draws): 1692 s on
-the 2-core AMD EPYC at load average 15-19.
+the 2-core Intel Xeon (KVM guest) at load average 15-19.
 
 Measured (full mode, results/two_policies/table.md; 3 seeds, paired 95% CIs):
   exploit pass@1   GRPO 0.385 ± 0.010, Poly-EPO 0.365 ± 0.032, explore Poly-EPO → exploit

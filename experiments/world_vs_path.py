@@ -20,7 +20,7 @@ table gives the FLOPs each arm needs to first reach a held-out pass@1 target
   .venv/bin/python experiments/world_vs_path.py            # full: 3 seeds, 2 tasks
   .venv/bin/python experiments/world_vs_path.py --quick    # smoke (the test suite)
 
-Hardware: 2-core AMD EPYC shared with other jobs (load average 15-19).
+Hardware: 2-core Intel Xeon (KVM guest) shared with other jobs (load average 15-19).
 Full mode, measured: `.venv/bin/python experiments/world_vs_path.py` 1703 s wall (48 runs of
 40 steps; both tiny full-mode priors already trained in the shared directory).
 Outcome (results/world_vs_path/table.md), with every pass counted (docs/algorithms.md,
