@@ -141,11 +141,16 @@ def arm_config(method: str, overrides: dict, *, prior_dir: str, quick: bool):
 
 
 def sampled_tokens(workdir: str) -> list[tuple[int, float]]:
-  """(step, cumulative sampled tokens) per row: flops_sample / (2 · params)."""
+  """(step, cumulative sampled tokens) per training row. A row's tokens_per_s is its sampled
+  tokens over its step_time (training/step.py), so their product is that step's count;
+  FLOPs would not do, since they also count the teacher and the attention context."""
   from explore_rl.metrics_log import read_metrics
-  from explore_rl.training.policy_loader import read_model_config
-  n_params = read_model_config(workdir).num_params()
-  return [(r["step"], r["flops_sample"] / (2.0 * n_params)) for r in read_metrics(workdir)]
+  out, total = [], 0.0
+  for r in read_metrics(workdir):
+    if "tokens_per_s" in r:
+      total += r["tokens_per_s"] * r["step_time"]
+      out.append((r["step"], total))
+  return out
 
 
 def tokens_curve(runs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
