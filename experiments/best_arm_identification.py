@@ -25,10 +25,11 @@ Hardware: a 2-core CPU shared with other jobs (load average 13–23 during the r
 * Full mode (the committed results/best_arm_identification/ tables), measured: 26.1 min wall
   with 1 worker at load 5–6 on a 2-core Intel Xeon (earlier, 11.3 min of CPU time and 38.8 min
   wall with 2 workers at load 13–23). Re-run after the design's â* became the best surviving
-  arm: only design's pulls moved, by ≤ 1% (680 → 674 at soare(0.3) d = 4). Outcome over 20 seeds: xy_adaptive has the fewest median pulls on 5 of 10
-  instances, design on 4 (soare(0.3) d = 8, soare(0.1) d = 8, both spheres), rage on 1
-  (soare(0.3) d = 2); design is within 1.12× of the best everywhere except soare(0.3) d = 2
-  (1.33×). Against uniform allocation design saves 2.2× (soare(0.3) d = 2) to 10.7× (d = 8),
+  arm: only design's pulls moved, by ≤ 1% (680 → 674 at soare(0.3) d = 4). Outcome over
+  20 seeds: xy_adaptive has the fewest median pulls on 5 of 10 instances, design on 4
+  (soare(0.3) d = 8, soare(0.1) d = 8, both spheres), rage on 1 (soare(0.3) d = 2);
+  design is within 1.12× of the best everywhere except soare(0.3) d = 2 (1.33×). Against
+  uniform allocation design saves 2.2× (soare(0.3) d = 2) to 10.7× (d = 8),
   ≥ 4.4–6.4× on soare(0.1) d ≥ 4 (uniform stops there in ≤ 45% of runs) and 2.1–3.9× on the
   spheres; rage trails design by up to 2.3× (sphere d = 8). Thompson sampling needs ≥ 4× more
   pulls than design and stops within the budget in ≤ 75% of runs except on sphere d = 8. Every
