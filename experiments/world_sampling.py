@@ -17,7 +17,7 @@ Every arm's mixture lists all ten families (held-out ones and, in the one-family
 other seven with weight 0: never drawn), so every arm is evaluated on the same held-out
 problems of every family (`<family>/pass@k`, an equal share of eval.num_prompts each).
 Same steps, prompts and samples per step; the trainer's cumulative `flops_sample` +
-`flops_train` (2N and 6N per token) differ by the families' token counts, so each run is
+`flops_train` (docs/algorithms.md, "FLOPs") differ by the families' token counts, so each run is
 read at its last evaluation within the smallest final FLOP count of all runs (the budget);
 the table gives the FLOPs read. ± = 95% t-interval over seeds.
 
@@ -163,10 +163,6 @@ def rl_config(init_from: str, scale: dict, *, world: str = "mixture",
 
 
 # -- reading runs ---------------------------------------------------------------------------
-def flops(row: dict) -> float:
-  return float(row.get("flops_sample", 0.0) + row.get("flops_train", 0.0))
-
-
 BUDGET_TOLERANCE = 0.05  # runs of equal steps differ by a few % in tokens (prompt lengths)
 
 
@@ -175,7 +171,7 @@ def at_budget(workdir: str, budget: float) -> dict:
   steps give FLOPs a few % apart, finer than the evaluation interval); the first
   evaluation when none is."""
   rows = [r for r in read_metrics(workdir) if "pass@1" in r]
-  within = [r for r in rows if flops(r) <= budget * (1 + BUDGET_TOLERANCE)]
+  within = [r for r in rows if ex.total_flops(r) <= budget * (1 + BUDGET_TOLERANCE)]
   return within[-1] if within else rows[0]
 
 
@@ -190,7 +186,7 @@ def mean_over(row: dict, families, key: str = "pass@1") -> float:
 
 
 def world_table(runs: dict[str, dict[int, str]], prior_dir: str) -> tuple[list, list, float]:
-  budget = min(flops(read_metrics(w)[-1]) for r in runs.values() for w in r.values())
+  budget = min(ex.total_flops(read_metrics(w)[-1]) for r in runs.values() for w in r.values())
   prior_eval = ex.final_eval(prior_dir)
   columns = ["arm", "GFLOPs read", "trained 8: pass@1", "held-out 2: pass@1",
              f"{ONE_FAMILY}: pass@1", "all 10: pass@4", *[f"{f}" for f in TRAIN + HELD_OUT]]
@@ -204,7 +200,7 @@ def world_table(runs: dict[str, dict[int, str]], prior_dir: str) -> tuple[list, 
     read = {s: at_budget(w, budget) for s, w in r.items()}
     get = lambda fn: ex.fmt(*ex.mean_ci(fn(row) for row in read.values()))  # noqa: E731
     rows.append({
-        "arm": arm, "GFLOPs read": get(lambda row: flops(row) / 1e9),
+        "arm": arm, "GFLOPs read": get(lambda row: ex.total_flops(row) / 1e9),
         "trained 8: pass@1": get(lambda row: mean_over(row, TRAIN)),
         "held-out 2: pass@1": get(lambda row: mean_over(row, HELD_OUT)),
         f"{ONE_FAMILY}: pass@1": get(lambda row: row.get(f"{rg(ONE_FAMILY)}/pass@1")),
@@ -225,7 +221,7 @@ def countdown_table(priors: dict[str, str], runs: dict[str, dict[int, str]]) -> 
         "GRPO pass@1": ex.summarize(r, ["pass@1"])["pass@1"],
         "GRPO pass@4": ex.summarize(r, ["pass@4"])["pass@4"],
         "train reward (last step)": ex.fmt(*ex.mean_ci(x["reward_mean"] for x in last.values())),
-        "GFLOPs": ex.fmt(*ex.mean_ci(flops(x) / 1e9 for x in last.values())),
+        "GFLOPs": ex.fmt(*ex.mean_ci(ex.total_flops(x) / 1e9 for x in last.values())),
         "sandbox calls": ex.fmt(*ex.mean_ci(x.get("sandbox_calls_total", 0)
                                             for x in last.values()), digits=0),
         "sandbox timeouts + errors": ex.fmt(*ex.mean_ci(
