@@ -12,8 +12,7 @@ strategies go up. Arms, all from the same SFT prior per seed, at the same sample
   explore Poly-EPO → exploit GRPO   `configs/explore_exploit.py`: separate parameter sets;
                               the explore policy draws and is trained by Poly-EPO, the
                               exploit policy by GRPO from its samples with the config's
-                              importance correction (seq_tis since it became the default;
-                              the measurements below used token_tis, cap 2)
+                              importance correction (seq_tis, cap 2)
   explore pass@k → exploit GRPO     the same with the explore policy trained by analytic
                               pass@k advantages (arXiv 2508.10751, k = 4)
 and, for one objective (Poly-EPO), three samplers:
@@ -38,20 +37,23 @@ smallest final FLOPs of the three arms (pass@1/8, distinct@8; the rollouts'
 
 Hardware: 2-core CPU shared with other jobs (load average 15-20 during the runs).
 Wall time: quick 92 s with its SFT prior and compile cache warm, 270-310 s cold on the
-loaded machine (the test suite's case: it trains the quick prior); full 1800 s (3 seeds x
-6 arms, 40 steps each, the shared tiny SFT prior already trained; the prior-sampler rows
-were computed first in a separate ~4 min pass and read from their cache). `--samplers`
+loaded machine (the test suite's case: it trains the quick prior); full 1587 s on the
+2-core Intel Xeon at load 5-7 (3 seeds x 5 arms, 40 steps each, beside the shared GRPO
+runs; the shared tiny SFT prior already trained; the prior-sampler rows read from their
+cache). `--samplers`
 (the sampler comparison at equal FLOPs, 3 seeds x 3 arms + the prior's draws): 1692 s on
 the 2-core Intel Xeon (KVM guest) at load average 15-19.
 
 Measured (full mode, results/two_policies/table.md; 3 seeds, paired 95% CIs):
-  exploit pass@1   GRPO 0.385 ± 0.010, Poly-EPO 0.365 ± 0.032, explore Poly-EPO → exploit
-                   GRPO 0.354 ± 0.105 (Δ vs GRPO −0.031 ± 0.115), explore pass@k → exploit
-                   GRPO 0.338 ± 0.098 (Δ −0.047 ± 0.096)
-  explore pass@8   GRPO 0.927 ± 0.022; two policies 0.938 ± 0.078 (Δ +0.010 ± 0.059) and
-                   0.948 ± 0.045 (Δ +0.021 ± 0.022)
-  distinct@8       GRPO 1.95 ± 0.18; explore 2.07 ± 0.24 (Δ +0.12 ± 0.41) and 1.95 ± 0.37
-  IS weights       ESS 0.97 of the tokens, 0.3% truncated at cap 2, rare tokens up to w ~ 10^2
+  exploit pass@1   GRPO 0.370 ± 0.040, Poly-EPO 0.364 ± 0.061, explore Poly-EPO → exploit
+                   GRPO 0.361 ± 0.089 (Δ vs GRPO −0.009 ± 0.049), explore pass@k → exploit
+                   GRPO 0.372 ± 0.006 (Δ +0.002 ± 0.042)
+  explore pass@8   GRPO 0.906 ± 0.000; two policies 0.964 ± 0.059 (Δ +0.057 ± 0.059) and
+                   0.953 ± 0.103 (Δ +0.047 ± 0.103)
+  distinct@8       GRPO 1.87 ± 0.27; explore 2.14 ± 0.20 (Δ +0.27 ± 0.38) and 2.02 ± 0.26
+  mismatch         seq_tis: per-token KL(μ ‖ π_old) 0.070 / 0.066, ESS 0.74 / 0.73 of the
+                   sequences, 4.0% / 4.4% truncated at C = 2 (the earlier token_tis run:
+                   token ESS 0.97, 0.3% truncated; exploit pass@1 Δ −0.031 ± 0.115)
   samplers         at equal FLOPs (results/two_policies/samplers/table.md): a sequential group
                    of 8 costs ~17 independent groups (0.70 vs 0.04 GFLOPs per prompt: it
                    prefills each sample's whole history), a sketch group ~7. From the prior
