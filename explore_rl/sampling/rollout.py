@@ -59,6 +59,9 @@ class ScoredRollout:
   rewards: np.ndarray                 # fp32 [B, N]
   statuses: list[str]                 # [B*N]
   signatures: list[list]              # [B][N], hashable or DEGENERATE
+  # The parameters that drew it: their number of updates (a rollout drawn ahead of the
+  # learner, training/async_rollouts.py, is older than the learner's; 0 otherwise).
+  policy_version: int = 0
 
   @property
   def num_samples(self) -> int:

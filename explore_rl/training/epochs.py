@@ -17,6 +17,7 @@ from explore_rl.models.flops import sequence_flops
 from explore_rl.models.logprobs import score_responses
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.sampling.teacher_prompts import encode_teacher_prompts
+from explore_rl.training.async_rollouts import max_staleness
 from explore_rl.training.distill_teacher import ema_update
 from explore_rl.training.flops import add_flops, add_update_flops
 from explore_rl.training.update import RLBatch, rl_update
@@ -25,11 +26,13 @@ from explore_rl.training.update import RLBatch, rl_update
 def rl_batch(run, scored: ScoredRollout, adv: np.ndarray) -> RLBatch:
   """The step's R = B·N rows from the rollout's host copy: π_old the sampler's log-probs
   (or recomputed, `rollout.old_logprobs="recompute"`: its FLOPs counted), the teacher's
-  privileged prompts when a distillation term reads them."""
+  privileged prompts when a distillation term reads them. Rollouts drawn ahead
+  (`rollout.max_staleness` >= 1) always recompute: the sampler's are an older policy's,
+  which `objective.is_correction` weights as μ (docs/async.md)."""
   c, ro, n = run.config, scored.host, scored.num_samples
   rep = lambda x: np.repeat(x, n, axis=0)
   old = ro.policy_logprobs
-  if c.rollout.old_logprobs == "recompute":
+  if c.rollout.old_logprobs == "recompute" or max_staleness(c):
     dev = scored.batch
     old = score_responses(run.policy.graphdef, run.state.params,
                           jnp.repeat(dev.prompt_tokens, n, axis=0),
@@ -48,8 +51,9 @@ def rl_batch(run, scored: ScoredRollout, adv: np.ndarray) -> RLBatch:
 
 def rl_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> dict:
   """learner.epochs passes of the run's objective over the rollout; updates `run.state`
-  (and an EMA teacher after each update). With an importance correction, its diagnostics
-  over the whole rollout (`mismatch/...`, objectives/importance.py)."""
+  (and an EMA teacher after each update). With an importance correction, or rollouts drawn
+  ahead of the learner, its diagnostics over the whole rollout (`mismatch/...`,
+  objectives/importance.py)."""
   c = run.config
   distill = distill_args(run)
   teacher_config = (run.teacher or run.policy).config
@@ -70,7 +74,8 @@ def rl_epochs(run, scored: ScoredRollout, adv: np.ndarray, step: int, rng) -> di
   out = learner_epochs(run, batch, step, rng, update,
                        pack=run.parts.distill is None and c.learner.get("pack", True))
   out.update(run.parts.objective.mismatch_metrics(batch.old_logprobs, batch.behaviour_logprobs,
-                                                  batch.response_mask))
+                                                  batch.response_mask,
+                                                  always=max_staleness(c) > 0))
   return out
 
 

@@ -189,12 +189,14 @@ class Objective:
         tuple(sorted(self.shaper_kwargs.items())), self.advantage_fn, self.advantage_needs,
         tuple(sorted(self.advantage_kwargs.items()))))
 
-  def mismatch_metrics(self, old_logprobs, behaviour_logprobs, mask) -> dict[str, float]:
+  def mismatch_metrics(self, old_logprobs, behaviour_logprobs, mask, *,
+                       always: bool = False) -> dict[str, float]:
     """The importance correction's diagnostics (`importance.mismatch_metrics`: mismatch/kl,
-    ...) over [R, M] rows, e.g. a whole rollout; {} without a correction."""
-    if not self.correction:
+    ...) over [R, M] rows, e.g. a whole rollout; without a correction {}, or with `always`
+    those of `none` (weights 1: the KL is the gap; rollouts drawn ahead log it)."""
+    if not self.correction and not always:
       return {}
-    c = self.correction
+    c = self.correction or dict(is_correction="none", is_cap=2.0, is_lower=0.5, is_upper=2.0)
     out = mismatch_metrics(old_logprobs, behaviour_logprobs, mask,
                            correction=c["is_correction"], cap=c["is_cap"],
                            lower=c["is_lower"], upper=c["is_upper"])

@@ -18,6 +18,7 @@ from explore_rl.models import sharding
 from explore_rl.rewards import get_judge
 from explore_rl.sampling import Policies
 from explore_rl.sampling.processors import SamplingConfig
+from explore_rl.training.async_rollouts import make_meshes, make_rollouts
 from explore_rl.training.checkpoint import Checkpointer
 from explore_rl.training.components import Components, build_components
 from explore_rl.training.distill_teacher import make_teacher
@@ -52,7 +53,7 @@ class RLTrainer:
     self.config, self.workdir, self.progress = config, workdir, progress
     c = config
     validate_config(c)                                      # before any work
-    self.mesh = sharding.make_mesh(dict(c.mesh))
+    self.mesh, self.sampler_mesh = make_meshes(c.mesh)     # learner's; sampler's or None
     self.embedder = None                                    # loads on first use (`embed`)
     self.parts = build_components(c, self.mesh, embed=self.embed)
     self.policy = initial_policy(c, self.mesh)
@@ -81,6 +82,7 @@ class RLTrainer:
       self.restore()
     # The last evaluation's per-prompt correct counts: learning progress (eval/diagnostics.py)
     self.previous_eval = previous_eval_counts(workdir, self.start_step)
+    self.rollouts = make_rollouts(self, self.sampler_mesh)  # drawn now or ahead (max_staleness)
     self.run_dir.write_run_files()                          # the run really starts
 
   def restore(self):
@@ -146,6 +148,7 @@ class RLTrainer:
                       progress=self.progress, step_fn=self.step, eval_fn=self.evaluate,
                       save_fn=self.save)
     finally:
+      self.rollouts.close()                 # drops the rollouts drawn ahead, not trained on
       self.ckpt.close()
       if self.ema_ckpt is not None:
         self.ema_ckpt.close()

@@ -33,7 +33,10 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
   c.model = model_settings("small")      # the preset is used when init_from is empty
   c.model_overrides = ml_collections.ConfigDict()
   c.init_from = "runs/demo/sft"          # an SFT workdir (explore-rl train --config configs/sft.py)
-  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
+  # sampler_devices: devices the sampler draws on, the learner keeps the rest (0: they
+  # time-share; needs rollout.max_staleness >= 1; training/async_rollouts.py)
+  c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0,
+                                          sampler_devices=0))
 
   c.task = "partition"
   c.task_kwargs = ml_collections.ConfigDict()
@@ -51,7 +54,10 @@ def rl_config(arg=None) -> ml_collections.ConfigDict:
       prompts_per_step=16, num_samples=8, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
       # pi_old of the PPO ratio: the sampler's policy log-probs (free) or a recompute
       # (a forward pass; differs only by decode-vs-forward numerics)
-      old_logprobs="sampler"))
+      old_logprobs="sampler",
+      # how many policy versions the sampler may run ahead of the learner: 0 samples and
+      # trains in lock-step; k >= 1 draws rollout s + k while step s trains (docs/async.md)
+      max_staleness=0))
   c.learner = ml_collections.ConfigDict(dict(epochs=1, mini_batches=2, micro_batches=1))
   c.optim = ml_collections.ConfigDict(dict(
       learning_rate=1e-4, warmup_steps=0, schedule="constant", weight_decay=0.0, grad_clip=1.0))

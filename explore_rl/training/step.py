@@ -1,6 +1,7 @@
 """One RL step, top to bottom (the data path of docs/design.md):
 
-  sample (the curriculum's problems, N responses each; dynamic sampling's rounds)
+  sample (the curriculum's problems, N responses each; dynamic sampling's rounds;
+  drawn now, or up to rollout.max_staleness versions ahead: training/async_rollouts.py)
   -> score (the verifier's rewards, inside sampling) -> judge (strategy clusters)
   -> context (the fields the objective declared) -> advantages [B, N] (jitted)
   -> update epochs (the trainer's update component) -> metrics
@@ -20,18 +21,21 @@ import numpy as np
 from explore_rl.distributed import to_host
 from explore_rl.sampling.rollout import ScoredRollout
 from explore_rl.tasks import scoring_pool
-from explore_rl.training.dynamic_sampling import sample_groups
 from explore_rl.training.flops import add_flops
 from explore_rl.training.group_context import group_context
 
 
+def step_keys(seed: int, step: int) -> jax.Array:
+  """The (sampling, advantage, update) PRNG keys of step `step`, from (seed, step) only."""
+  return jax.random.split(jax.random.fold_in(jax.random.key(seed), step), 3)
+
+
 def rl_step(run, step: int) -> dict:
   """The step's metrics; `run.state` (and the curriculum, counters) move one step on."""
-  rng = jax.random.fold_in(jax.random.key(run.config.seed), step)
-  k_sample, k_adv, k_update = jax.random.split(rng, 3)
+  _, k_adv, k_update = step_keys(run.config.seed, step)   # the rollout source samples
   pool_before = scoring_pool().metrics()
   t0 = time.perf_counter()
-  scored, metrics = sample_groups(run, k_sample)                  # sample + score (verifier)
+  scored, metrics = run.rollouts.next(step)     # sample + score (verifier), maybe ahead
   t1 = time.perf_counter()
   objective = run.parts.objective
   context, judge_metrics = group_context(run, scored, objective.needs, k_adv)  # judge, context

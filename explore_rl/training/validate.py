@@ -56,7 +56,9 @@ def validate_config(config: Any) -> None:
   """Raises `ConfigError` (one line: the key, the value, the fix) for the first bad value.
 
   Checks every key of `POSITIVE_INTS` that exists, `rollout.temperature > 0`,
-  at least 2 samples per prompt for a group-relative advantage, and a pass@k
+  `rollout.max_staleness` and `mesh.sampler_devices` >= 0 (devices only with a staleness;
+  whether they leave the learner a device is checked where the mesh is made,
+  `async_rollouts.split_devices`), at least 2 samples per prompt for a group-relative advantage, and a pass@k
   `k` / set size no larger than the group.
   """
   for key in POSITIVE_INTS:
@@ -73,6 +75,19 @@ def validate_config(config: Any) -> None:
   if found and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
                 or not temperature >= 0):
     raise ConfigError(f"config.eval.temperature must be >= 0 (0 is greedy), got {temperature!r}")
+
+  found, staleness = _get(config, "rollout.max_staleness")
+  if found and (not _is_int(staleness) or staleness < 0):
+    raise ConfigError(f"config.rollout.max_staleness must be an integer >= 0 (0 samples and "
+                      f"trains in lock-step), got {staleness!r}")
+  found, sampler_devices = _get(config, "mesh.sampler_devices")
+  if found and (not _is_int(sampler_devices) or sampler_devices < 0):
+    raise ConfigError(f"config.mesh.sampler_devices must be an integer >= 0 (0: the sampler "
+                      f"shares the learner's devices), got {sampler_devices!r}")
+  if found and sampler_devices and not staleness:
+    raise ConfigError(f"config.mesh.sampler_devices={sampler_devices} gives the sampler devices "
+                      "of its own, which only a sampler running ahead uses: set "
+                      "config.rollout.max_staleness >= 1, or sampler_devices=0")
 
   found, advantage = _get(config, "objective.advantage")
   _, num_samples = _get(config, "rollout.num_samples")
