@@ -91,6 +91,27 @@ def make_meshes(mesh_config):
           sharding.make_mesh({}, devices=sampler) if sampler else None)
 
 
+def to_devices(params, mesh):
+  """`params` (the learner's arrays) on `mesh` with the parameter shardings, device to device.
+
+  One process: `jax.device_put` between the shardings. Several: JAX's CPU and GPU runtimes
+  move a global array only within its device set across processes, so the learner's
+  devices first replicate it (an all-gather among them) and each process copies slices of
+  its local replica onto its own sampler devices."""
+  target = sharding.param_shardings(params, mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(params, target)
+  learner = sharding.replicated(sharding.mesh_of(params))
+  full = jax.jit(lambda p: p, out_shardings=learner)(params)
+
+  def move(x, shard):
+    local = x.addressable_data(0)
+    return jax.make_array_from_single_device_arrays(x.shape, shard, [
+        jax.device_put(local[index], device)
+        for device, index in shard.addressable_devices_indices_map(x.shape).items()])
+  return jax.tree.map(move, full, target)
+
+
 def make_rollouts(run, sampler_mesh=None):
   """The trainer's rollout source: `Synchronous` for max_staleness 0, else `Ahead`."""
   k = max_staleness(run.config)
@@ -202,7 +223,7 @@ class Ahead:
     if step != self.start and step + self.k >= self.run.config.total_steps:
       return
     place = (lambda p: jax.tree.map(jnp.copy, p)) if self.sampler_mesh is None else \
-        (lambda p: jax.device_put(p, sharding.param_shardings(p, self.sampler_mesh)))
+        (lambda p: to_devices(p, self.sampler_mesh))
     policies = self.run.policies()
     snapshot = dataclasses.replace(policies, **{
         field: policy.with_params(place(policy.params))

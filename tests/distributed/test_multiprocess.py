@@ -115,3 +115,21 @@ def test_two_processes_save_resume_and_train_sft_as_one_process(tmp_path):
   run_processes("sft:tiny", SFT, str(tmp_path / "two"))
   assert_same_metrics(str(tmp_path / "one"), str(tmp_path / "two"))
   assert_same_params(str(tmp_path / "one"), str(tmp_path / "two"))
+
+
+@pytest.mark.slow
+def test_two_processes_with_the_sampler_one_version_ahead_train_as_one_process(tmp_path):
+  # max_staleness 1 with the sampler on devices of its own (2 of each process's 4; the
+  # learner keeps 2 + 2): the processes draw inline, in one order (training/async_rollouts.py),
+  # and write the metrics one 8-device process writes with its sampler thread.
+  overrides = {**RL, "rollout.max_staleness": 1, "mesh.sampler_devices": 4, "total_steps": 3,
+               "eval_every": 3, "checkpoint_every": 3}
+  train_rl(load_config("grpo:tiny", overrides), str(tmp_path / "one"), progress=False)
+  run_processes("grpo:tiny", overrides, str(tmp_path / "two"))
+  assert_same_metrics(str(tmp_path / "one"), str(tmp_path / "two"))
+  rows = read_metrics(str(tmp_path / "two"))
+  assert [r["rollout/staleness_max"] for r in rows] == [0, 1, 1]
+  assert rows[-1]["mismatch/kl"] > 0 and "pass@1" in rows[-1]
+  # Three updates, not two: gloo's reduction order moved one weight in 6336 by 1.4e-4
+  # (a near-zero gradient under Adam, as `assert_same_params` explains).
+  assert_same_params(str(tmp_path / "one"), str(tmp_path / "two"), atol=5e-4)
