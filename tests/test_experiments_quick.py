@@ -17,7 +17,7 @@ import pytest
 
 TASKS = {"entropy_mechanism": ("grid_paths",), "polyepo": ("partition", "grid_paths"),
          "pkpo": ("partition",), "world_vs_path": ("grid_paths",),
-         "mixed_precision": ("partition",)}
+         "mixed_precision": ("partition",), "staleness": ("grid_paths",)}
 
 
 def _expected(module, name: str, tasks) -> tuple[str, set]:
@@ -27,6 +27,10 @@ def _expected(module, name: str, tasks) -> tuple[str, set]:
     return "method", {(t, a) for t in tasks for a in arms}
   if name == "mixed_precision":
     return "method", {(t, a) for t in tasks for a in module.ARMS}
+  if name == "staleness":
+    arms = [f"{m}|{label.replace('k=', '').replace(module.SYNC, '0, (identity)')}"
+            for m in module.METHODS for label in module.arms(quick=True)]
+    return "staleness", {(t, a) for t in tasks for a in arms}
   if name == "pkpo":
     arms = [f"k_opt = {k}" for k in module.K_OPT] + [module.ANNEALED]
     return "method", {(t, a) for t in tasks for a in arms}
@@ -44,7 +48,8 @@ def test_quick_mode_writes_tables_with_every_arm(name, run_experiment, load_expe
   with open(out / "table.csv") as f:
     rows = list(csv.DictReader(f))
   key = (lambda r: (r["task"], f"{r['B x N']}|{r['curriculum']}")) if name == "world_vs_path" \
-      else (lambda r: (r["task"], r[column]))
+      else (lambda r: (r["task"], f"{r['method']}|{r['staleness']}, {r['correction']}")) \
+      if name == "staleness" else (lambda r: (r["task"], r[column]))
   assert {key(r) for r in rows} == expected
   assert len(rows) == len(expected)
   # Two seeds in the quick mode: every arm's update norm has a confidence interval.

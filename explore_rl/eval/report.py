@@ -53,13 +53,20 @@ def _plot_pass_at_k(path: str, runs: Mapping[str, list[dict]]):
   plt.close(fig)
 
 
+# Drawn for runs that logged them: training on rollouts of an older policy
+# (`rollout.max_staleness`, docs/async.md) or another distribution (importance corrections).
+OFF_POLICY_PLOTS = (("rollout/staleness_mean", "staleness", "rollout staleness (versions)"),
+                    ("mismatch/kl", "mismatch_kl", "KL(sampler || learner) per token"))
+
+
 def _ks(ev: dict) -> list[int]:
   return sorted(int(k[5:]) for k in ev if k.startswith("pass@") and "_" not in k)
 
 
 def write_report(out_dir: str, run_dirs: Mapping[str, str], *, wall: Mapping[str, float],
                  intro: str) -> str:
-  """Writes out_dir/report.md (+ reward.png, entropy.png, pass_at_k.png); returns its path.
+  """Writes out_dir/report.md (+ reward.png, entropy.png, pass_at_k.png, and
+  staleness.png, mismatch_kl.png when a run logged those); returns its path.
 
   run_dirs: label -> workdir, in table order. RL runs (with `reward_mean`) are
   drawn in the reward/entropy plots; every run is in the table and pass@k plot,
@@ -81,7 +88,12 @@ def write_report(out_dir: str, run_dirs: Mapping[str, str], *, wall: Mapping[str
   _plot(os.path.join(out_dir, "reward.png"), rl, "reward_mean", "train reward")
   _plot(os.path.join(out_dir, "entropy.png"), rl, "rollout_entropy", "entropy (nats/token)")
   _plot_pass_at_k(os.path.join(out_dir, "pass_at_k.png"), runs)
-  lines += ["", "![reward](reward.png) ![entropy](entropy.png) ![pass@k](pass_at_k.png)", ""]
+  images = ["![reward](reward.png) ![entropy](entropy.png) ![pass@k](pass_at_k.png)"]
+  for key, stem, ylabel in OFF_POLICY_PLOTS:
+    if any(key in row for rows in rl.values() for row in rows):
+      _plot(os.path.join(out_dir, f"{stem}.png"), rl, key, ylabel)
+      images.append(f"![{stem}]({stem}.png)")
+  lines += ["", " ".join(images), ""]
   path = os.path.join(out_dir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))
