@@ -41,7 +41,9 @@ DEFAULT_RULES: Mapping[str, str | None] = {
 def make_mesh(shape: Mapping[str, int] | None = None, devices=None) -> Mesh:
   """A ("data", "fsdp", "tensor") mesh; one size may be -1 (= the remaining devices).
 
-  `shape` may also hold `num_devices`: use only the first n devices (0 = all).
+  `shape` may also hold `num_devices`: use only the first n devices (0 = all), and
+  `sampler_devices` = 0 (a config's `mesh` block; devices of a sampler of its own are
+  split off by `training/async_rollouts.make_meshes` before a mesh is made).
 
   Axis types are Auto (GSPMD propagation): `jax.make_mesh` defaults to Explicit
   in current JAX, under which e.g. a matmul over a sharded contracting dim raises.
@@ -49,6 +51,9 @@ def make_mesh(shape: Mapping[str, int] | None = None, devices=None) -> Mesh:
   shape = dict({"data": 1, "fsdp": -1, "tensor": 1}, **(shape or {}))
   devices = devices if devices is not None else jax.devices()
   devices = devices[:shape.pop("num_devices", 0) or len(devices)]
+  if shape.pop("sampler_devices", 0):
+    raise ValueError("make_mesh got mesh.sampler_devices > 0: split the sampler's devices off "
+                     "first (training/async_rollouts.make_meshes)")
   unknown = set(shape) - set(MESH_AXES)
   if unknown:
     raise ConfigError(f"unknown mesh axes {sorted(unknown)}; valid: {MESH_AXES}")
