@@ -92,12 +92,25 @@ def run_experiment(experiment_shared):
   return run
 
 
+# -- long-lived workers and the memory-mapping limit ----------------------------------------
+# A worker runs hundreds of tests and keeps every executable they compiled in JAX's caches,
+# up to three memory mappings per XLA:CPU kernel. At `vm.max_map_count` (65,530) the next compile
+# fails and jaxlib 0.10.2 segfaults on that error: the worker deaths of earlier full runs,
+# about one per run (docs/testing.md). After each test, a worker past half the limit
+# drops JAX's caches (`executables.release_if_near_limit`; reading the count costs ~1 ms).
+from explore_rl import executables  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _executables_under_the_mapping_limit():
+  yield
+  executables.release_if_near_limit()
+
+
 # -- a pytest-xdist worker that dies --------------------------------------------------------
-# XLA:CPU (JAX 0.10.2) has segfaulted a worker about once per full run on 2 cores, each
-# time while compiling a different test's jitted RL update (training/update.py), and never
-# when that test ran again (docs/testing.md). A test whose worker dies therefore runs once
-# more, on the fresh worker xdist starts; a second death fails it, and every death is
-# listed at the end of the run, so a crash is retried but never hidden.
+# A worker that dies anyway (a native crash of another cause) does not end the run: its
+# test runs once more, on the fresh worker xdist starts; a second death fails it, and every
+# death is listed at the end of the run, so a crash is retried but never hidden.
 _WORKER_CRASHES: list[str] = []
 
 
