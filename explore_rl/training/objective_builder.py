@@ -196,10 +196,10 @@ class Objective:
     those of `none` (weights 1: the KL is the gap; rollouts drawn ahead log it)."""
     if not self.correction and not always:
       return {}
-    c = self.correction or dict(is_correction="none", is_cap=2.0, is_lower=0.5, is_upper=2.0)
+    c = self.correction
+    thresholds = dict(cap=c["is_cap"], lower=c["is_lower"], upper=c["is_upper"]) if c else {}
     out = mismatch_metrics(old_logprobs, behaviour_logprobs, mask,
-                           correction=c["is_correction"], cap=c["is_cap"],
-                           lower=c["is_lower"], upper=c["is_upper"])
+                           correction=c.get("is_correction", "none"), **thresholds)
     return {k: float(v) for k, v in out.items()}
 
   @property
