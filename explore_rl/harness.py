@@ -121,18 +121,23 @@ def train(config, workdir: str, *, poll_s: float = 10.0) -> list[dict]:
   """Trains `config` in `workdir` unless it already finished there; returns its metrics rows.
 
   A workdir another process is training (a shared run two experiments started together)
-  is waited for, then read or resumed.
+  is waited for, then read or resumed. A run that a SIGINT or SIGTERM stopped (saved, so
+  that the same command resumes it) stops the experiment too: its half-trained metrics
+  must not enter a table as a finished seed's.
   """
   from explore_rl.errors import UserError
   while not finished(workdir, config.total_steps):
     from explore_rl.training.trainers import TRAINERS
     try:
       TRAINERS.get(config.get("trainer", "rl"))(config, workdir, progress=False)
-      break
     except UserError as e:
       if "in use by another run" not in str(e):
         raise
       time.sleep(poll_s)
+      continue
+    if not finished(workdir, config.total_steps):
+      raise SystemExit(f"stopped before step {config.total_steps} of {workdir} (its last "
+                       "checkpoint is saved): run the same command to resume")
   return read_metrics(workdir)
 
 

@@ -32,6 +32,20 @@ def test_finished_runs_are_reused_not_retrained(tmp_path):
   assert steps.tolist() == [1] and mean.shape == half.shape == (1,)
 
 
+def test_a_run_stopped_by_a_signal_stops_the_experiment(tmp_path, monkeypatch):
+  # The trainer returns after a SIGTERM's save, short of total_steps: the experiment must
+  # not go on to tabulate that run as a finished seed.
+  from explore_rl.training import trainers
+  config = load_config("grpo:tiny", {"total_steps": 3})
+
+  def stopped_after_one_step(config, workdir, **kwargs):
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      f.write('{"step": 1, "loss": 0.5}\n')
+  monkeypatch.setattr(trainers.TRAINERS, "get", lambda name: stopped_after_one_step)
+  with pytest.raises(SystemExit, match="stopped before step 3 .* run the same command"):
+    harness.train(config, str(tmp_path))
+
+
 def test_write_results_writes_table_csv_and_plots(tmp_path):
   rows = [{"method": "a", "pass@1": "0.5 ± 0.1"}, {"method": "b", "pass@1": "0.6 ± 0.1"}]
   path = harness.write_results(
