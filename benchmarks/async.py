@@ -5,6 +5,9 @@ Arms, all `configs/grpo.py` on a fresh model (`--preset`, default `small`), 16 p
 samples per step, on 8 XLA:CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count=8):
 
   sync           max_staleness 0: sample, then train, on all 8 devices
+  sync 4         max_staleness 0 on 4 of the 8 (`mesh.num_devices`): the learner's mesh of
+                 the 4+4 arms without a sampler, which separates the gain of the overlap
+                 from that of the smaller mesh
   k=1 shared     max_staleness 1, the sampler thread time-sharing the 8 devices
   k=1 4+4        max_staleness 1, the sampler on 4 devices, the learner on the other 4
   k=2 4+4        max_staleness 2, the same split
@@ -32,17 +35,19 @@ import time
 
 import _common
 
-ARMS = {"sync": (0, 0), "k=1 shared": (1, 0), "k=1 4+4": (1, 4), "k=2 4+4": (2, 4)}
+ARMS = {"sync": (0, 0, 0), "sync 4": (0, 0, 4), "k=1 shared": (1, 0, 0), "k=1 4+4": (1, 4, 0),
+        "k=2 4+4": (2, 4, 0)}   # name: (max_staleness, sampler devices, mesh.num_devices)
 
 
-def run_arm(staleness: int, sampler_devices: int, *, preset: str, warmup: int, steps: int,
-            workdir: str) -> dict:
+def run_arm(staleness: int, sampler_devices: int, num_devices: int, *, preset: str,
+            warmup: int, steps: int, workdir: str) -> dict:
   from explore_rl.config_files import load_config
   from explore_rl.training.rl import RLTrainer
   config = load_config("grpo", {
       "init_from": "", "model.preset": preset, "total_steps": warmup + steps,
       "eval_every": warmup + steps, "checkpoint_every": warmup + steps,
-      "rollout.max_staleness": staleness, "mesh.sampler_devices": sampler_devices})
+      "rollout.max_staleness": staleness, "mesh.sampler_devices": sampler_devices,
+      "mesh.num_devices": num_devices})
   trainer = RLTrainer(config, workdir, progress=False)
   try:
     for step in range(warmup):
