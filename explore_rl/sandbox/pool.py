@@ -97,6 +97,54 @@ def probe_namespaces() -> tuple[tuple[str, ...], str]:
   return (), "; ".join(reasons)
 
 
+def isolation_report(hello: Mapping, flags: Sequence[str], refused: str, root: bool) -> dict:
+  """`SandboxPool.isolation` from the server's hello line and the namespaces it runs in;
+  logs a warning for each isolation that is missing."""
+  isolation = {
+      "network": "--net" in flags and not hello.get("interfaces"),
+      "mount": bool(hello.get("mounted")), "pid": "--pid" in flags,
+      "unprivileged": root, "namespaces": list(flags),
+      "refused": refused, "mounted": hello.get("mounted", []),
+      "mount_failed": hello.get("mount_failed", {}),
+      "preload_failed": hello.get("preload_failed", {}),
+      "python_unreadable": hello.get("python_unreadable", "")}
+  missing = [k for k in ("network", "mount", "unprivileged") if not isolation[k]]
+  if missing:
+    why = [refused] if refused else []
+    if not root:
+      why.append("not root: children keep the caller's uid and can write the caller's files")
+    log.warning("sandbox pool runs without %s isolation (%s)", ", ".join(missing),
+                "; ".join(why) or "see SandboxPool.isolation")
+  if hello.get("python_unreadable"):
+    log.warning("sandbox pool: %s; a scorer that imports a module the server did not "
+                "preload fails in the child", hello["python_unreadable"])
+  if hello.get("preload_failed"):
+    log.warning("sandbox pool could not preload %s", hello["preload_failed"])
+  return isolation
+
+
+class CallStats:
+  """A pool's counts of calls by status and of server starts, and its call seconds
+  (the caller holds the pool's lock)."""
+
+  def __init__(self):
+    self.counts = dict.fromkeys(("calls", "ok", "timeout", "error", "server_starts"), 0)
+    self.total_s = self.max_s = 0.0
+
+  def record(self, results: Sequence[Result]) -> None:
+    for r in results:
+      self.counts["calls"] += 1
+      self.counts[r.status if r.status in STATUSES else "error"] += 1
+      self.total_s += r.seconds
+      self.max_s = max(self.max_s, r.seconds)
+
+  def metrics(self) -> dict:
+    out = {f"sandbox_{k}": v for k, v in self.counts.items()}
+    out["sandbox_seconds_mean"] = self.total_s / max(self.counts["calls"], 1)
+    out["sandbox_seconds_max"] = self.max_s
+    return out
+
+
 class SandboxPool:
   """A fork server of confined scorer children; thread-safe.
 
@@ -133,8 +181,7 @@ class SandboxPool:
     self._proc: subprocess.Popen | None = None
     self._pid = None  # the process that owns the server (a fork must start its own)
     self.isolation: dict = {}
-    self._counts = dict.fromkeys(("calls", "ok", "timeout", "error", "server_starts"), 0)
-    self._seconds = {"total": 0.0, "max": 0.0}
+    self._stats = CallStats()
     self._warm: list[tuple[str, str]] = []  # (fn, kwargs json) replayed after a restart
 
   # -- the server ----------------------------------------------------------------------------
@@ -160,28 +207,9 @@ class SandboxPool:
       proc.kill()
       proc.wait()
       raise RuntimeError(f"sandbox server failed to start: {hello_line!r}") from None
-    network = "--net" in flags and not hello.get("interfaces")
-    self.isolation = {
-        "network": network, "mount": bool(hello.get("mounted")), "pid": "--pid" in flags,
-        "unprivileged": root, "namespaces": list(flags),
-        "refused": refused, "mounted": hello.get("mounted", []),
-        "mount_failed": hello.get("mount_failed", {}),
-        "preload_failed": hello.get("preload_failed", {}),
-        "python_unreadable": hello.get("python_unreadable", "")}
-    missing = [k for k in ("network", "mount", "unprivileged") if not self.isolation[k]]
-    if missing:
-      why = [refused] if refused else []
-      if not root:
-        why.append("not root: children keep the caller's uid and can write the caller's files")
-      log.warning("sandbox pool runs without %s isolation (%s)", ", ".join(missing),
-                  "; ".join(why) or "see SandboxPool.isolation")
-    if hello.get("python_unreadable"):
-      log.warning("sandbox pool: %s; a scorer that imports a module the server did not "
-                  "preload fails in the child", hello["python_unreadable"])
-    if hello.get("preload_failed"):
-      log.warning("sandbox pool could not preload %s", hello["preload_failed"])
+    self.isolation = isolation_report(hello, flags, refused, root)
     self._proc, self._pid = proc, os.getpid()
-    self._counts["server_starts"] += 1
+    self._stats.counts["server_starts"] += 1
     threading.Thread(target=self._reader, args=(proc,), daemon=True,
                      name="sandbox-pool-reader").start()
     problem = self._self_test(proc)
@@ -296,11 +324,7 @@ class SandboxPool:
                        else Result("error", reason="no reply from the sandbox server",
                                    fault=INFRASTRUCTURE))
     with self._lock:
-      for r in results:
-        self._counts["calls"] += 1
-        self._counts[r.status if r.status in STATUSES else "error"] += 1
-        self._seconds["total"] += r.seconds
-        self._seconds["max"] = max(self._seconds["max"], r.seconds)
+      self._stats.record(results)
     return results
 
   def self_test(self, extra: Sequence[tuple[str, Mapping]] = ()) -> str:
@@ -319,10 +343,7 @@ class SandboxPool:
   def metrics(self) -> dict:
     """Counts of calls by status, server (re)starts, mean / max call seconds, isolation."""
     with self._lock:
-      out = {f"sandbox_{k}": v for k, v in self._counts.items()}
-      calls = max(self._counts["calls"], 1)
-      out["sandbox_seconds_mean"] = self._seconds["total"] / calls
-      out["sandbox_seconds_max"] = self._seconds["max"]
+      out = self._stats.metrics()
       for key in ("network", "mount", "pid", "unprivileged"):
         out[f"sandbox_isolated_{key}"] = bool(self.isolation.get(key, False))
     return out

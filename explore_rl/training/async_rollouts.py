@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import queue
 import threading
 import time
@@ -101,8 +102,7 @@ def to_devices(params, mesh):
   target = sharding.param_shardings(params, mesh)
   if jax.process_count() == 1:
     return jax.device_put(params, target)
-  learner = sharding.replicated(sharding.mesh_of(params))
-  full = jax.jit(lambda p: p, out_shardings=learner)(params)
+  full = _replicate_on(sharding.replicated(sharding.mesh_of(params)))(params)
 
   def move(x, shard):
     local = x.addressable_data(0)
@@ -110,6 +110,13 @@ def to_devices(params, mesh):
         jax.device_put(local[index], device)
         for device, index in shard.addressable_devices_indices_map(x.shape).items()])
   return jax.tree.map(move, full, target)
+
+
+@functools.lru_cache(maxsize=None)
+def _replicate_on(replicated):
+  """The jitted all-gather onto `replicated`, made once per sharding: a fresh jit of a
+  fresh lambda at every publish would compile again at every step."""
+  return jax.jit(lambda p: p, out_shardings=replicated)
 
 
 def make_rollouts(run, sampler_mesh=None):
