@@ -9,9 +9,10 @@ measurement and the selection rule).
 
 Each task's result is written to OUT/tasks/<task>.json the moment it finishes (its
 spec, model, sizes, metrics, command, machine and wall time); a task whose file exists
-is skipped, never measured again, so the map runs in parts. OUT/table.md and table.csv
-are rebuilt from those files after every task, with the selection rule applied: the
-chosen training tasks are printed and written under the table.
+is skipped, never measured again, so the map runs in parts; only a larger size
+(--num_prompts, --num_samples, --max_new_tokens) measures it again and replaces it.
+OUT/table.md and table.csv are rebuilt from those files after every task, with the
+selection rule applied: the chosen training tasks are printed and written under the table.
 
 Defaults: SmolLM2-135M-Instruct (init_from smollm2-135m-instruct), 64 held-out prompts x
 64 samples at temperature 1, 128 new tokens, the model's chat template. Smaller sizes
@@ -62,6 +63,13 @@ def run_task(spec: base_map.TaskSpec, policy, args) -> dict:
           "command": command(spec.key, args),
           "machine": summaries.machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime())}
+
+
+def smaller(summary: dict, args) -> bool:
+  """Whether a task's summary was measured at a smaller size than `args` asks for (fewer
+  prompts, samples or new tokens): only then is it measured again, and replaced."""
+  return any(summary[k] < getattr(args, k) for k in ("num_prompts", "num_samples",
+                                                     "max_new_tokens"))
 
 
 def command(key: str, args) -> str:
@@ -131,7 +139,8 @@ def main(argv=None) -> int:
   tasks_dir = os.path.join(args.out, "tasks")
   keys = [s.key for s in base_map.CANDIDATES] if args.tasks == "all" else \
       args.tasks.split(",")
-  todo = [base_map.get_spec(k) for k in keys if not summaries.exists(tasks_dir, k)]
+  done = summaries.read_all(tasks_dir)
+  todo = [base_map.get_spec(k) for k in keys if k not in done or smaller(done[k], args)]
   policy = None
   for spec in [] if args.table else todo:
     if policy is None:

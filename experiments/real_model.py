@@ -12,6 +12,7 @@ the base model's map chose (results/base_model, experiments/base_model.py).
   .venv/bin/python experiments/real_model.py --arms grpo,pkpo --tasks rg-chain_sum-d0
   .venv/bin/python experiments/real_model.py --table     # rebuild tables and plots only
   .venv/bin/python experiments/real_model.py --quick     # smoke: the real model, 2 steps
+  .venv/bin/python experiments/real_model.py --scale gpu --out results/real_model_gpu
 
 Each finished run writes OUT/runs/<arm>-<task>-<seed>.json (its config, final held-out
 metrics: pass@1/8/64 and distinct strategies among 64 samples on 64 prompts, entropy,
@@ -60,6 +61,8 @@ def extra_flags(p) -> None:
   p.add_argument("--base_map", default=os.path.join("results", "base_model"))
   p.add_argument("--init_from", default=rm.MODEL)
   p.add_argument("--table", action="store_true", help="rebuild tables and plots only")
+  p.add_argument("--scale", default="full", choices=("full", "gpu"),
+                 help="gpu: 200 steps of 16 x 8 x 256 tokens (give it its own --out)")
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ def main(argv=None) -> int:
   args, seeds = ex.experiment_args(
       argv, doc=__doc__, out=os.path.join("results", "real_model"), seeds=(1, 3),
       quick_help="smoke: the real model, base and GRPO, 1 seed, 2 steps", extra=extra_flags)
-  scale = "quick" if args.quick else "full"
+  scale = "quick" if args.quick else args.scale
   tasks = [QUICK_TASK] if args.quick else (args.tasks.split(",") if args.tasks
                                            else rm.chosen_tasks(args.base_map))
   arms = QUICK_ARMS if args.quick else CORE_ARMS if args.core else args.arms.split(",")

@@ -16,7 +16,8 @@ step x samples x steps, i.e. the same sample budget, at a scale):
                 solution (`Problem.solution`, which every family fills) is the teacher
 
 Scales (`SCALES`): quick (the test suite: 2 steps of 2 x 2 x 16 tokens), demo
-(`make demo-real`) and full (the experiment); full fine-tuning at every scale.
+(`make demo-real`), full (the experiment on 2 CPU cores) and gpu (the same on one GPU:
+200 steps of 16 x 8 x 256; not run yet); full fine-tuning at every scale.
 """
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ SCALES = {
     "full": dict(total_steps=40, eval_every=10, prompts=8, samples=8, response=128, micro=4,
                  eval_prompts=32, eval_samples=8, lr=5e-6, final_prompts=64,
                  final_samples=64),
+    # The same experiment on one GPU: longer training and 256-token responses.
+    "gpu": dict(total_steps=200, eval_every=25, prompts=16, samples=8, response=256, micro=1,
+                eval_prompts=64, eval_samples=8, lr=2e-6, final_prompts=64,
+                final_samples=64),
 }
 
 

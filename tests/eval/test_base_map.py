@@ -126,7 +126,8 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
 
   def fake_measure(policy, spec, **kw):
     calls.append(spec.key)
-    pass1 = {"arithmetic-d0": 0.125, "rg-spell_backward-d0": 0.3}[spec.key]
+    pass1 = {"arithmetic-d0": 0.125, "rg-spell_backward-d0": 0.3, "rg-chain_sum-d0": 0.01}[
+        spec.key]
     return {"pass@1": pass1, "pass@1_stderr": 0.01, "pass@8": 0.5, "pass@64": pass1 + 0.4,
             "distinct_correct_strategies": 1.5, "distinct_correct_answers": 1.0,
             "eval_entropy": 0.4, "eval_response_len": 90.0, "eval_truncated_frac": 0.1,
@@ -141,15 +142,25 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
                   "--num_prompts", "16"]) == 0
   assert calls == ["arithmetic-d0", "rg-spell_backward-d0"]
   assert (out / "tasks" / "arithmetic-d0.json").read_text() == first
+  # A larger size measures a task again and replaces its file; the same size does not.
+  assert bm.main(["--tasks", "rg-spell_backward-d0", "--out", str(out)]) == 0
+  assert bm.main(["--tasks", "rg-spell_backward-d0", "--out", str(out)]) == 0
+  assert calls == ["arithmetic-d0", "rg-spell_backward-d0", "rg-spell_backward-d0"]
+  assert bm.main(["--tasks", "rg-spell_backward-d0", "--out", str(out),
+                  "--num_prompts", "16"]) == 0
+  assert len(calls) == 3
+  assert bm.main(["--tasks", "rg-chain_sum-d0", "--out", str(out), "--num_samples", "16"]) == 0
   saved = json.loads(first)
   assert saved["num_samples"] == 64 and saved["spec"]["task"] == "arithmetic"
   assert "--tasks arithmetic-d0" in saved["command"]
   with open(out / "table.csv") as f:
     rows = {r["task"]: r for r in csv.DictReader(f)}
   assert rows["arithmetic-d0"]["size"] == "64 x 64 x 128"
-  assert rows["rg-spell_backward-d0"]["size"] == "16 x 64 x 128"
+  assert rows["rg-spell_backward-d0"]["size"] == "64 x 64 x 128"
+  assert rows["rg-chain_sum-d0"]["size"] == "64 x 16 x 128"
+  assert rows["rg-chain_sum-d0"]["pass@64"] == "0.410" and rows["rg-chain_sum-d0"]["eligible"] == ""
   assert rows["arithmetic-d0"]["headroom"] == "0.400"
   table = (out / "table.md").read_text()
   # Both eligible; headroom ties at 0.4, so the key order decides; the kinds differ.
   assert "Chosen: arithmetic-d0, rg-spell_backward-d0." in table
-  assert "Below the full size (64 prompts x 64 samples): rg-spell_backward-d0" in table
+  assert "Below the full size (64 prompts x 64 samples): rg-chain_sum-d0." in table
