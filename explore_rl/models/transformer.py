@@ -211,45 +211,72 @@ class Transformer(nnx.Module):
     if not cfg.tie_word_embeddings:
       self.lm_head = _linear(cfg, "lm_head", cfg.hidden_size, cfg.vocab_size, rngs)
 
-  def __call__(self, tokens, positions, mask, cache: KVCache | None = None, cache_index=0):
+  def __call__(self, tokens, positions, mask, cache: KVCache | None = None, cache_index=0,
+               *, head: bool = True):
     """tokens, positions: int32 [B, T]; mask: bool [B, T, S] (S = T without a cache).
 
     With a cache, this chunk's keys/values are written at slots
     [cache_index, cache_index + T) and every query attends to the S cache slots
-    its mask allows. Returns (logits fp32 [B, T, V], new cache or None).
+    its mask allows. Returns (logits fp32 [B, T, V], new cache or None); with
+    head=False the final normed hidden states [B, T, D] instead of the logits, for
+    callers that need the head at a few positions only (`logits`: a prefill's last
+    slot, the response slots) or a chunk at a time (models/logprobs.py).
     """
     inv_freq = rope_frequencies(self.config)
     x = self.embed_tokens(tokens)
-    new_k, new_v = [], []
-    for i, layer in enumerate(self.layers):
-      if cache is None and self.config.remat:  # activations recomputed in the backward pass
-        x, (k, v) = _remat_block(layer, x, positions, inv_freq, mask)
+    new_cache = None
+    if cache is None:
+      x = self._scanned_blocks(x, positions, inv_freq, mask)
+    else:
+      new_k, new_v = [], []
+      for i, layer in enumerate(self.layers):
+        x, (k, v) = layer(x, positions, inv_freq, mask, (cache.k[i], cache.v[i]), cache_index)
         new_k.append(k)
         new_v.append(v)
-        continue
-      kv = None if cache is None else (cache.k[i], cache.v[i])
-      x, (k, v) = layer(x, positions, inv_freq, mask, kv, cache_index)
-      new_k.append(k)
-      new_v.append(v)
+      new_cache = KVCache(tuple(new_k), tuple(new_v))
     x = self.norm(x)
-    # Logits in fp32 even for bf16 models: log-prob arithmetic needs it.
+    return (self.logits(x) if head else x), new_cache
+
+  def _scanned_blocks(self, x, positions, inv_freq, mask):
+    """The blocks of a full forward (no cache) as one `lax.scan` over their stacked weights.
+
+    XLA then compiles one block instead of `num_hidden_layers` copies (SmolLM2's 30: the
+    compile time), and with `ModelConfig.remat` the backward pass recomputes and frees one
+    block at a time. Unrolled, XLA:CPU's scheduler ran the 30 recomputations ahead of the
+    backward chain and kept their activations: remat saved 0.6 of 8 GiB of temporaries on
+    16 rows of 224 tokens (docs/design.md, "Layers as a scan"). The weights keep their
+    per-layer layout (`layers.3.mlp...`); the stack is a copy inside the jitted step.
+    """
+    block_def = nnx.graphdef(self.layers[0])
+    stacked = jax.tree.map(lambda *w: jnp.stack(w), *(nnx.state(b) for b in self.layers))
+
+    def body(x, weights):
+      x, _ = nnx.merge(block_def, weights)(x, positions, inv_freq, mask, None, 0)
+      return x, None
+
+    x, _ = jax.lax.scan(jax.checkpoint(body) if self.config.remat else body, x, stacked)
+    return x
+
+  def head_weight(self) -> jax.Array:
+    """The output projection [D, V]: the embedding's transpose when tied."""
     if self.config.tie_word_embeddings:
-      w = self.embed_tokens.embedding.value.T
-    else:
-      w = self.lm_head.kernel.value
-    low = self.config.low_precision_matmul
-    if low:
-      logits = dense.matmul(x, w, dense.MATMUL_DTYPES[low])
-    else:
-      logits = jnp.einsum("btd,dv->btv", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
-    new_cache = None if cache is None else KVCache(tuple(new_k), tuple(new_v))
-    return logits, new_cache
+      return self.embed_tokens.embedding.value.T
+    return self.lm_head.kernel.value
+
+  def logits(self, x: jax.Array) -> jax.Array:
+    """Final hidden states [..., D] -> logits fp32 [..., V] (`head_logits`)."""
+    return head_logits(self.config, x, self.head_weight())
 
 
-@nnx.remat
-def _remat_block(block: Block, x, positions, inv_freq, mask):
-  """A block's full forward (no cache) under jax.checkpoint: `ModelConfig.remat`."""
-  return block(x, positions, inv_freq, mask, None, 0)
+def head_logits(config: ModelConfig, x: jax.Array, w: jax.Array) -> jax.Array:
+  """x [..., D] @ the head w [D, V] -> fp32 logits [..., V].
+
+  In fp32 even for bf16 models (log-prob arithmetic needs it); with 16-bit matmul
+  inputs (`ModelConfig.matmul_dtype`) through `dense.matmul`, accumulated in fp32."""
+  low = config.low_precision_matmul
+  if low:
+    return dense.matmul(x, w, dense.MATMUL_DTYPES[low])
+  return jnp.einsum("...d,dv->...v", x, w.astype(x.dtype), preferred_element_type=jnp.float32)
 
 
 def init(config: ModelConfig, seed: int = 0):
@@ -291,19 +318,28 @@ def positions_from_mask(valid: jax.Array) -> jax.Array:
   return jnp.maximum(jnp.cumsum(valid.astype(jnp.int32), axis=1) - 1, 0)
 
 
-def forward(graphdef, params, tokens: jax.Array, valid: jax.Array | None = None) -> jax.Array:
-  """Full (no cache) forward: tokens int32 [B, T], valid bool [B, T] -> logits fp32 [B, T, V]."""
+def forward(graphdef, params, tokens: jax.Array, valid: jax.Array | None = None, *,
+            head: bool = True) -> jax.Array:
+  """Full (no cache) forward: tokens int32 [B, T], valid bool [B, T] -> logits fp32 [B, T, V]
+  (head=False: the final hidden states [B, T, D])."""
   if valid is None:
     valid = jnp.ones(tokens.shape, bool)
   model = nnx.merge(graphdef, lora.freeze_base(params))
-  logits, _ = model(tokens, positions_from_mask(valid), causal_mask(valid))
-  return logits
+  out, _ = model(tokens, positions_from_mask(valid), causal_mask(valid), head=head)
+  return out
 
 
 def packed_forward(graphdef, params, tokens: jax.Array, segments: jax.Array,
-                   positions: jax.Array) -> jax.Array:
+                   positions: jax.Array, *, head: bool = True) -> jax.Array:
   """Full forward of packed rows (several sequences each, `segment_mask`):
-  tokens, segments, positions int32 [B, T] -> logits fp32 [B, T, V]."""
+  tokens, segments, positions int32 [B, T] -> logits fp32 [B, T, V] (head=False: the
+  final hidden states [B, T, D])."""
   model = nnx.merge(graphdef, lora.freeze_base(params))
-  logits, _ = model(tokens, positions, segment_mask(segments))
-  return logits
+  out, _ = model(tokens, positions, segment_mask(segments), head=head)
+  return out
+
+
+def head(graphdef, params) -> tuple[ModelConfig, jax.Array]:
+  """(config, the output projection [D, V]) of a model's params, for `head_logits`."""
+  model = nnx.merge(graphdef, lora.freeze_base(params))
+  return model.config, model.head_weight()

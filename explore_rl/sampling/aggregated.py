@@ -109,8 +109,9 @@ def _prefill(model, tokens: jax.Array, valid: jax.Array, m: int):
   cache = KVCache.zeros(model.config, b, p + m)
   key_valid = jnp.zeros((b, p + m), bool).at[:, :p].set(valid)
   mask = jnp.pad(causal_mask(valid), ((0, 0), (0, 0), (0, m)))  # [B, P, P+M]
-  logits, cache = model(tokens, positions_from_mask(valid), mask, cache, 0)
-  return logits[:, -1], cache, key_valid, valid.sum(axis=1).astype(jnp.int32)
+  hidden, cache = model(tokens, positions_from_mask(valid), mask, cache, 0, head=False)
+  return (model.logits(hidden[:, -1]), cache, key_valid,
+          valid.sum(axis=1).astype(jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_samples", "config", "eos_id",

@@ -117,9 +117,9 @@ def generate(graphdef, params, prompt_tokens: jax.Array, prompt_valid: jax.Array
   # Prefill once per prompt, into a cache of exactly P slots.
   cache = KVCache.zeros(model.config, b, p)
   key_valid = jnp.zeros((b, s), bool).at[:, :p].set(prompt_valid)
-  logits, cache = model(prompt_tokens, positions_from_mask(prompt_valid),
-                        causal_mask(prompt_valid), cache, 0)
-  last = logits[:, -1]                                                  # [B, V]
+  hidden, cache = model(prompt_tokens, positions_from_mask(prompt_valid),
+                        causal_mask(prompt_valid), cache, 0, head=False)
+  last = model.logits(hidden[:, -1])                  # [B, V]: the head at the last slot only
   next_pos = prompt_valid.sum(axis=1).astype(jnp.int32)                 # [B]
 
   # Share the prompt's cache among its N samples (a copy, not N prefills).
