@@ -35,9 +35,9 @@ setup(
         # defined in an installed package, but does not declare it.
         "tfds": ["tensorflow-datasets", "grain", "array-record", "importlib_resources"],
         # Parity tests and side-by-side benchmarks against transformers/TRL
-        # (TRL's GRPOTrainer takes a `datasets.Dataset`).
+        # (TRL's GRPOTrainer takes a `datasets.Dataset`; peft: its LoRA arm).
         # torch==2.13.0 is the CPU wheel; a plain `torch` pulls a CUDA build.
-        "hf": ["torch==2.13.0", "transformers", "trl", "datasets"],
+        "hf": ["torch==2.13.0", "transformers", "trl", "datasets", "peft"],
         "notebooks": ["nbclient", "ipykernel", "jupytext", "nbformat"],
         # llama.cpp's GGUF reader and dequantiser (pure Python + NumPy): GGUF files and
         # the packaged models (explore_rl/models/gguf_import.py, model_names.py).

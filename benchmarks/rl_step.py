@@ -30,12 +30,25 @@ as there are cores.
 Speed targets: RL step >= 2.5x TRL's (goal 3x) at every point; the update at
 >= 60% of the matmul peak (real tokens) at 32, 64, 128 rows; padding < 10%.
 
+`--model smollm2-135m-instruct`: the real model (configs/smollm2_grpo.py, remat on)
+instead of a preset: 8 prompts x 8 samples at response lengths 128 and 256, full
+fine-tuning and LoRA (`--modes`; rank 16 on every projection, lr 1e-4), next to TRL on the
+same dequantised weights and tokenizer (benchmarks/_named_model.py; its LoRA through peft
+with the same rank, alpha and targets; gradient checkpointing as our remat), the update
+alone on one 64-row mini-batch, peak RSS, and the compile seconds of a fresh and a cached
+`explore-rl train` of the model (`:smoke` shapes: compile time follows the program, not the
+batch). Targets there: >= 2x TRL at every point; the fp32 update >= 50% of the matmul
+peak; peak RSS <= 6 GB at 8 x 8 x 256 full fine-tuning; first compile <= 60 s, the cached
+rerun <= 20% of it.
+
   python benchmarks/rl_step.py                  # the full sweep (~15-30 min on 2 cores)
   python benchmarks/rl_step.py --rows 64 --lengths 28 --inits fresh
   python benchmarks/rl_step.py --quick          # tiny, R 32, M 28, fresh, 1 timed step
   python benchmarks/rl_step.py --profile        # + the update's most expensive XLA ops
   python benchmarks/rl_step.py --no-trl --no-compile-cache
   python benchmarks/rl_step.py --matmul-dtype bfloat16 [--trl-bf16]   # mixed precision
+  python benchmarks/rl_step.py --model smollm2-135m-instruct       # the real model (~1.5 h)
+  python benchmarks/rl_step.py --model smollm2-135m-instruct --lengths 128 --modes full
 """
 from __future__ import annotations
 
@@ -58,8 +71,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import _common
+import _named_model
 from explore_rl import compile_time
 from explore_rl.config_files import load_config
+from explore_rl.models.config import get_preset
 from explore_rl.objectives.policy_loss import ppo_loss
 from explore_rl.tasks import sample_problems
 from explore_rl.distributed import to_host
@@ -185,13 +200,16 @@ def char_tokenizer(tokenizer):
 
 
 def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
-                   from_weights: bool, bf16: bool = False) -> list[dict]:
+                   from_weights: bool, bf16: bool = False, model_name: str | None = None
+                   ) -> list[dict]:
   """Per timed RL step of TRL's GRPOTrainer (one generation + its optimizer steps), seconds:
   `step`, `sample` (HF generate), `rollout` (generate + rewards + old log-probs + advantages).
 
   from_weights: start from the run's `init_from` weights (exported with `hf_export`: the
   SFT prior); else from a random init of the same shape. bf16: TRL's `bf16=True` (fp32
-  weights, torch autocast to bf16 on the CPU)."""
+  weights, torch autocast to bf16 on the CPU). model_name: the packaged model the run starts
+  from: its GGUF tokenizer, prompts as chat messages (TRL applies the template, as our
+  tokenizer does), LoRA through peft when the run has adapters."""
   import datasets
   import torch
   import transformers
@@ -213,8 +231,10 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
   else:
     model = _common.hf_llama(mc, pad_token_id=0, bos_token_id=1, eos_token_id=2)
   problems = sample_problems(t.parts.task, c.seed + 1, groups * (steps + warmup), c.difficulty)
+  chat = model_name is not None
   dataset = datasets.Dataset.from_list(
-      [{"prompt": p.prompt, "index": i} for i, p in enumerate(problems)])
+      [{"prompt": [{"role": "user", "content": p.prompt}] if chat else p.prompt, "index": i}
+       for i, p in enumerate(problems)])
   max_len = c.max_response_len
 
   def reward(prompts, completions, completion_ids, index, **_):
@@ -222,7 +242,9 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
     eos = t.policy.tokenizer.eos_id
     return [t.parts.task.score(problems[i], text,
                                truncated=len(ids) >= max_len and ids[-1] != eos).reward
-            for text, ids, i in zip(completions, completion_ids, index)]
+            for text, ids, i in zip(
+                [c[-1]["content"] for c in completions] if chat else completions,
+                completion_ids, index)]
 
   clip = {k: p.default for k, p in inspect.signature(ppo_loss).parameters.items()
           if k.startswith("clip_eps")}
@@ -239,7 +261,13 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
       weight_decay=c.optim.weight_decay, max_grad_norm=c.optim.grad_clip,
       beta=c.objective.kl_coef, epsilon=clip["clip_eps_low"], epsilon_high=clip["clip_eps_high"],
       loss_type="dapo",                   # token-mean over the mini-batch, as `token-mean`
+      gradient_checkpointing=mc.remat,    # TRL's default is on; ours is `model.remat`
       dataloader_num_workers=0)
+  peft_config = None
+  if mc.lora_rank:
+    from peft import LoraConfig
+    peft_config = LoraConfig(r=mc.lora_rank, lora_alpha=mc.lora_alpha, lora_dropout=0.0,
+                             target_modules=list(mc.lora_targets), task_type="CAUSAL_LM")
   marks: list[float] = []
 
   class Clock(transformers.TrainerCallback):
@@ -250,7 +278,9 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
       marks.append(time.perf_counter())
 
   trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                        processing_class=char_tokenizer(t.policy.tokenizer), callbacks=[Clock()])
+                        processing_class=(_named_model.hf_tokenizer(model_name) if chat
+                                          else char_tokenizer(t.policy.tokenizer)),
+                        peft_config=peft_config, callbacks=[Clock()])
   trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training log dict
   phases: dict[str, list[float]] = {"sample": [], "rollout": []}
 
@@ -274,16 +304,21 @@ def trl_step_times(jax_rl: JaxRL, steps: int, warmup: int, workdir: str,
           for t, g, r in zip(steps_s, phases["sample"], phases["rollout"])][warmup:]
 
 
-def cli_compile_seconds(preset: str) -> list[float]:
-  """XLA compile seconds of `explore-rl train` (grpo, fresh `preset`, 1 step) run twice with
-  one fresh persistent compilation cache, as the CLI prints them."""
+def cli_compile_seconds(args) -> list[float]:
+  """XLA compile seconds of `explore-rl train` (1 step) run twice with one fresh persistent
+  compilation cache, as the CLI prints them: grpo on a fresh `args.preset`, or with `--model`
+  configs/smollm2_grpo.py:smoke (the real model, its shapes cut to 2 x 2 x 16)."""
+  if args.model:
+    flags = ["--config", "configs/smollm2_grpo.py:smoke"]
+  else:
+    flags = ["--config", "configs/grpo.py", "--config.init_from=",
+             f"--config.model.preset={args.preset}", "--config.total_steps=1",
+             "--config.eval_every=100", "--config.checkpoint_every=100"]
   out = []
   with tempfile.TemporaryDirectory() as d:
     for run in range(2):
-      cmd = [sys.executable, "-m", "explore_rl.cli", "train", "--config", "configs/grpo.py",
-             "--workdir", os.path.join(d, f"run{run}"), "--compile_cache", os.path.join(d, "cc"),
-             "--config.init_from=", f"--config.model.preset={preset}", "--config.total_steps=1",
-             "--config.eval_every=100", "--config.checkpoint_every=100"]
+      cmd = [sys.executable, "-m", "explore_rl.cli", "train", "--workdir",
+             os.path.join(d, f"run{run}"), "--compile_cache", os.path.join(d, "cc")] + flags
       text = subprocess.run(cmd, capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout
       out.append(float(re.search(r"compile time: ([\d.]+) s XLA", text).group(1)))
@@ -291,9 +326,16 @@ def cli_compile_seconds(preset: str) -> list[float]:
 
 
 def point_config(args, rows: int, length: int, init: str):
-  overrides = {"model.preset": args.preset, "rollout.prompts_per_step": rows // PROMPTS_PER_ROW,
-               "rollout.num_samples": PROMPTS_PER_ROW, "max_response_len": length,
-               "init_from": "" if init == "fresh" else args.prior}
+  """A sweep point's config. `init`: fresh or sft (presets), full or lora (`--model`)."""
+  overrides = {"rollout.prompts_per_step": rows // PROMPTS_PER_ROW,
+               "rollout.num_samples": PROMPTS_PER_ROW, "max_response_len": length}
+  if args.model:   # configs/smollm2_grpo.py starts from the model; remat on
+    overrides.update({"model.remat": True, "init_from": args.model})
+    if init == "lora":   # the rank and learning rate configs/smollm2_grpo.py documents
+      overrides.update({"model.lora.rank": 16, "optim.learning_rate": 1e-4})
+  else:
+    overrides.update({"model.preset": args.preset,
+                      "init_from": "" if init == "fresh" else args.prior})
   if jax.device_count() > 1:   # data parallel: each device its share of the rows, as sampler.py
     overrides.update({"mesh.data": -1, "mesh.fsdp": 1})
   if args.matmul_dtype != "float32":   # bf16 matmul inputs, fp32 weights (models/dense.py)
@@ -315,23 +357,27 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
   out = {"rows": rows, "length": length, "init": init, "compile": compiled,
          "response_len": np.mean([r["response_tokens"] for r in runs]) / rows,
          "real_tokens": np.mean([r["sample_tokens"] for r in runs]),
-         "params": rl.trainer.policy.config.num_params(),
+         "update_flops": update_flops(rl.trainer.policy.config,
+                                      np.mean([r["sample_tokens"] for r in runs])),
          "pad_packed": 1 - counts["real"] / counts["packed"],
          "pad_padded": 1 - counts["real"] / counts["padded"], "efficiency": {}}
-  if rows == max(args.rows):   # the update alone on packed mini-batches of 32, 64, 128 rows
-    params = rl.trainer.policy.config.num_params()
-    for r in (32, 64, 128):
-      if r <= rows:
-        batch, counts = rl.packed(r)
-        secs = _common.best_time(rl.update_call(batch), repeats=5)
-        dots_s, dots_flops = dense_dots(args.preset, args.matmul_dtype, counts["real"])
-        out["efficiency"][r] = (6.0 * params * counts["real"] / secs / peak, secs, counts,
-                                dots_flops / dots_s / peak)
-    if args.profile:
-      profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
+  # The update alone on packed mini-batches: of 32, 64 and 128 rows (presets, at the largest
+  # R), of the run's R rows (`--model`, full fine-tuning: each update takes about a minute).
+  model_config = rl.trainer.policy.config
+  measure = (init == "full") if args.model else rows == max(args.rows)
+  for r in ((rows,) if args.model else (32, 64, 128)) if measure else ():
+    if r <= rows:
+      batch, counts = rl.packed(r)
+      secs = _common.best_time(rl.update_call(batch), repeats=2 if args.model else 5)
+      dots_s, dots_flops = dense_dots(model_config, args.matmul_dtype, counts["real"])
+      out["efficiency"][r] = (update_flops(model_config, counts["real"]) / secs / peak, secs,
+                              counts, dots_flops / dots_s / peak)
+  if measure and args.profile:
+    profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
   if args.trl:
     trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"),
-                         from_weights=init != "fresh", bf16=args.trl_bf16)
+                         from_weights=bool(args.model) or init != "fresh",
+                         bf16=args.trl_bf16, model_name=args.model)
     # JAX again after TRL, so both sides of the ratio saw the same range of machine load.
     runs += [rl.step(args.warmup + args.steps + s) for s in range(args.steps)]
     out["trl"] = {"step": min(r["step"] for r in trl), "sample": min(r["sample"] for r in trl),
@@ -343,13 +389,13 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
 
 def print_target_budget(points: list[dict], peak: float):
   """What 2.5x TRL's step leaves for our update, after our own sampling and scoring, as the
-  fraction of the matmul peak the update would need (FLOPs = 6 * params * the step's
-  real tokens); beside it, the fraction TRL's update reaches on the same tokens."""
+  fraction of the matmul peak the update would need (`update_flops` of the step's real
+  tokens); beside it, the fraction TRL's update reaches on the same tokens."""
   print("\nthe 2.5x target as a budget: TRL step / 2.5 - our sample and score phases = the time "
         "left for our update; the fraction of the matmul peak it would need, and TRL's own:")
   rows_out = []
   for p in points:
-    flops = 6.0 * p["params"] * p["real_tokens"]
+    flops = p["update_flops"]
     left = p["trl"]["step"] / 2.5 - p["sample"] - p["score"]
     need = f"{flops / left / peak:.0%}" if left > 0 else "none left"
     rows_out.append([p["init"], p["length"], p["rows"], f"{p['real_tokens']:.0f}",
@@ -360,7 +406,15 @@ def print_target_budget(points: list[dict], peak: float):
                        "peak needed", "our update", "TRL update"], rows_out)
 
 
-def dense_dots(preset: str, matmul_dtype: str, tokens: int, repeats: int = 5):
+def update_flops(config, tokens: int) -> float:
+  """The useful FLOPs of an update on `tokens` real tokens: 6 * params (forward, and the
+  backward's activation and weight gradients), 4 * params with LoRA (the frozen weights
+  get no gradient; the adapters' own FLOPs are negligible). Remat's second forward is not
+  useful work and is not counted."""
+  return (4.0 if config.lora_rank else 6.0) * config.num_params() * tokens
+
+
+def dense_dots(config, matmul_dtype: str, tokens: int, repeats: int = 5):
   """The model's projection matmuls alone, forward + backward on `tokens` rows: every layer's
   q, k, v, o, gate, up and down and the lm head, chained with as little else as possible, in
   the update's matmul dtype (models/dense.py for bf16), rows over a data mesh of every device
@@ -369,8 +423,7 @@ def dense_dots(preset: str, matmul_dtype: str, tokens: int, repeats: int = 5):
   of the peak on real tokens cannot pass this one's. Returns (seconds, FLOPs)."""
   from jax.sharding import NamedSharding, PartitionSpec
   from explore_rl.models import dense, sharding, transformer
-  from explore_rl.models.config import get_preset
-  _, params = transformer.init(get_preset(preset))
+  _, params = transformer.init(config.replace(lora_rank=0))
   layers = [[layer["self_attn"][k]["kernel"] for k in ("q_proj", "k_proj", "v_proj", "o_proj")]
             + [layer["mlp"][k]["kernel"] for k in ("gate_proj", "up_proj", "down_proj")]
             for layer in params["layers"].values()]
@@ -396,7 +449,7 @@ def dense_dots(preset: str, matmul_dtype: str, tokens: int, repeats: int = 5):
   return _common.best_time(lambda: grad(layers, head, x), repeats=repeats), 6.0 * weights * tokens
 
 
-def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int = 96,
+def forward_backward(config, matmul_dtype: str, rows: int = 64, length: int = 96,
                      repeats: int = 5):
   """One forward + backward of the model on [rows, length] tokens (no padding), loss
   mean(log_softmax), JAX jitted (one device) vs torch eager on the same shape: how fast each
@@ -405,8 +458,7 @@ def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int
   import contextlib
   import torch
   from explore_rl.models import transformer
-  from explore_rl.models.config import get_preset
-  mc = get_preset(preset, matmul_dtype=matmul_dtype)
+  mc = config.replace(lora_rank=0, remat=False, matmul_dtype=matmul_dtype)
   graphdef, params = transformer.init(mc)
   tokens = np.random.default_rng(0).integers(0, mc.vocab_size, (rows, length)).astype(np.int32)
   loss = lambda p: jax.nn.log_softmax(transformer.forward(graphdef, p, tokens)).mean()
@@ -428,11 +480,17 @@ def forward_backward(preset: str, matmul_dtype: str, rows: int = 64, length: int
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--config", default="grpo", help="a config name in configs/")
+  parser.add_argument("--config", help="a config name in configs/ (default grpo; --model: "
+                                       "smollm2_grpo)")
   parser.add_argument("--preset", help="model preset (default small; tiny with --quick)")
-  parser.add_argument("--rows", default="32,64,128", help="rows per step (x 8 samples each)")
-  parser.add_argument("--lengths", default="28,64", help="response lengths")
+  parser.add_argument("--model", help="a packaged model (smollm2-135m-instruct) instead of a "
+                                      "preset, TRL on the same weights")
+  parser.add_argument("--rows", help="rows per step (x 8 samples each; default 32,64,128; "
+                                     "--model: 64)")
+  parser.add_argument("--lengths", help="response lengths (default 28,64; --model: 128,256)")
   parser.add_argument("--inits", default="fresh,sft", help="fresh and/or sft (the SFT prior)")
+  parser.add_argument("--modes", default="full,lora",
+                      help="--model: full fine-tuning and/or LoRA (instead of --inits)")
   parser.add_argument("--prior", help="SFT prior workdir (default: harness.sft_prior())")
   parser.add_argument("--steps", type=int, default=2, help="timed RL steps (the best is kept)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps (compilation)")
@@ -455,10 +513,13 @@ def main():
   args = parser.parse_args()
   if args.quick:
     args.steps, args.rows, args.lengths, args.inits = 1, "32", "28", "fresh"
+  args.config = args.config or ("smollm2_grpo" if args.model else "grpo")
   args.preset = args.preset or ("tiny" if args.quick else "small")
-  args.rows = [int(r) for r in args.rows.split(",")]
-  args.lengths = [int(m) for m in args.lengths.split(",")]
-  args.inits = args.inits.split(",")
+  args.rows = [int(r) for r in (args.rows or ("64" if args.model else "32,64,128")).split(",")]
+  args.lengths = [int(m) for m in (args.lengths or ("128,256" if args.model else "28,64"))
+                  .split(",")]
+  # the sweep's third axis: the starting weights (presets) or the trained parameters (--model)
+  args.inits = (args.modes if args.model else args.inits).split(",")
   args.trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
   # first: training the SFT prior below starts JAX's backends
   _common.use_cpu_devices(args.cpu_devices)
@@ -471,10 +532,13 @@ def main():
   peak = _common.matmul_peak_flops(dtype=jnp.dtype(args.matmul_dtype))
   print(f"matmul peak ({args.matmul_dtype} 2048^2, jitted): {peak / 1e9:.1f} GFLOP/s; JAX "
         f"matmul inputs {args.matmul_dtype}, TRL {'bf16 autocast' if args.trl_bf16 else 'f32'}")
-  c = load_config(args.config, {"model.preset": args.preset})
+  c = load_config(args.config, {} if args.model else {"model.preset": args.preset})
+  model_config = (_named_model.config(args.model) if args.model
+                  else get_preset(args.preset))
   print(f"mesh: {'data parallel over ' if len(jax.devices()) > 1 else ''}"
         f"{len(jax.devices())} device(s)")
-  print(f"config {args.config}, preset {args.preset}: {PROMPTS_PER_ROW} samples per prompt, "
+  print(f"config {args.config}, {args.model or 'preset ' + args.preset}: {PROMPTS_PER_ROW} "
+        f"samples per prompt, "
         f"prompt {c.max_prompt_len} tokens, {c.learner.mini_batches} mini-batches x "
         f"{c.learner.epochs} epoch(s); best of {args.steps} timed steps after {args.warmup} "
         f"warm-up" + (", twice (before and after TRL)" if args.trl else ""))
@@ -523,15 +587,17 @@ def main():
         "matmul shapes; of dots: the update's speed as a share of that ceiling)")
 
   if not args.no_forward_backward and _common.available("torch", "transformers"):
-    jax_s, torch_s, flops = forward_backward(args.preset, args.matmul_dtype)
-    print(f"\nforward + backward of {args.preset} on [64, 96] tokens (no padding): JAX jitted "
+    jax_s, torch_s, flops = forward_backward(model_config, args.matmul_dtype)
+    print(f"\nforward + backward of {args.model or args.preset} on [64, 96] tokens (no "
+          f"padding, random weights): JAX jitted "
           f"{jax_s * 1e3:.0f} ms ({flops / jax_s / peak:.0%} of the peak), torch eager "
           f"{torch_s * 1e3:.0f} ms ({flops / torch_s / peak:.0%}): JAX/torch time "
           f"{jax_s / torch_s:.2f}x")
 
   if not args.no_compile_cache:
-    first, second = cli_compile_seconds(args.preset)
-    print(f"\nexplore-rl train (grpo, fresh {args.preset}, 1 step), XLA compile seconds with one "
+    first, second = cli_compile_seconds(args)
+    what = "smollm2_grpo:smoke" if args.model else f"grpo, fresh {args.preset}"
+    print(f"\nexplore-rl train ({what}, 1 step), XLA compile seconds with one "
           f"fresh persistent cache: first run {first:.1f} s, second run {second:.1f} s = "
           f"{second / first:.0%} of the first (target < 20%)")
   if not args.trl and not args.no_trl:
