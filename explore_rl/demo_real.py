@@ -6,7 +6,8 @@
 Both methods train from the pretrained model itself (no SFT) on the first training task
 the base model's map chose (results/base_model; explore_rl/real_model.py's fallback
 before the map has chosen one), at `real_model.SCALES["demo"]`: 6 steps of 4 prompts x 4
-samples x 64 new tokens, full fine-tuning, with a progress bar. Writes
+samples x 64 new tokens, full fine-tuning, GRPO at Poly-EPO's loss aggregation and clip
+range (`SHARED_LOSS`), with a progress bar. Writes
 runs/demo-real/{grpo,polyepo}/ and runs/demo-real/report.md: the table (pass@1, pass@k,
 distinct strategies, entropy, wall time), the untrained model on the same held-out
 problems, the reward / entropy / pass@k plots, and three sampled responses per method
@@ -26,6 +27,11 @@ from explore_rl.eval import base_map
 from explore_rl.eval.report import write_report
 
 METHODS = {"grpo": "GRPO", "polyepo": "Poly-EPO"}
+# The objective keys of the jitted update (the loss and its aggregation): GRPO takes Poly-EPO's
+# (Dr. GRPO's constant normaliser, clip-higher 0.28), so the two runs differ only in their
+# advantages and share every compiled update (experiments/polyepo.py: this aggregation and
+# clip alone change neither GRPO's update norm nor its strategies).
+SHARED_LOSS = ("loss", "loss_kwargs", "aggregation", "aggregation_kwargs")
 NUM_SHOWN = 3
 
 
@@ -74,10 +80,14 @@ def main(argv=None):
   spec = base_map.get_spec(args.task or rm.chosen_tasks(args.base_map)[0])
   base = load_initial_policy(args.init_from)
   prompt_len = rm.task_prompt_len(base, spec, seed=args.seed)
-  wall, runs, config = {}, {}, None
+  configs = {arm: rm.arm_config(arm, spec, seed=args.seed, scale=args.scale,
+                                prompt_len=prompt_len, init_from=args.init_from)
+             for arm in METHODS}
+  for key in SHARED_LOSS:   # GRPO at Poly-EPO's loss: one compiled update serves both
+    configs["grpo"].objective[key] = configs["polyepo"].objective[key]
+  wall, runs = {}, {}
   for arm, label in METHODS.items():
-    config = rm.arm_config(arm, spec, seed=args.seed, scale=args.scale, prompt_len=prompt_len,
-                           init_from=args.init_from)
+    config = configs[arm]
     runs[label] = os.path.join(args.workdir, arm)
     t0 = time.perf_counter()
     if not ex.finished(runs[label], config.total_steps):
@@ -89,7 +99,9 @@ def main(argv=None):
            f"difficulty {spec.difficulty}), its chat template; {config.total_steps} steps of "
            f"{config.rollout.prompts_per_step} prompts x {config.rollout.num_samples} samples "
            f"x {config.max_response_len} new tokens, full fine-tuning, lr "
-           f"{config.optim.learning_rate:g}, seed {args.seed}; {summaries.machine()}. "
+           f"{config.optim.learning_rate:g}, seed {args.seed}; GRPO at Poly-EPO's loss "
+           f"aggregation and clip range, so only the advantages differ; "
+           f"{summaries.machine()}. "
            f"Held-out: {config.eval.num_prompts} prompts x {config.eval.num_samples} samples at "
            f"temperature {config.eval.temperature}. The untrained model on the same problems: "
            f"pass@1 {ev['pass@1']:.3f} ± {ev['pass@1_stderr']:.3f}, "
