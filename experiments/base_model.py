@@ -30,7 +30,7 @@ from explore_rl import harness as ex
 from explore_rl import summaries
 from explore_rl.eval import base_map
 
-COLUMNS = ["task", "kind", "pass@1", "pass@8", "pass@64", "headroom", "distinct strategies",
+COLUMNS = ["task", "kind", "pass@1", "pass@8", "pass@16", "pass@64", "headroom", "distinct strategies",
            "distinct answers", "entropy", "response len", "truncated", "size", "wall (s)",
            "eligible"]
 
@@ -87,7 +87,7 @@ def row(s: dict) -> dict:
   m = s["metrics"]
   return {"task": s["spec"]["key"], "kind": s["spec"]["kind"],
           "pass@1": f"{m['pass@1']:.3f} ± {m['pass@1_stderr']:.3f}",
-          "pass@8": _k(m, 8), "pass@64": _k(m, 64),
+          "pass@8": _k(m, 8), "pass@16": _k(m, 16), "pass@64": _k(m, 64),
           "headroom": f"{base_map.headroom(m):.3f}",
           "distinct strategies": f"{m['distinct_correct_strategies']:.2f}",
           "distinct answers": f"{m['distinct_correct_answers']:.2f}",
