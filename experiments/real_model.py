@@ -233,7 +233,10 @@ def write_tables(out: str) -> tuple[str, list[str]]:
       "pass@64 and distinct@64 are at k = the final evaluation's samples per prompt (64 at "
       "the full scale); ± = 95% t-interval over seeds; 'vs' columns are paired-by-seed "
       "differences (arm − base / arm − GRPO); the entropy law is fitted to (held-out "
-      "entropy, pass@1) at every evaluation of the arm's seeds and the base model's.",
+      "entropy, pass@1) at every evaluation of the arm's seeds and the base model's. "
+      "distinct@64 counts distinct correct strategy signatures per prompt: on tasks whose "
+      "chat answer is the only signature (arithmetic, reasoning-gym), distinct correct "
+      "answers.",
       f"Machines: {'; '.join(machines) or 'none'}."])
   path = ex.write_results(out, rows, COLUMNS, title=f"A real model: what exploration does "
                           f"to {rm.MODEL}", notes=notes, plots=plots, xlabel=xlabels)
