@@ -30,9 +30,9 @@ from explore_rl import harness as ex
 from explore_rl import summaries
 from explore_rl.eval import base_map
 
-COLUMNS = ["task", "kind", "pass@1", "pass@8", "pass@16", "pass@64", "headroom", "distinct strategies",
-           "distinct answers", "entropy", "response len", "truncated", "size", "wall (s)",
-           "eligible"]
+COLUMNS = ["task", "kind", "pass@1", "pass@8", "pass@16", "pass@64", "headroom",
+           "distinct strategies", "distinct answers", "entropy", "response len", "truncated",
+           "malformed", "size", "wall (s)", "eligible"]
 
 
 def parse(argv):
@@ -93,6 +93,7 @@ def row(s: dict) -> dict:
           "distinct answers": f"{m['distinct_correct_answers']:.2f}",
           "entropy": f"{m['eval_entropy']:.3f}", "response len": f"{m['eval_response_len']:.0f}",
           "truncated": f"{m['eval_truncated_frac']:.2f}",
+          "malformed": f"{m['eval_malformed_frac']:.2f}",
           "size": f"{s['num_prompts']} x {s['num_samples']} x {s['max_new_tokens']}",
           "wall (s)": f"{s['wall_s']:.0f}", "eligible": "yes" if base_map.eligible(m) else ""}
 
@@ -119,7 +120,10 @@ def write_table(out: str) -> list[str]:
       "over prompts (± its standard error for pass@1); distinct strategies / answers: "
       "distinct correct strategy signatures / final answers per prompt among the samples; "
       "entropy: mean token entropy (nats); response len: mean tokens; truncated: the share "
-      "of samples that hit the token limit; size: prompts x samples x max new tokens.", "",
+      "of samples that hit the token limit (scored wrong); malformed: the share whose final "
+      "answer the parser cannot find (no '####', \\boxed{}, <answer> or 'the answer is'; "
+      "the project's arithmetic also takes the last number); size: prompts x samples x max "
+      "new tokens.", "",
       "## Commands, wall times and machines", ""]
   notes += [f"- {k}: `{s['command']}` ({s['wall_s']:.0f} s, {s['machine']}, {s['date']})"
             for k, s in done.items()]

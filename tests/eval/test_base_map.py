@@ -131,6 +131,7 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
     return {"pass@1": pass1, "pass@1_stderr": 0.01, "pass@8": 0.5, "pass@64": pass1 + 0.4,
             "distinct_correct_strategies": 1.5, "distinct_correct_answers": 1.0,
             "eval_entropy": 0.4, "eval_response_len": 90.0, "eval_truncated_frac": 0.1,
+            "eval_malformed_frac": 0.2,
             "prompt_len": 96, "wall_s": 1.0}
   monkeypatch.setattr(bm.base_map, "measure", fake_measure)
   monkeypatch.setattr("explore_rl.training.policy_loader.load_initial_policy",
