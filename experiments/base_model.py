@@ -17,7 +17,8 @@ selection rule applied: the chosen training tasks are printed and written under 
 Defaults: SmolLM2-135M-Instruct (init_from smollm2-135m-instruct), 64 held-out prompts x
 64 samples at temperature 1, 128 new tokens, the model's chat template. Smaller sizes
 (--num_prompts, --num_samples) are recorded per task and shown in the table's "size"
-column. Hardware and wall times: each task's JSON and the table.
+column. Hardware and wall times: each task's JSON and the table (measured: 7-9 min per
+task at 32 prompts x 16 samples x 128 tokens on a 2-core Intel Xeon at load 3-5, 2 GB RSS).
 """
 from __future__ import annotations
 
