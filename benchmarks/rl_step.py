@@ -362,13 +362,14 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
          "pad_packed": 1 - counts["real"] / counts["packed"],
          "pad_padded": 1 - counts["real"] / counts["padded"], "efficiency": {}}
   # The update alone on packed mini-batches: of 32, 64 and 128 rows (presets, at the largest
-  # R), of the run's R rows (`--model`, full fine-tuning: each update takes about a minute).
+  # R), of the run's R rows (`--model`, full fine-tuning, one timed run: each update takes
+  # minutes on 2 cores).
   model_config = rl.trainer.policy.config
   measure = (init == "full") if args.model else rows == max(args.rows)
   for r in ((rows,) if args.model else (32, 64, 128)) if measure else ():
     if r <= rows:
       batch, counts = rl.packed(r)
-      secs = _common.best_time(rl.update_call(batch), repeats=2 if args.model else 5)
+      secs = _common.best_time(rl.update_call(batch), repeats=1 if args.model else 5)
       dots_s, dots_flops = dense_dots(model_config, args.matmul_dtype, counts["real"])
       out["efficiency"][r] = (update_flops(model_config, counts["real"]) / secs / peak, secs,
                               counts, dots_flops / dots_s / peak)
