@@ -27,9 +27,9 @@ full fine-tuning, lr 5e-6; final evaluation 64 prompts x 64 samples at temperatu
 Quick: arms base and GRPO on arithmetic-d0, 1 seed, 2 steps of 2 x 2 x 16 tokens, final
 evaluation 4 x 4 (a test of the pipeline, no claim decided).
 Hardware and wall times: each summary's `machine` and `wall_s`; the table's notes.
-Measured: --quick 418 s wall, peak RSS 11.3 GB (2-core Intel Xeon at load 3-5, another
-real-model process beside it, cold compile cache): two compiles of the update, 170 s and
-151 s, are most of it. Full runs: not yet (one 8 x 8 x 128 step ~5 min on 2 cores).
+Measured: --quick 69 s wall, peak RSS 5.4 GB (2-core Intel Xeon, load 0.2, compile cache
+possibly warm); 418 s and 11.3 GB before the update compiled as one cond (two compiles of
+150-170 s). Full runs: not yet (one 8 x 8 x 128 step ~5 min on 2 cores).
 """
 from __future__ import annotations
 
