@@ -56,11 +56,12 @@ log = logging.getLogger(__name__)
 
 
 class _OrbaxSpaceErrors(logging.Filter):
-  """Drops Orbax's own traceback of a write that ran out of room: `save` reports it as
-  one line (`disk.WriteFailed`)."""
+  """Drops the tracebacks of a write that ran out of room that Orbax logs (through absl)
+  and that asyncio logs when more than one of Orbax's gathered writes failed ("exception was
+  never retrieved"): `save` reports the failure as one line (`disk.WriteFailed`)."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if "orbax" not in record.pathname:
+    if record.name != "asyncio" and "orbax" not in record.pathname:
       return True
     errors = [Exception(record.getMessage())] + ([record.exc_info[1]] if record.exc_info else [])
     return all(disk.space_errno(e) is None for e in errors if e is not None)
@@ -117,7 +118,10 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 3):
     self.directory = os.path.abspath(directory)
-    logging.getLogger("absl").addFilter(_ORBAX_SPACE_ERRORS)  # once: filters are a set
+    # Once each: filters are a set. A logger's filter sees only records logged to it, not
+    # those propagated from asyncio's logger.
+    for name in ("absl", "asyncio"):
+      logging.getLogger(name).addFilter(_ORBAX_SPACE_ERRORS)
     sys.unraisablehook = _drop_closed_loop_reports
     self._mgr = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),

@@ -6,6 +6,7 @@ before, the previous eval.json.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -61,6 +62,24 @@ def test_a_checkpoint_past_the_file_size_limit_stops_with_one_line(tmp_path):
   state, meta = Checkpointer(str(tmp_path / "ckpt")).restore(_state(0))
   assert meta == {"step": 1}
   np.testing.assert_array_equal(state["w"], _state(1)["w"])
+
+
+def test_asyncio_reports_of_orbax_writes_out_of_room_are_dropped_and_others_kept(tmp_path, caplog):
+  # When more than one of Orbax's gathered writes fails, asyncio logs the others as
+  # "exception was never retrieved" through its own logger, at a moment set by the event loop:
+  # the same report, built here through asyncio's own handler.
+  Checkpointer(str(tmp_path / "ckpt"))  # installs the filters
+  out_of_room = ValueError('OUT_OF_RANGE: Error writing "params.w/0.0" in OCDBT database: Failed '
+                           "to write 76367 bytes to file 15: File too large [os_error_code='27']")
+  loop = asyncio.new_event_loop()
+  try:
+    for error in (out_of_room, ValueError("a bug, not a full disk")):
+      loop.call_exception_handler({"message": "_GatheringFuture exception was never retrieved",
+                                   "exception": error})
+  finally:
+    loop.close()
+  reported = [str(r.exc_info[1]) for r in caplog.records if r.name == "asyncio"]
+  assert reported == ["a bug, not a full disk"]
 
 
 _FULL_DISK = textwrap.dedent("""
