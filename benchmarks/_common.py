@@ -37,6 +37,16 @@ def use_cpu_devices(n: int) -> None:
                        f"{len(jax.devices())}: call use_cpu_devices before any JAX work")
 
 
+def default_cpu_devices(model: str | None) -> int:
+  """The benchmarks' XLA:CPU device count: one per core for the presets, one for a packaged
+  model. At 135M parameters each device streams its own replica of the weights through the
+  decode step, so two devices read twice the bytes: on the 2-core CPU of benchmarks/README.md
+  one device decoded SmolLM2-135M at batch 1 and 8 in 4.8 and 9.8 s against 7.3 and 12.3 s
+  on two (the decode step at batch 32: 124 against 133 ms). One device is also what
+  `explore-rl train` runs on unless XLA_FLAGS asks for more."""
+  return 1 if model else num_cores()
+
+
 def load_average() -> str:
   return "/".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -24,8 +24,9 @@ and the compile time of a fresh `explore-rl train` (1 step) run twice with the
 same persistent compilation cache (the second must spend < 20% of the first).
 
 JAX runs on one XLA:CPU device per core (`--cpu-devices`) with the mesh data=-1, fsdp=1:
-each device samples and updates on its share of the rows; TRL runs on as many torch threads
-as there are cores.
+each device samples and updates on its share of the rows (with `--model`, one device whose
+matmuls use every core: `_common.default_cpu_devices` says why); TRL runs on as many torch
+threads as there are cores.
 
 Speed targets: RL step >= 2.5x TRL's (goal 3x) at every point; the update at
 >= 60% of the matmul peak (real tokens) at 32, 64, 128 rows; padding < 10%.
@@ -499,9 +500,9 @@ def main():
   parser.add_argument("--no-compile-cache", action="store_true",
                       help="skip the two CLI runs that measure the persistent cache")
   parser.add_argument("--profile", action="store_true", help="print the update's top XLA ops")
-  parser.add_argument("--cpu-devices", type=int, default=_common.num_cores(),
+  parser.add_argument("--cpu-devices", type=int, default=None,
                       help="XLA:CPU devices; above 1 the run's mesh is data=-1, fsdp=1 (default: "
-                           "one device per core)")
+                           "one device per core, one with --model)")
   parser.add_argument("--no-forward-backward", action="store_true",
                       help="skip the JAX vs torch eager forward + backward of the model")
   parser.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16"],
@@ -523,6 +524,7 @@ def main():
   args.inits = (args.modes if args.model else args.inits).split(",")
   args.trl = not args.no_trl and _common.available("datasets", "torch", "transformers", "trl")
   # first: training the SFT prior below starts JAX's backends
+  args.cpu_devices = args.cpu_devices or _common.default_cpu_devices(args.model)
   _common.use_cpu_devices(args.cpu_devices)
   if "sft" in args.inits and not args.prior:
     from explore_rl.harness import sft_prior

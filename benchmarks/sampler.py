@@ -21,7 +21,8 @@ reads at most 127 slots past its position. Also the memory XLA plans for each
 call and the process's peak memory.
 
 JAX runs on one XLA:CPU device per core (`--cpu-devices`), the batch sharded over them as
-the samplers shard it in training; HF runs on as many torch threads as there are cores.
+the samplers shard it in training (with `--model`, one device whose matmuls use every core:
+`_common.default_cpu_devices` says why); HF runs on as many torch threads as there are cores.
 
 Speed targets: >= 3x HF at batch 16, >= 1.5x at every batch, greedy and
 T = 1; the decode step at position 512 within 1.5x of its memory floor.
@@ -241,9 +242,9 @@ def main():
   parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is kept")
   parser.add_argument("--hf-repeats", type=int, default=2, help="timed HF runs (slow)")
   parser.add_argument("--no-hf", action="store_true", help="skip Hugging Face generate")
-  parser.add_argument("--cpu-devices", type=int, default=_common.num_cores(),
+  parser.add_argument("--cpu-devices", type=int, default=None,
                       help="XLA:CPU devices, the batch sharded over them (default: one per "
-                           "core; 1: one device running the whole batch)")
+                           "core, one with --model; 1: one device running the whole batch)")
   parser.add_argument("--matmul-dtype", choices=["float32", "bfloat16"], default=None,
                       help="JAX's matmul input dtype (ModelConfig.matmul_dtype, models/dense.py);"
                            " the memory floor still counts the fp32 weights as stored; HF: fp32")
@@ -265,6 +266,7 @@ def main():
   position_batches = [int(b) for b in
                       (args.position_batches or ("1,32" if real else "16")).split(",")]
   use_hf = not args.no_hf and _common.available("torch", "transformers")
+  args.cpu_devices = args.cpu_devices or _common.default_cpu_devices(args.model)
   _common.use_cpu_devices(args.cpu_devices)
 
   print(_common.describe_machine())
