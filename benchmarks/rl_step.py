@@ -59,6 +59,7 @@ import glob
 import gzip
 import inspect
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -344,8 +345,24 @@ def point_config(args, rows: int, length: int, init: str):
   return load_config(args.config, overrides)
 
 
+def run_point_apart(*point_args) -> dict:
+  """`run_point` in a fresh child process. What a point leaves behind (TRL's trainer, compiled
+  programs, memory torch's allocator keeps) is gone before the next, and the child's peak RSS
+  before TRL starts is the JAX side's own. In one process the four `--model` points grew to
+  24 GB, and the forward + backward comparison after them was killed for memory."""
+  with multiprocessing.get_context("spawn").Pool(1) as pool:
+    return pool.apply(_run_point_child, point_args)
+
+
+def _run_point_child(args, *point_args) -> dict:
+  _common.use_cpu_devices(args.cpu_devices)
+  compile_time.start()
+  return run_point(args, *point_args)
+
+
 def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float) -> dict:
-  """One sweep point: JAX phases (+ TRL), padding, first-step compile, update efficiencies."""
+  """One sweep point: JAX phases (+ TRL), padding, first-step compile, update efficiencies,
+  peak RSS of the JAX phases (`jax_rss`, the process's until TRL starts)."""
   config = point_config(args, rows, length, init)
   rl = JaxRL(config, os.path.join(workdir, "jax"))
   before = compile_time.seconds()
@@ -376,6 +393,7 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
                               counts, dots_flops / dots_s / peak)
   if measure and args.profile:
     profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
+  out["jax_rss"] = _common.peak_memory_bytes()[0]
   if args.trl:
     trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"),
                          from_weights=bool(args.model) or init != "fresh",
@@ -550,19 +568,19 @@ def main():
     for init in args.inits:
       for length in args.lengths:
         for rows in args.rows:
-          point = run_point(args, rows, length, init,
-                            os.path.join(workdir, f"{init}-{length}-{rows}"), peak)
+          point = run_point_apart(args, rows, length, init,
+                                  os.path.join(workdir, f"{init}-{length}-{rows}"), peak)
           points.append(point)
           trl = f", TRL {point['trl']['step']:.2f} s" if args.trl else ""
-          print(f"  [{init} M={length} R={rows}] step {point['step']:.2f} s{trl}, "
-                f"load {point['load']}", flush=True)
+          print(f"  [{init} M={length} R={rows}] step {point['step']:.2f} s{trl}, JAX peak RSS "
+                f"{_common.mib(point['jax_rss'])}, load {point['load']}", flush=True)
 
   print("\nRL step (s), JAX vs TRL (target JAX >= 2.5x, goal 3x); padding of the update's "
         "token slots; first-step compile:")
   headers = ["init", "M", "R", "resp len", "sample", "update", "step"]
   if args.trl:
     headers += ["TRL sample", "TRL update", "TRL step", "TRL/JAX"]
-  headers += ["pad packed", "pad padded", "compile s (XLA+trace)", "load"]
+  headers += ["pad packed", "pad padded", "compile s (XLA+trace)", "JAX peak RSS", "load"]
   rows_out = []
   for p in points:
     row = [p["init"], p["length"], p["rows"], f"{p['response_len']:.1f}", f"{p['sample']:.3f}",
@@ -572,7 +590,8 @@ def main():
       row += [f"{t['sample']:.3f}", f"{t['update']:.3f}", f"{t['step']:.3f}",
               f"{t['step'] / p['step']:.2f}x"]
     row += [f"{p['pad_packed']:.0%}", f"{p['pad_padded']:.0%}",
-            f"{p['compile']['xla']:.1f}+{p['compile']['trace']:.1f}", p["load"]]
+            f"{p['compile']['xla']:.1f}+{p['compile']['trace']:.1f}",
+            _common.mib(p["jax_rss"]), p["load"]]
     rows_out.append(row)
   _common.print_table(headers, rows_out)
   if args.trl:
@@ -605,8 +624,8 @@ def main():
           f"{second / first:.0%} of the first (target < 20%)")
   if not args.trl and not args.no_trl:
     print("(TRL skipped: install the `hf` extra: torch, transformers, trl, datasets)")
-  print(f"peak memory ({_common.peak_memory_bytes()[1]}): "
-        f"{_common.mib(_common.peak_memory_bytes()[0])}")
+  print(f"peak memory of this process, without the points' own ({_common.peak_memory_bytes()[1]}"
+        f"): {_common.mib(_common.peak_memory_bytes()[0])}")
   print(f"load average at the end: {_common.load_average()}")
 
 
