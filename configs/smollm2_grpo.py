@@ -18,6 +18,10 @@ Runtime:  (measured, 2-core AMD EPYC shared with other jobs, load 6-13) `:smoke`
           Since the blocks run as a scan, the head a chunk at a time and the update's
           finite check as one cond (docs/design.md; 2-core Intel Xeon, load 5): `:smoke`
           compiles in 64 s of XLA (was 872 s there), peak RSS 4.6 GB (was 13.3 GB).
+          On a quiet 2-core Intel Xeon (one device; benchmarks/README.md, "Ninth speed
+          pass"): `:smoke` 16.3 s of XLA, 2.8 s with the persistent cache; one 8 x 8 x 256
+          step with full fine-tuning 210 s (sampling 92 s, update 117 s), peak RSS 5.6 GiB,
+          first-step compile 24.9 s.
 Expected: pass@1 of the instruct model on the held-out problems rises from its own level
           over the first ~100 steps while the entropy falls (not measured here: a 100-step
           run takes hours on 2 CPU cores).
