@@ -34,14 +34,16 @@ class KVCache(NamedTuple):
   q [G·T, H] @ k [H, S] and outputs probs [G·T, S] @ v [S, H] per (row, kv head),
   both plain row-major matmuls (with k stored [S, H] XLA:CPU ran the attention of
   a decode step at half the memory bandwidth: benchmarks/README.md). A decode
-  step copies nothing but the new token's keys and values.
+  step copies nothing but the new token's keys and values; for that, a bf16 model's cache is
+  fp32 on XLA:CPU (`cache_dtype`).
   """
   k: tuple[jax.Array, ...]
   v: tuple[jax.Array, ...]
 
   @classmethod
   def zeros(cls, config: ModelConfig, batch: int, length: int) -> "KVCache":
-    b, n, h, dt = batch, config.num_key_value_heads, config.head_size, config.compute_dtype
+    b, n, h = batch, config.num_key_value_heads, config.head_size
+    dt = cache_dtype(config.compute_dtype)
     layers = range(config.num_hidden_layers)
     return cls(tuple(jnp.zeros((b, n, h, length), dt) for _ in layers),
                tuple(jnp.zeros((b, n, length, h), dt) for _ in layers))
@@ -58,6 +60,20 @@ class KVCache(NamedTuple):
     pad = lambda axis: lambda x: jnp.pad(x, [(0, extra if i == axis else 0)
                                              for i in range(x.ndim)])
     return KVCache(tuple(map(pad(3), self.k)), tuple(map(pad(2), self.v)))
+
+
+def cache_dtype(dtype) -> jnp.dtype:
+  """The dtype a KV cache of `dtype` keys and values is stored in: `dtype`, except 16-bit
+  floats on XLA:CPU, stored in fp32 (the same values, exactly). XLA:CPU runs a bf16
+  dynamic-update-slice in fp32, converting the whole cache there and back at every decode
+  step: at batch 32 and 640 slots of SmolLM2-135M, 118 ms of a 260 ms step. On an fp32 cache
+  the write is in place and the step, attention read in fp32, takes 146 ms
+  (benchmarks/README.md, "Tenth speed pass")."""
+  dtype = jnp.dtype(dtype)
+  if jax.default_backend() == "cpu" and dtype.itemsize == 2 and \
+      jnp.issubdtype(dtype, jnp.floating):
+    return jnp.dtype(jnp.float32)
+  return dtype
 
 
 def rope_frequencies(config: ModelConfig) -> jax.Array:
@@ -145,7 +161,8 @@ class Attention(nnx.Module):
       k_new, v_new = cache_layout(k.astype(ck.dtype), v.astype(cv.dtype))
       new_kv = (jax.lax.dynamic_update_slice_in_dim(ck, k_new, cache_index, 3),
                 jax.lax.dynamic_update_slice_in_dim(cv, v_new, cache_index, 2))
-      out = cached_attention(q, *new_kv, mask)
+      # in the cache's dtype (`cache_dtype`): reading an fp32 cache as bf16 would convert it
+      out = cached_attention(q.astype(ck.dtype), *new_kv, mask).astype(q.dtype)
     return self.o_proj(out.reshape(b * t, nq * h)).reshape(b, t, d), new_kv
 
 

@@ -14,6 +14,7 @@ import logging
 import jax
 
 from explore_rl.errors import ConfigError, UserError
+from explore_rl.models.transformer import cache_dtype
 
 HOW_TO_LOWER = ("lower rollout.prompts_per_step, rollout.num_samples or max_response_len, "
                 "or raise learner.micro_batches")
@@ -78,7 +79,7 @@ def estimate_peak_bytes(config, model) -> dict[str, float]:
   per_block = micro * t * ((6 * d + 3 * f) * a_bytes + heads * t * 4 * 2)
   saved = micro * t * d * a_bytes * layers + per_block if m.remat else per_block * layers
   logits = micro * c.max_response_len * v * 4 * 3
-  kv = 2 * layers * rows * m.num_key_value_heads * m.head_size * t * a_bytes
+  kv = 2 * layers * rows * m.num_key_value_heads * m.head_size * t * cache_dtype(m.dtype).itemsize
   return {"params": (n + adapters) * p_bytes * (2 if kl else 1),
           "optimizer": 2 * 4 * (adapters if m.lora_rank else n),
           "grads": 4 * (n + adapters),

@@ -78,6 +78,31 @@ def test_logits_are_fp32_for_bf16_models():
   assert logits.dtype == jnp.float32 and np.isfinite(np.asarray(logits)).all()
 
 
+def test_a_bf16_models_cache_holds_its_bf16_values_in_fp32_on_cpu_and_decodes_as_the_forward():
+  """On XLA:CPU a bf16 cache is kept in fp32 (`cache_dtype`: a bf16 write converts the whole
+  cache); the values stay the bf16 ones, and decoding still equals the full forward."""
+  cfg = get_preset("tiny", dtype="bfloat16", param_dtype="bfloat16")
+  graphdef, params = tr.init(cfg, seed=1)
+  assert tr.cache_dtype(jnp.bfloat16) == jnp.float32 and tr.cache_dtype(jnp.float32) == jnp.float32
+  rng = np.random.default_rng(0)
+  prompt, valid = pad_left([rng.integers(3, 100, n).tolist() for n in (5, 2)], 0)
+  prompt, valid = jnp.asarray(prompt), jnp.asarray(valid)
+  cache = tr.KVCache.zeros(cfg, 2, prompt.shape[1])
+  _, cache = _call(graphdef, params, prompt, tr.positions_from_mask(valid),
+                   tr.causal_mask(valid), cache, 0)
+  k = np.asarray(cache.k[0])
+  assert k.dtype == np.float32 and np.abs(k).max() > 0
+  np.testing.assert_array_equal(k, np.asarray(jnp.asarray(k).astype(jnp.bfloat16), np.float32))
+  cont = jnp.asarray(rng.integers(3, 100, (2, 4)), jnp.int32)
+  cached = _cached_logits(graphdef, params, prompt, valid, cont)
+  full = forward(graphdef, params, jnp.concatenate([prompt, cont], 1),
+                 jnp.concatenate([valid, jnp.ones(cont.shape, bool)], 1))
+  allvalid = np.concatenate([np.asarray(valid), np.ones(cont.shape, bool)], 1)
+  # bf16 activations: the cached path attends in fp32, the full forward in bf16
+  np.testing.assert_allclose(np.asarray(cached)[allvalid], np.asarray(full)[allvalid],
+                             atol=0.05, rtol=0)
+
+
 def test_param_count_and_presets():
   for name in ("tiny", "small"):
     cfg = get_preset(name)
