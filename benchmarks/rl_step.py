@@ -351,7 +351,7 @@ def point_config(args, rows: int, length: int, init: str):
 def run_point_apart(*point_args) -> dict:
   """`run_point` in a fresh child process. What a point leaves behind (TRL's trainer, compiled
   programs, memory torch's allocator keeps) is gone before the next, and the child's peak RSS
-  before TRL starts is the JAX side's own. In one process the four `--model` points grew to
+  after its RL steps is theirs alone. In one process the four `--model` points grew to
   24 GB, and the forward + backward comparison after them was killed for memory."""
   with multiprocessing.get_context("spawn").Pool(1) as pool:
     return pool.apply(_run_point_child, point_args)
@@ -365,7 +365,7 @@ def _run_point_child(args, *point_args) -> dict:
 
 def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float) -> dict:
   """One sweep point: JAX phases (+ TRL), padding, first-step compile, update efficiencies,
-  peak RSS of the JAX phases (`jax_rss`, the process's until TRL starts)."""
+  peak RSS of the RL steps (`jax_rss`, the process's before the update alone and TRL)."""
   config = point_config(args, rows, length, init)
   rl = JaxRL(config, os.path.join(workdir, "jax"))
   before = compile_time.seconds()
@@ -382,6 +382,8 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
                                       np.mean([r["sample_tokens"] for r in runs])),
          "pad_packed": 1 - counts["real"] / counts["packed"],
          "pad_padded": 1 - counts["real"] / counts["padded"], "efficiency": {}}
+  # the RL steps' own peak, before the measurements below (`dense_dots` at 135M: ~10 GB more)
+  out["jax_rss"] = _common.peak_memory_bytes()[0]
   # The update alone on packed mini-batches: of 32, 64 and 128 rows (presets, at the largest
   # R), of the run's R rows (`--model`, full fine-tuning, one timed run: each update takes
   # minutes on 2 cores).
@@ -396,7 +398,6 @@ def run_point(args, rows: int, length: int, init: str, workdir: str, peak: float
                               counts, dots_flops / dots_s / peak)
   if measure and args.profile:
     profile_ops(rl.update_call(rl.packed(mb_rows)[0]))
-  out["jax_rss"] = _common.peak_memory_bytes()[0]
   if args.trl:
     trl = trl_step_times(rl, args.steps, args.warmup, os.path.join(workdir, "trl"),
                          from_weights=bool(args.model) or init != "fresh",
