@@ -1,5 +1,5 @@
 """What exploration does to a real pretrained model (SmolLM2-135M-Instruct): does GRPO raise
-pass@1 while collapsing the base model's strategies and pass@64, and do Poly-EPO, Clip-Cov,
+pass@1 while collapsing the base model's strategies and pass@k, and do Poly-EPO, Clip-Cov,
 PKPO and self-distillation keep them?
 
 Arms (explore_rl/real_model.py): the base model (control), GRPO, Poly-EPO, Clip-Cov,
@@ -12,27 +12,34 @@ the base model's map chose (results/base_model, experiments/base_model.py).
   .venv/bin/python experiments/real_model.py --arms grpo,pkpo --tasks rg-chain_sum-d0
   .venv/bin/python experiments/real_model.py --table     # rebuild tables and plots only
   .venv/bin/python experiments/real_model.py --quick     # smoke: the real model, 2 steps
-  .venv/bin/python experiments/real_model.py --scale gpu --out results/real_model_gpu
+  .venv/bin/python experiments/real_model.py --scale full  # writes results/real_model_full
+  .venv/bin/python experiments/real_model.py --scale gpu   # writes results/real_model_gpu
 
 Each finished run writes OUT/runs/<arm>-<task>-<seed>.json (its config, final held-out
-metrics: pass@1/8/64 and distinct strategies among 64 samples on 64 prompts, entropy,
-update norm, the training curves, wall time and machine) the moment it finishes; a run
-whose summary exists is skipped, never run again. OUT/table.md, table.csv and the plots
-are rebuilt from the summaries after every run: 95% t-intervals over seeds, differences
-paired by seed (same held-out problems and sampling key), one verdict per claim.
-Training workdirs (checkpoints) live under SHARED/real_model/ and are not committed.
+metrics: pass@k and distinct strategies on the scale's final evaluation, entropy, update
+norm, the training curves, wall time and machine) the moment it finishes; a run whose
+summary exists is skipped, never run again. Runs go seed by seed (base, then each trained
+arm, for seed 0, then seed 1, ...), so a stopped experiment leaves whole paired seeds.
+OUT/table.md, table.csv and the plots are rebuilt from the summaries after every run: 95%
+t-intervals over seeds, differences paired by seed (same held-out problems and sampling
+key), one verdict per claim. One OUT holds one scale (a summary of another scale there is
+refused). Training workdirs (checkpoints) live under SHARED/real_model/ and are not
+committed.
 
-Scale (real_model.SCALES["full"]): 40 steps of 8 prompts x 8 samples x 128 new tokens,
-full fine-tuning, lr 5e-6; final evaluation 64 prompts x 64 samples at temperature 1.
-Quick: arms base and GRPO on arithmetic-d0, 1 seed, 2 steps of 2 x 2 x 16 tokens, final
-evaluation 4 x 4 (a test of the pipeline, no claim decided).
+Scales (real_model.SCALES): cpu, the default (what a 3-hour session on 2 cores fits for
+the core comparison): 10 steps of 8 prompts x 8 samples x 128 new tokens, full
+fine-tuning with bf16 matmul inputs, lr 2e-5; final evaluation 32 prompts x 16 samples at
+temperature 1 (pass@16). full: 40 steps, lr 5e-6, final 64 x 64. gpu: 200 steps of 16 x
+8 x 256. Quick: arms base and GRPO on arithmetic-d0, 1 seed, 2 steps of 2 x 2 x 16
+tokens, final evaluation 4 x 4 (a test of the pipeline, no claim decided).
 Hardware and wall times: each summary's `machine` and `wall_s`; the table's notes.
 Measured: --quick 69 s wall, peak RSS 5.4 GB (2-core Intel Xeon, load 0.2, compile cache
-possibly warm); 418 s and 11.3 GB before the update compiled as one cond (two compiles of
-150-170 s). Full runs: not yet (one 8 x 8 x 128 step ~5 min on 2 cores).
+possibly warm). One 8 x 8 x 128 step on 2 cores: 86 s at fp32 (30 s sampling, 56 s
+update), 53 s with bf16 matmuls (25 s, 29 s).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -44,6 +51,7 @@ from explore_rl import real_model as rm
 from explore_rl import summaries
 from explore_rl.eval import base_map
 
+DEFAULT_OUT = os.path.join("results", "real_model")   # the cpu scale; others: _<scale>
 QUICK_ARMS, QUICK_TASK = ("base", "grpo"), "arithmetic-d0"
 CORE_ARMS = ("base", "grpo", "polyepo")
 EXPLORERS = ("polyepo", "clip_cov", "pkpo", "self_distill")
@@ -51,9 +59,13 @@ EXPLORERS = ("polyepo", "clip_cov", "pkpo", "self_distill")
 FINAL_KEYS = ("distinct_strategies", "distinct_correct_answers", "eval_entropy",
               "eval_response_len", "eval_truncated_frac", "coverage")
 STEP_KEYS = ("reward_mean", "rollout_entropy", "update_norm")
-COLUMNS = ["task", "arm", "seeds", "pass@1", "pass@8", "pass@64", "distinct@64", "entropy",
-           "update norm", "entropy law (a, b, R2)", "pass@1 vs base", "pass@64 vs GRPO",
-           "distinct@64 vs GRPO", "wall (min)"]
+
+
+def columns(k: int) -> list[str]:
+  """The table's columns, pass@k and distinct@k at k = the final evaluation's samples."""
+  return ["task", "arm", "seeds", "pass@1", "pass@8", f"pass@{k}", f"distinct@{k}", "entropy",
+          "update norm", "entropy law (a, b, R2)", "pass@1 vs base", f"pass@{k} vs GRPO",
+          f"distinct@{k} vs GRPO", "wall (min)"]
 
 
 def extra_flags(p) -> None:
@@ -64,8 +76,9 @@ def extra_flags(p) -> None:
   p.add_argument("--base_map", default=os.path.join("results", "base_model"))
   p.add_argument("--init_from", default=rm.MODEL)
   p.add_argument("--table", action="store_true", help="rebuild tables and plots only")
-  p.add_argument("--scale", default="full", choices=("full", "gpu"),
-                 help="gpu: 200 steps of 16 x 8 x 256 tokens (give it its own --out)")
+  p.add_argument("--scale", default="cpu", choices=("cpu", "full", "gpu"),
+                 help="cpu: 10 steps, 32 x 16 final evaluation (the default); full: 40 "
+                 "steps, 64 x 64; gpu: 200 steps of 16 x 8 x 256 tokens")
 
 
 # -- one run ------------------------------------------------------------------------------
@@ -80,6 +93,7 @@ def final_metrics(ev: dict) -> dict:
 
 def run_one(arm: str, spec: base_map.TaskSpec, seed: int, *, scale: str, shared: str,
             init_from: str, policy) -> dict:
+  # `policy`: the base model as loaded (for the task's prompt length).
   """Trains (except the base arm) and evaluates one run; returns its summary."""
   t0 = time.perf_counter()
   config = rm.arm_config("grpo" if arm == "base" else arm, spec, seed=seed, scale=scale,
@@ -88,7 +102,7 @@ def run_one(arm: str, spec: base_map.TaskSpec, seed: int, *, scale: str, shared:
   size = rm.final_eval_size(scale)
   steps, evals = [], []
   if arm == "base":   # the control: the model itself on the runs' held-out problems
-    ev = ex.held_out_eval(policy, config.to_dict(), chunk=4, **size)
+    ev = ex.held_out_eval(rm.base_policy(config), config.to_dict(), chunk=4, **size)
     update_norm = 0.0
   else:
     workdir = os.path.join(shared, "real_model", scale, spec.key, arm, f"seed{seed}")
@@ -151,7 +165,8 @@ def task_rows(task: str, runs: dict) -> list[dict]:
     r = runs[arm]
     row = {"task": task, "arm": rm.LABELS[arm], "seeds": len(r),
            "pass@1": stat(r, "pass@1"), "pass@8": stat(r, "pass@8"),
-           "pass@64": stat(r, f"pass@{k}"), "distinct@64": stat(r, "distinct_strategies"),
+           f"pass@{k}": stat(r, f"pass@{k}"),
+           f"distinct@{k}": stat(r, "distinct_strategies"),
            "entropy": stat(r, "eval_entropy"),
            "wall (min)": ex.fmt(*ex.mean_ci(s["wall_s"] / 60 for s in r.values()), digits=1)}
     if arm != "base":
@@ -160,8 +175,8 @@ def task_rows(task: str, runs: dict) -> list[dict]:
                   "entropy law (a, b, R2)": law(r, base),
                   "pass@1 vs base": ex.fmt(*paired(r, base, "pass@1"))})
     if arm not in ("base", "grpo"):
-      row.update({"pass@64 vs GRPO": ex.fmt(*paired(r, grpo, f"pass@{k}")),
-                  "distinct@64 vs GRPO": ex.fmt(*paired(r, grpo, "distinct_strategies"))})
+      row.update({f"pass@{k} vs GRPO": ex.fmt(*paired(r, grpo, f"pass@{k}")),
+                  f"distinct@{k} vs GRPO": ex.fmt(*paired(r, grpo, "distinct_strategies"))})
     rows.append(row)
   return rows
 
@@ -221,6 +236,10 @@ def write_tables(out: str) -> tuple[str, list[str]]:
   table.md, the verdicts)."""
   done = summaries.read_all(os.path.join(out, "runs"))
   rows, lines, plots, xlabels = [], [], {}, {}
+  ks = {k_max(runs) for runs in grouped(done).values()}
+  if len(ks) > 1:
+    raise ValueError(f"{out}: the tasks' final evaluations differ in samples (k = {ks})")
+  k = ks.pop() if ks else 64
   for task, runs in grouped(done).items():
     rows += task_rows(task, runs)
     lines += verdicts(task, runs)
@@ -233,48 +252,53 @@ def write_tables(out: str) -> tuple[str, list[str]]:
       "## Verdicts", "", *[f"- {v}" for v in lines], "",
       f"{len(done)} runs (OUT/runs/*.json); scale {', '.join(scales) or 'none'} "
       f"({'; '.join(f'{s}: {rm.SCALES[s]}' for s in scales)}); full fine-tuning. "
-      "pass@64 and distinct@64 are at k = the final evaluation's samples per prompt (64 at "
-      "the full scale); ± = 95% t-interval over seeds; 'vs' columns are paired-by-seed "
+      f"pass@{k} and distinct@{k} are at k = the final evaluation's samples per prompt; ± = "
+      "95% t-interval over seeds; 'vs' columns are paired-by-seed "
       "differences (arm − base / arm − GRPO); the entropy law is fitted to (held-out "
       "entropy, pass@1) at every evaluation of the arm's seeds and the base model's. "
-      "distinct@64 counts distinct correct strategy signatures per prompt: on tasks whose "
+      f"distinct@{k} counts distinct correct strategy signatures per prompt: on tasks whose "
       "chat answer is the only signature (arithmetic, reasoning-gym), distinct correct "
       "answers.",
       f"Machines: {'; '.join(machines) or 'none'}."])
-  path = ex.write_results(out, rows, COLUMNS, title=f"A real model: what exploration does "
+  path = ex.write_results(out, rows, columns(k), title=f"A real model: what exploration does "
                           f"to {rm.MODEL}", notes=notes, plots=plots, xlabel=xlabels)
   return path, lines
 
 
 def main(argv=None) -> int:
   args, seeds = ex.experiment_args(
-      argv, doc=__doc__, out=os.path.join("results", "real_model"), seeds=(1, 3),
+      argv, doc=__doc__, out=DEFAULT_OUT, seeds=(1, 3),
       quick_help="smoke: the real model, base and GRPO, 1 seed, 2 steps", extra=extra_flags)
   scale = "quick" if args.quick else args.scale
+  out = args.out if scale in ("quick", "cpu") or args.out != DEFAULT_OUT else \
+      f"{DEFAULT_OUT}_{scale}"
   tasks = [QUICK_TASK] if args.quick else (args.tasks.split(",") if args.tasks
                                            else rm.chosen_tasks(args.base_map))
   arms = QUICK_ARMS if args.quick else CORE_ARMS if args.core else args.arms.split(",")
   tasks = tasks[:1] if args.core else tasks
-  runs_dir = os.path.join(args.out, "runs")
+  unknown = [a for a in arms if a not in rm.ARMS]
+  if unknown:
+    raise SystemExit(f"unknown arm {unknown[0]!r}; valid: {', '.join(rm.ARMS)}")
+  runs_dir = os.path.join(out, "runs")
+  other = sorted({s["scale"] for s in summaries.read_all(runs_dir).values()} - {scale})
+  if other:
+    raise SystemExit(f"{runs_dir} holds runs at scale {', '.join(other)}, not {scale}: give "
+                     "this scale its own --out")
   t0, policy = time.perf_counter(), None
-  for key in [] if args.table else tasks:
-    spec = base_map.get_spec(key)
-    for arm in arms:
-      if arm not in rm.ARMS:
-        raise SystemExit(f"unknown arm {arm!r}; valid: {', '.join(rm.ARMS)}")
-      for seed in seeds:
-        name = run_name(arm, key, seed)
-        if summaries.exists(runs_dir, name):
-          continue
-        if policy is None:
-          from explore_rl.training.policy_loader import load_initial_policy
-          policy = load_initial_policy(args.init_from)
-        print(f"{name}: running", flush=True)
-        summaries.write(runs_dir, name, run_one(arm, spec, seed, scale=scale,
-                                                shared=args.shared, init_from=args.init_from,
-                                                policy=policy))
-        write_tables(args.out)
-  path, lines = write_tables(args.out)
+  # Seed by seed, so that a stopped experiment leaves whole seeds to pair.
+  for key, seed, arm in [] if args.table else itertools.product(tasks, seeds, arms):
+    name = run_name(arm, key, seed)
+    if summaries.exists(runs_dir, name):
+      continue
+    if policy is None:
+      from explore_rl.training.policy_loader import load_initial_policy
+      policy = load_initial_policy(args.init_from)
+    print(f"{name}: running", flush=True)
+    summaries.write(runs_dir, name, run_one(arm, base_map.get_spec(key), seed, scale=scale,
+                                            shared=args.shared, init_from=args.init_from,
+                                            policy=policy))
+    write_tables(out)
+  path, lines = write_tables(out)
   print("\n".join(lines))
   print(f"wall time {time.perf_counter() - t0:.0f} s; wrote {path}")
   return 0

@@ -93,12 +93,14 @@ def main(argv=None):
     if not ex.finished(runs[label], config.total_steps):
       train_rl(config, runs[label])
     wall[label] = time.perf_counter() - t0
+  base = rm.base_policy(config)   # as the runs compute (their model_overrides)
   ev = ex.held_out_eval(base, config.to_dict(), num_prompts=config.eval.num_prompts,
                         num_samples=config.eval.num_samples, chunk=4)
   intro = (f"{args.init_from}, task `{spec.key}` ({spec.task} {dict(spec.task_kwargs)}, "
            f"difficulty {spec.difficulty}), its chat template; {config.total_steps} steps of "
            f"{config.rollout.prompts_per_step} prompts x {config.rollout.num_samples} samples "
-           f"x {config.max_response_len} new tokens, full fine-tuning, lr "
+           f"x {config.max_response_len} new tokens, full fine-tuning (matmul inputs "
+           f"{config.model_overrides.get('matmul_dtype') or 'fp32'}), lr "
            f"{config.optim.learning_rate:g}, seed {args.seed}; GRPO at Poly-EPO's loss "
            f"aggregation and clip range, so only the advantages differ; "
            f"{summaries.machine()}. "

@@ -16,8 +16,9 @@ step x samples x steps, i.e. the same sample budget, at a scale):
                 solution (`Problem.solution`, which every family fills) is the teacher
 
 Scales (`SCALES`): quick (the test suite: 2 steps of 2 x 2 x 16 tokens), demo
-(`make demo-real`), full (the experiment on 2 CPU cores) and gpu (the same on one GPU:
-200 steps of 16 x 8 x 256; not run yet); full fine-tuning at every scale.
+(`make demo-real`), cpu (the experiment as it fits one session on 2 CPU cores: 10 steps,
+bf16 matmuls, a 32 x 16 final evaluation), full (40 steps, 64 x 64) and gpu (the same on
+one GPU: 200 steps of 16 x 8 x 256; not run yet); full fine-tuning at every scale.
 """
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ SCALES = {
     # make demo-real: <= 30 minutes on 2 cores for two arms.
     "demo": dict(total_steps=6, eval_every=3, prompts=4, samples=4, response=64, micro=1,
                  eval_prompts=8, eval_samples=4, lr=1e-5, final_prompts=8, final_samples=8),
+    # The experiment as one 3-hour session on 2 cores runs it (base, GRPO and Poly-EPO x 3
+    # seeds in ~100 minutes): 10 steps of 8 prompts x 8 samples x 128 tokens (640 samples a
+    # run), bf16 matmul inputs (fp32 weights, optimiser and accumulation; a step 86 -> 53 s
+    # on SmolLM2, and results/mixed_precision finds no change in what GRPO learns), a
+    # learning rate raised for 10 steps (not tuned), final evaluation 32 x 16 (pass@16).
+    "cpu": dict(total_steps=10, eval_every=5, prompts=8, samples=8, response=128, micro=4,
+                eval_prompts=16, eval_samples=8, lr=2e-5, final_prompts=32,
+                final_samples=16, matmul="bfloat16"),
     # The experiment: 40 steps of 8 prompts x 8 samples x 128 tokens (2560 samples a run);
     # the learning rate chosen for 40 steps of full fine-tuning, not tuned.
     "full": dict(total_steps=40, eval_every=10, prompts=8, samples=8, response=128, micro=4,
@@ -91,6 +100,8 @@ def arm_config(arm: str, spec: TaskSpec, *, seed: int, scale: str, prompt_len: i
   c.learner.micro_batches = s["micro"]
   c.optim.learning_rate = s["lr"]
   c.eval.num_prompts, c.eval.num_samples = s["eval_prompts"], s["eval_samples"]
+  if s.get("matmul"):
+    c.model_overrides.matmul_dtype = s["matmul"]
   if arm == "polyepo":
     c.judge = judge_of(spec)
     c.objective.advantage_kwargs.set_size = min(4, s["samples"])
@@ -99,6 +110,13 @@ def arm_config(arm: str, spec: TaskSpec, *, seed: int, scale: str, prompt_len: i
   if "norm" in c.objective.aggregation_kwargs:   # a length normaliser: the response budget
     c.objective.aggregation_kwargs.norm = s["response"]
   return c
+
+
+def base_policy(config):
+  """The base model as `config`'s runs compute (its `model_overrides`' compute dtype): the
+  control the trained arms are paired with."""
+  from explore_rl.training.policy_loader import initial_policy
+  return initial_policy(config, None)
 
 
 def task_prompt_len(policy, spec: TaskSpec, *, seed: int, margin: int = 32,

@@ -14,11 +14,12 @@ from explore_rl import summaries
 K = 4   # the hand-written final evaluations hold pass@1, pass@2 and pass@4
 
 
-def summary(arm, seed, *, pass1, pass_k, distinct, entropy, evals=(), task="t1"):
+def summary(arm, seed, *, pass1, pass_k, distinct, entropy, evals=(), task="t1",
+            scale="cpu"):
   final = {"pass@1": pass1, "pass@2": (pass1 + pass_k) / 2, "pass@4": pass_k,
            "distinct_strategies": distinct, "eval_entropy": entropy}
   return {"arm": arm, "task": {"key": task, "kind": "arithmetic"}, "seed": seed,
-          "scale": "quick", "final": final, "update_norm": 0.0 if arm == "base" else 0.01,
+          "scale": scale, "final": final, "update_norm": 0.0 if arm == "base" else 0.01,
           "steps": [{"step": 1, "reward_mean": 0.1 * (seed + 1), "rollout_entropy": 1.0},
                     {"step": 2, "reward_mean": 0.2 * (seed + 1), "rollout_entropy": 0.9}]
           if arm != "base" else [], "evals": list(evals), "wall_s": 60.0 * (seed + 1),
@@ -59,10 +60,10 @@ def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experime
   assert rows["base model"]["seeds"] == "3" and rows["Poly-EPO"]["seeds"] == "1"
   # GRPO - base pass@1 per seed 0.10, 0.10, 0.16: mean 0.12, sd 0.0346: ± 0.086.
   assert rows["GRPO"]["pass@1 vs base"] == "0.120 ± 0.086"
-  assert rows["GRPO"]["pass@64"] == "0.400 ± 0.248"          # pass@4: 0.3, 0.4, 0.5
+  assert rows["GRPO"]["pass@4"] == "0.400 ± 0.248"           # 0.3, 0.4, 0.5
   assert rows["GRPO"]["entropy law (a, b, R2)"] == "0.100, 0.500, 1.00"
   assert rows["GRPO"]["wall (min)"] == "2.0 ± 2.5"           # 1, 2, 3 minutes
-  assert rows["Poly-EPO"]["distinct@64 vs GRPO"] == "1.500"   # one seed: no interval
+  assert rows["Poly-EPO"]["distinct@4 vs GRPO"] == "1.500"   # one seed: no interval
   assert rows["base model"]["update norm"] == ""
   assert lines[:4] == [
       "[t1] GRPO raises pass@1 over the base model: SUPPORTED: paired difference "
@@ -111,8 +112,8 @@ def test_a_finished_run_is_never_run_again(fake_runs, tmp_path):
   args = ["--arms", "base,grpo", "--tasks", "arithmetic-d0", "--seeds", "2", "--out", str(out),
           "--shared", str(tmp_path / "shared")]
   assert rme.main(args) == 0
-  assert calls == [("base", "arithmetic-d0", 0), ("base", "arithmetic-d0", 1),
-                   ("grpo", "arithmetic-d0", 0)]
+  assert calls == [("base", "arithmetic-d0", 0), ("grpo", "arithmetic-d0", 0),   # seed-major
+                   ("base", "arithmetic-d0", 1)]
   assert (out / "runs" / "grpo-arithmetic-d0-1.json").read_text() == before
   assert rme.main(args) == 0            # everything done: nothing runs
   assert len(calls) == 3
@@ -128,6 +129,18 @@ def test_core_runs_base_grpo_and_polyepo_on_the_first_task(fake_runs, tmp_path):
                    ("polyepo", "arithmetic-d0", 0)]
 
 
+def test_runs_of_another_scale_in_the_same_out_are_refused(fake_runs, tmp_path):
+  rme, calls = fake_runs
+  out = tmp_path / "out"
+  summaries.write(str(out / "runs"), "base-arithmetic-d0-0",
+                  summary("base", 0, pass1=0.1, pass_k=0.5, distinct=1.0, entropy=1.0,
+                          scale="quick"))
+  with pytest.raises(SystemExit, match="scale quick, not cpu"):
+    rme.main(["--core", "--tasks", "arithmetic-d0", "--out", str(out),
+              "--shared", str(tmp_path / "shared")])
+  assert calls == []
+
+
 def test_arm_configs_share_the_sample_budget_and_pick_the_judge():
   from explore_rl import real_model as rm
   from explore_rl.eval import base_map
@@ -138,6 +151,9 @@ def test_arm_configs_share_the_sample_budget_and_pick_the_judge():
     budgets = {(c.total_steps, c.rollout.prompts_per_step, c.rollout.num_samples,
                 c.max_response_len) for c in configs.values()}
     assert budgets == {(40, 8, 8, 128)}
+    assert all(not c.model_overrides.get("matmul_dtype") for c in configs.values())
+    cpu = rm.arm_config("grpo", spec, seed=1, scale="cpu", prompt_len=128)
+    assert (cpu.total_steps, cpu.model_overrides.matmul_dtype) == (10, "bfloat16")
     assert configs["polyepo"].judge == judge
     assert configs["pkpo"].objective.advantage_kwargs.k == 8
     assert configs["self_distill"].objective.distill.method == "poe"

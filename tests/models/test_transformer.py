@@ -51,18 +51,27 @@ def _cached_logits(graphdef, params, prompt, prompt_valid, cont):
   return jnp.concatenate(out, axis=1)
 
 
+def assert_cached_decoding_matches_forward(graphdef, params, prompt, valid, cont, *, atol):
+  """The logits of `prompt` (left-padded, `valid`) then `cont` decoded token by token
+  through the KV cache equal the full forward's at every valid position; returns (the full
+  forward's logits, the valid mask)."""
+  cached = _cached_logits(graphdef, params, jnp.asarray(prompt), jnp.asarray(valid), cont)
+  allvalid = np.concatenate([np.asarray(valid), np.ones(cont.shape, bool)], 1)
+  full = forward(graphdef, params, jnp.concatenate([jnp.asarray(prompt), cont], 1),
+                 jnp.asarray(allvalid))
+  np.testing.assert_allclose(np.asarray(cached)[allvalid], np.asarray(full)[allvalid],
+                             atol=atol, rtol=0)
+  return full, allvalid
+
+
 def test_kv_cache_matches_full_forward_with_ragged_prompts(model):
   graphdef, params = model
   rng = np.random.default_rng(0)
   prompts = [rng.integers(3, 100, n).tolist() for n in (5, 2, 7)]
   prompt, valid = pad_left(prompts, 0)
   cont = jnp.asarray(rng.integers(3, 100, (3, 6)), jnp.int32)
-  cached = _cached_logits(graphdef, params, jnp.asarray(prompt), jnp.asarray(valid), cont)
-  full = forward(graphdef, params, jnp.concatenate([prompt, cont], 1),
-                 jnp.concatenate([valid, np.ones(cont.shape, bool)], 1))
-  allvalid = np.concatenate([valid, np.ones(cont.shape, bool)], 1)
-  np.testing.assert_allclose(np.asarray(cached)[allvalid], np.asarray(full)[allvalid],
-                             atol=1e-5, rtol=0)
+  full, allvalid = assert_cached_decoding_matches_forward(graphdef, params, prompt, valid,
+                                                          cont, atol=1e-5)
   # Each row equals the same row run alone without padding: padding changes nothing.
   for i, pr in enumerate(prompts):
     alone = forward(graphdef, params, jnp.asarray([pr + cont[i].tolist()], jnp.int32))
@@ -94,13 +103,8 @@ def test_a_bf16_models_cache_holds_its_bf16_values_in_fp32_on_cpu_and_decodes_as
   assert k.dtype == np.float32 and np.abs(k).max() > 0
   np.testing.assert_array_equal(k, np.asarray(jnp.asarray(k).astype(jnp.bfloat16), np.float32))
   cont = jnp.asarray(rng.integers(3, 100, (2, 4)), jnp.int32)
-  cached = _cached_logits(graphdef, params, prompt, valid, cont)
-  full = forward(graphdef, params, jnp.concatenate([prompt, cont], 1),
-                 jnp.concatenate([valid, jnp.ones(cont.shape, bool)], 1))
-  allvalid = np.concatenate([np.asarray(valid), np.ones(cont.shape, bool)], 1)
   # bf16 activations: the cached path attends in fp32, the full forward in bf16
-  np.testing.assert_allclose(np.asarray(cached)[allvalid], np.asarray(full)[allvalid],
-                             atol=0.05, rtol=0)
+  assert_cached_decoding_matches_forward(graphdef, params, prompt, valid, cont, atol=0.05)
 
 
 def test_param_count_and_presets():
