@@ -5,9 +5,9 @@
 
 Both methods train from the pretrained model itself (no SFT) on the first training task
 the base model's map chose (results/base_model; explore_rl/real_model.py's fallback
-before the map has chosen one), at `real_model.SCALES["demo"]`: 6 steps of 4 prompts x 4
-samples x 64 new tokens, full fine-tuning, GRPO at Poly-EPO's loss aggregation and clip
-range (`SHARED_LOSS`), with a progress bar. Writes
+before the map has chosen one), at `real_model.SCALES["demo"]`: 6 steps of 8 prompts x 8
+samples x 128 new tokens, full fine-tuning with bf16 matmul inputs, lr 2e-5, GRPO at
+Poly-EPO's loss aggregation and clip range (`SHARED_LOSS`), with a progress bar. Writes
 runs/demo-real/{grpo,polyepo}/ and runs/demo-real/report.md: the table (pass@1, pass@k,
 distinct strategies, entropy, wall time), the untrained model on the same held-out
 problems, the reward / entropy / pass@k plots, and three sampled responses per method

@@ -48,6 +48,30 @@ def _transposed(a: jax.Array) -> jax.Array:
   return _materialised_t(a) if jax.default_backend() == "cpu" else a.T
 
 
+@jax.custom_vjp
+def transposed_weight(w: jax.Array) -> jax.Array:
+  """wᵀ (2-D), for a weight passed to `matmul` as a transpose (a tied output head,
+  `transformer.Transformer.head_weight`); its gradient is transposed back row-major on CPU.
+
+  With a plain `.T` XLA folds the transpose of the weight's gradient into the backward
+  dot, making a dot with both operands transposed, which XLA:CPU runs only in its generic
+  dot (`DotThunk`), and that cannot multiply bf16 into fp32 ("Unsupported element type
+  for DotThunk::Execute: BF16 x BF16 = F32"). The forward is the plain `.T`: sampling
+  compiles as before."""
+  return w.T
+
+
+def _transposed_weight_fwd(w):
+  return w.T, None
+
+
+def _transposed_weight_bwd(_, dw_t):
+  return (_transposed(dw_t),)
+
+
+transposed_weight.defvjp(_transposed_weight_fwd, _transposed_weight_bwd)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _matmul_2d(x: jax.Array, w: jax.Array, dtype) -> jax.Array:
   """x [N, K] @ w [K, M], both rounded to `dtype` -> fp32 [N, M]."""

@@ -275,9 +275,11 @@ class Transformer(nnx.Module):
     return x
 
   def head_weight(self) -> jax.Array:
-    """The output projection [D, V]: the embedding's transpose when tied."""
+    """The output projection [D, V]: the embedding's transpose when tied (through
+    `dense.transposed_weight` under 16-bit matmul inputs: a gradient XLA:CPU can run)."""
     if self.config.tie_word_embeddings:
-      return self.embed_tokens.embedding.value.T
+      emb = self.embed_tokens.embedding.value
+      return dense.transposed_weight(emb) if self.config.low_precision_matmul else emb.T
     return self.lm_head.kernel.value
 
   def logits(self, x: jax.Array) -> jax.Array:

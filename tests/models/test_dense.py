@@ -68,8 +68,12 @@ def test_cpu_backward_dots_are_row_major():
   assert plain - {("1", "0")}, plain          # XLA keeps a transposed operand for the plain dot
 
 
-def test_model_in_bf16_matmuls_tracks_fp32_and_keeps_fp32_activations():
-  config = get_preset("tiny")
+# Tied: the head is the embedding's transpose, whose gradient XLA:CPU could not run in bf16
+# ("Unsupported element type for DotThunk::Execute") before `dense.transposed` kept it
+# row-major.
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_model_in_bf16_matmuls_tracks_fp32_and_keeps_fp32_activations(tied):
+  config = get_preset("tiny", tie_word_embeddings=tied)
   graphdef, params = transformer.init(config)
   low_graphdef, _ = transformer.init(config.replace(matmul_dtype="bfloat16"))
   tokens = jax.random.randint(jax.random.key(1), (3, 10), 0, config.vocab_size)
