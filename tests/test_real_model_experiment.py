@@ -102,12 +102,16 @@ def fake_runs(load_experiment, monkeypatch):
   return rme, calls
 
 
+def write_finished(out, arm, seed, **kw):
+  """OUT/runs/<arm>-arithmetic-d0-<seed>.json, as a finished run writes it; its path."""
+  return summaries.write(str(out / "runs"), f"{arm}-arithmetic-d0-{seed}", summary(
+      arm, seed, pass1=0.5, pass_k=0.9, distinct=1.0, entropy=0.5, task="arithmetic-d0", **kw))
+
+
 def test_a_finished_run_is_never_run_again(fake_runs, tmp_path):
   rme, calls = fake_runs
   out = tmp_path / "out"
-  summaries.write(str(out / "runs"), "grpo-arithmetic-d0-1",
-                  summary("grpo", 1, pass1=0.5, pass_k=0.9, distinct=1.0, entropy=0.5,
-                          task="arithmetic-d0"))
+  write_finished(out, "grpo", 1)
   before = (out / "runs" / "grpo-arithmetic-d0-1.json").read_text()
   args = ["--arms", "base,grpo", "--tasks", "arithmetic-d0", "--seeds", "2", "--out", str(out),
           "--shared", str(tmp_path / "shared")]
@@ -132,9 +136,7 @@ def test_core_runs_base_grpo_and_polyepo_on_the_first_task(fake_runs, tmp_path):
 def test_runs_of_another_scale_in_the_same_out_are_refused(fake_runs, tmp_path):
   rme, calls = fake_runs
   out = tmp_path / "out"
-  summaries.write(str(out / "runs"), "base-arithmetic-d0-0",
-                  summary("base", 0, pass1=0.1, pass_k=0.5, distinct=1.0, entropy=1.0,
-                          scale="quick"))
+  write_finished(out, "base", 0, scale="quick")
   with pytest.raises(SystemExit, match="scale quick, not cpu"):
     rme.main(["--core", "--tasks", "arithmetic-d0", "--out", str(out),
               "--shared", str(tmp_path / "shared")])
