@@ -35,7 +35,9 @@ tokens, final evaluation 4 x 4 (a test of the pipeline, no claim decided).
 Hardware and wall times: each summary's `machine` and `wall_s`; the table's notes.
 Measured: --quick 69 s wall, peak RSS 5.4 GB (2-core Intel Xeon, load 0.2, compile cache
 possibly warm). One 8 x 8 x 128 step on 2 cores: 86 s at fp32 (30 s sampling, 56 s
-update), 53 s with bf16 matmuls (25 s, 29 s).
+update), 53 s with bf16 matmuls (25 s, 29 s); steps get faster as GRPO shortens the
+replies. --core at the cpu scale: 96 min for its 9 runs (base 4-7 min, a trained run
+11-17 min with its evaluations).
 """
 from __future__ import annotations
 
