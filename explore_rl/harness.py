@@ -93,9 +93,14 @@ SUPPORT = ("SUPPORTED", "REJECTED (the opposite, significantly)",
 def judge(claim: str, m: float, h: float, nums: str, words=REPRODUCTION) -> str:
   """"claim: VERDICT: nums" from a 95% interval m ± h of an effect that the claim says is
   positive: the interval above 0, below 0, or across it; NOT TESTABLE without an interval
-  (one seed, or no measurement)."""
+  (one seed, or no measurement), and when every seed gave the same nonzero difference: a
+  zero-width interval is zero sample variance (coarse metrics at few seeds, e.g. pass@16
+  of 32 prompts equal at two seeds), not certainty."""
   if not np.isfinite(h):
     return f"{claim}: NOT TESTABLE (one seed, or nothing measured): {nums}"
+  if h < 1e-12 and m != 0:   # float round-off aside
+    return (f"{claim}: NOT TESTABLE (every seed gave the same difference: no spread to size "
+            f"an interval from): {nums}")
   verdict = words[0] if m - h > 0 else words[1] if m + h < 0 else words[2]
   return f"{claim}: {verdict}: {nums}"
 

@@ -17,6 +17,18 @@ def test_mean_ci_is_the_student_t_interval():
   assert harness.t95(100) == 1.96 and harness.t95(11) == 2.228   # conservative
 
 
+def test_judge_reads_the_interval_and_refuses_a_zero_width_one():
+  words = harness.SUPPORT
+  assert harness.judge("c", 0.5, 0.2, "n", words) == "c: SUPPORTED: n"
+  assert harness.judge("c", -0.5, 0.2, "n", words) == f"c: {words[1]}: n"
+  assert harness.judge("c", 0.1, 0.2, "n", words) == f"c: {words[2]}: n"
+  assert "NOT TESTABLE (one seed" in harness.judge("c", 0.5, math.nan, "n", words)
+  # Two seeds with the same difference: a zero-width interval, not certainty.
+  m, h = harness.mean_ci([-0.25, -0.25])
+  assert h == 0 and "NOT TESTABLE (every seed gave the same" in harness.judge("c", m, h, "n")
+  assert harness.judge("c", *harness.mean_ci([0.0, 0.0]), "n") == f"c: {harness.REPRODUCTION[2]}: n"
+
+
 def test_finished_runs_are_reused_not_retrained(tmp_path):
   make = lambda seed: load_config("grpo:tiny", {"total_steps": 1, "eval_every": 1,
                                                 "checkpoint_every": 1})
