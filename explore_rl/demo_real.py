@@ -93,7 +93,7 @@ def main(argv=None):
     if not ex.finished(runs[label], config.total_steps):
       train_rl(config, runs[label])
     wall[label] = time.perf_counter() - t0
-  base = rm.base_policy(config)   # as the runs compute (their model_overrides)
+  base = rm.base_policy(config, base)   # as the runs compute (their model_overrides)
   ev = ex.held_out_eval(base, config.to_dict(), num_prompts=config.eval.num_prompts,
                         num_samples=config.eval.num_samples, chunk=4)
   intro = (f"{args.init_from}, task `{spec.key}` ({spec.task} {dict(spec.task_kwargs)}, "

@@ -116,11 +116,12 @@ def arm_config(arm: str, spec: TaskSpec, *, seed: int, scale: str, prompt_len: i
   return c
 
 
-def base_policy(config):
-  """The base model as `config`'s runs compute (its `model_overrides`' compute dtype): the
-  control the trained arms are paired with."""
-  from explore_rl.training.policy_loader import initial_policy
-  return initial_policy(config, None)
+def base_policy(config, loaded):
+  """The base model `loaded` (`load_initial_policy(config.init_from)`) as `config`'s runs
+  compute (its `model_overrides`' compute dtype): the control the trained arms are paired
+  with. Shares `loaded`'s parameters."""
+  from explore_rl.training.policy_loader import adapt_policy
+  return adapt_policy(loaded, config)
 
 
 def task_prompt_len(policy, spec: TaskSpec, *, seed: int, margin: int = 32,

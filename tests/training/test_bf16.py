@@ -20,7 +20,8 @@ from explore_rl.models.config import get_preset
 from explore_rl.models.logprobs import response_logprobs
 from explore_rl.training.rl import train_rl
 from explore_rl.training.sft import train_sft
-from explore_rl.training.policy_loader import read_model_config
+from explore_rl.training.policy_loader import (adapt_policy, initial_policy, load_initial_policy,
+                                               read_model_config)
 
 BF16 = ml_collections.ConfigDict(dict(dtype="bfloat16", param_dtype="bfloat16"))
 TIMING = ("time_", "step_time", "tokens_per_s")
@@ -100,3 +101,18 @@ def test_matmul_dtype_override_reaches_a_policy_loaded_from_init_from(tmp_path, 
   assert saved.matmul_dtype == "bfloat16" and saved.hidden_size == read_model_config(sft).hidden_size
   rows = _finite_rows(str(tmp_path / "rl"))
   assert rows[-1]["grad_norm"] > 0 and rows[-1]["updates_skipped_total"] == 0
+
+
+def test_a_loaded_policy_adapted_to_a_config_equals_the_one_the_run_starts_from(fp32_sft):
+  """adapt_policy(load_initial_policy(path), config) is initial_policy(config) without a
+  second load: the compute dtype applied, the checkpoint's shape kept, the params shared."""
+  sft = fp32_sft[0]
+  config = load_config("grpo:tiny", {"init_from": sft})
+  config.model_overrides.matmul_dtype = "bfloat16"
+  config.model_overrides.hidden_size = 8      # a shape field: the checkpoint's own is kept
+  loaded = load_initial_policy(sft)
+  adapted = adapt_policy(loaded, config)
+  assert adapted.config == initial_policy(config, None).config
+  assert adapted.config.matmul_dtype == "bfloat16" and loaded.config.matmul_dtype is None
+  assert adapted.config.hidden_size == loaded.config.hidden_size != 8
+  assert adapted.params is loaded.params
