@@ -11,7 +11,7 @@ the base model's map chose (results/base_model, experiments/base_model.py).
   .venv/bin/python experiments/real_model.py             # every arm, both tasks, 3 seeds
   .venv/bin/python experiments/real_model.py --arms grpo,pkpo --tasks rg-chain_sum-d0
   .venv/bin/python experiments/real_model.py --table     # rebuild tables and plots only
-  .venv/bin/python experiments/real_model.py --quick     # smoke: the real model, 2 steps
+  .venv/bin/python experiments/real_model.py --quick     # smoke; writes results/real_model_quick
   .venv/bin/python experiments/real_model.py --scale full  # writes results/real_model_full
   .venv/bin/python experiments/real_model.py --scale gpu   # writes results/real_model_gpu
 
@@ -63,6 +63,12 @@ FINAL_KEYS = ("distinct_strategies", "distinct_correct_answers", "eval_entropy",
 STEP_KEYS = ("reward_mean", "rollout_entropy", "update_norm")
 
 
+def default_out(scale: str) -> str:
+  """Where a scale's runs go without --out: one folder per scale, since a table pairs runs
+  of one scale only (the cpu scale's is results/real_model)."""
+  return DEFAULT_OUT if scale == "cpu" else f"{DEFAULT_OUT}_{scale}"
+
+
 def columns(k: int) -> list[str]:
   """The table's columns, pass@k and distinct@k at k = the final evaluation's samples."""
   return ["task", "arm", "seeds", "pass@1", "pass@8", f"pass@{k}", f"distinct@{k}", "entropy",
@@ -95,8 +101,8 @@ def final_metrics(ev: dict) -> dict:
 
 def run_one(arm: str, spec: base_map.TaskSpec, seed: int, *, scale: str, shared: str,
             init_from: str, policy) -> dict:
-  # `policy`: the base model as loaded (for the task's prompt length).
-  """Trains (except the base arm) and evaluates one run; returns its summary."""
+  """Trains (except the base arm) and evaluates one run; returns its summary. `policy`:
+  the base model as loaded from `init_from` (the task's prompt length, the control)."""
   t0 = time.perf_counter()
   config = rm.arm_config("grpo" if arm == "base" else arm, spec, seed=seed, scale=scale,
                          prompt_len=rm.task_prompt_len(policy, spec, seed=seed),
@@ -104,7 +110,7 @@ def run_one(arm: str, spec: base_map.TaskSpec, seed: int, *, scale: str, shared:
   size = rm.final_eval_size(scale)
   steps, evals = [], []
   if arm == "base":   # the control: the model itself on the runs' held-out problems
-    ev = ex.held_out_eval(rm.base_policy(config), config.to_dict(), chunk=4, **size)
+    ev = ex.held_out_eval(rm.base_policy(config, policy), config.to_dict(), chunk=4, **size)
     update_norm = 0.0
   else:
     workdir = os.path.join(shared, "real_model", scale, spec.key, arm, f"seed{seed}")
@@ -233,15 +239,15 @@ def task_plots(task: str, runs: dict) -> tuple[dict, dict]:
   return plots, {f"pass_at_k_{task}": "k"}
 
 
-def write_tables(out: str) -> tuple[str, list[str]]:
-  """OUT/table.md, table.csv and the plots from OUT/runs/*.json; returns (the path of
-  table.md, the verdicts)."""
+def write_tables(out: str, scale: str) -> tuple[str, list[str]]:
+  """OUT/table.md, table.csv and the plots from OUT/runs/*.json (runs at `scale`); returns
+  (the path of table.md, the verdicts)."""
   done = summaries.read_all(os.path.join(out, "runs"))
   rows, lines, plots, xlabels = [], [], {}, {}
   ks = {k_max(runs) for runs in grouped(done).values()}
   if len(ks) > 1:
     raise ValueError(f"{out}: the tasks' final evaluations differ in samples (k = {ks})")
-  k = ks.pop() if ks else 64
+  k = ks.pop() if ks else rm.SCALES[scale]["final_samples"]   # no runs yet
   for task, runs in grouped(done).items():
     rows += task_rows(task, runs)
     lines += verdicts(task, runs)
@@ -269,11 +275,10 @@ def write_tables(out: str) -> tuple[str, list[str]]:
 
 def main(argv=None) -> int:
   args, seeds = ex.experiment_args(
-      argv, doc=__doc__, out=DEFAULT_OUT, seeds=(1, 3),
+      argv, doc=__doc__, out=None, seeds=(1, 3),
       quick_help="smoke: the real model, base and GRPO, 1 seed, 2 steps", extra=extra_flags)
   scale = "quick" if args.quick else args.scale
-  out = args.out if scale in ("quick", "cpu") or args.out != DEFAULT_OUT else \
-      f"{DEFAULT_OUT}_{scale}"
+  out = args.out or default_out(scale)
   tasks = [QUICK_TASK] if args.quick else (args.tasks.split(",") if args.tasks
                                            else rm.chosen_tasks(args.base_map))
   arms = QUICK_ARMS if args.quick else CORE_ARMS if args.core else args.arms.split(",")
@@ -299,8 +304,8 @@ def main(argv=None) -> int:
     summaries.write(runs_dir, name, run_one(arm, base_map.get_spec(key), seed, scale=scale,
                                             shared=args.shared, init_from=args.init_from,
                                             policy=policy))
-    write_tables(out)
-  path, lines = write_tables(out)
+    write_tables(out, scale)
+  path, lines = write_tables(out, scale)
   print("\n".join(lines))
   print(f"wall time {time.perf_counter() - t0:.0f} s; wrote {path}")
   return 0

@@ -51,7 +51,7 @@ def write_fixture(runs_dir):
 def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experiment, tmp_path):
   rme = load_experiment("real_model")
   write_fixture(tmp_path / "runs")
-  path, lines = rme.write_tables(str(tmp_path))
+  path, lines = rme.write_tables(str(tmp_path), "cpu")
   with open(tmp_path / "table.csv") as f:
     rows = {r["arm"]: r for r in csv.DictReader(f)}
   assert list(rows) == ["base model", "GRPO", "Poly-EPO"]
@@ -68,8 +68,9 @@ def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experime
   assert lines[:4] == [
       "[t1] GRPO raises pass@1 over the base model: SUPPORTED: paired difference "
       "0.120 ± 0.086",
-      f"[t1] GRPO lowers pass@{K} below the base model's: SUPPORTED: paired difference "
-      "0.200 ± 0.000",
+      # base - GRPO pass@4 0.2 at every seed: a zero-width interval decides nothing.
+      f"[t1] GRPO lowers pass@{K} below the base model's: NOT TESTABLE (every seed gave the "
+      "same difference: no spread to size an interval from): paired difference 0.200 ± 0.000",
       # base - GRPO distinct 0.5, 1.0, -0.5: mean 0.333, sd 0.764: ± 1.897.
       f"[t1] GRPO collapses the distinct strategies (among {K} samples): NOT SUPPORTED (no "
       "significant difference): paired difference 0.333 ± 1.897",
@@ -141,6 +142,24 @@ def test_runs_of_another_scale_in_the_same_out_are_refused(fake_runs, tmp_path):
     rme.main(["--core", "--tasks", "arithmetic-d0", "--out", str(out),
               "--shared", str(tmp_path / "shared")])
   assert calls == []
+
+
+def test_each_scale_has_its_own_default_out_and_an_empty_table_names_its_k(
+    fake_runs, tmp_path, monkeypatch):
+  """Without --out a scale writes results/real_model[_<scale>], so --quick on a clone that
+  holds the committed cpu runs neither mixes with them nor is refused."""
+  rme, calls = fake_runs
+  monkeypatch.chdir(tmp_path)
+  write_finished(tmp_path / "results" / "real_model", "base", 0)    # a committed cpu run
+  shared = ["--shared", str(tmp_path / "shared")]
+  assert rme.main(["--quick", *shared]) == 0
+  assert calls == [("base", "arithmetic-d0", 0), ("grpo", "arithmetic-d0", 0)]
+  assert sorted(p.name for p in (tmp_path / "results" / "real_model_quick" / "runs").iterdir()) \
+      == ["base-arithmetic-d0-0.json", "grpo-arithmetic-d0-0.json"]
+  assert rme.main(["--table", "--scale", "full", *shared]) == 0
+  assert "pass@64" in (tmp_path / "results" / "real_model_full" / "table.md").read_text()
+  assert rme.main(["--table", *shared]) == 0
+  assert "pass@4" in (tmp_path / "results" / "real_model" / "table.md").read_text()
 
 
 def test_arm_configs_share_the_sample_budget_and_pick_the_judge():
