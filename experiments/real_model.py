@@ -37,7 +37,8 @@ Measured: --quick 69 s wall, peak RSS 5.4 GB (2-core Intel Xeon, load 0.2, compi
 possibly warm). One 8 x 8 x 128 step on 2 cores: 86 s at fp32 (30 s sampling, 56 s
 update), 53 s with bf16 matmuls (25 s, 29 s); steps get faster as GRPO shortens the
 replies. --core at the cpu scale: 96 min for its 9 runs (base 4-7 min, a trained run
-11-17 min with its evaluations).
+11-17 min with its evaluations). Clip-Cov and PKPO: 12-19 min a run; self-distillation
+22-23 min (2-core AMD EPYC: its update needs the full logits of student and teacher).
 """
 from __future__ import annotations
 
