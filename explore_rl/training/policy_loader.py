@@ -121,19 +121,19 @@ def initial_policy(config, mesh, path: str | None = None) -> Policy:
   workdir or a HF checkpoint), or a fresh model (`fresh_policy`) when the path is empty;
   then set up for `config` (`adapt_policy`)."""
   path = config.init_from if path is None else path
-  if not path:
-    return adapt_policy(fresh_policy(config, mesh), config, loaded=False)
-  return adapt_policy(load_initial_policy(path, mesh, config.get("hf")), config)
+  policy = load_initial_policy(path, mesh, config.get("hf")) if path else \
+      fresh_policy(config, mesh)
+  return adapt_policy(policy, config)
 
 
-def adapt_policy(policy: Policy, config, *, loaded: bool = True) -> Policy:
+def adapt_policy(policy: Policy, config) -> Policy:
   """`policy` as `config`'s run computes and trains it: `config.model_overrides`'
-  COMPUTE_FIELDS when the policy was loaded (a fresh one already has every override),
-  then `config.model`'s LoRA adapters (fresh: the adapted model equals the base) and remat
-  (`training_fields`). The parameters are shared, not copied. An RL run whose step cannot
-  fit in memory is refused here, before any work (`memory.check_fits`)."""
-  compute = {k: v for k, v in config.model_overrides.items() if k in COMPUTE_FIELDS} \
-      if loaded else {}
+  COMPUTE_FIELDS (a loaded policy's own config lacks them; a fresh one already has every
+  override, so they change nothing there), then `config.model`'s LoRA adapters (fresh:
+  the adapted model equals the base) and remat (`training_fields`). The parameters are
+  shared, not copied. An RL run whose step cannot fit in memory is refused here, before
+  any work (`memory.check_fits`)."""
+  compute = {k: v for k, v in config.model_overrides.items() if k in COMPUTE_FIELDS}
   fields = {**compute, **training_fields(config)}
   if "rollout" in config:
     check_fits(config, policy.config.replace(**fields))
