@@ -11,7 +11,8 @@ measurement and the selection rule).
 Each task's result is written to OUT/tasks/<task>.json the moment it finishes (its
 spec, model, sizes, metrics, command, machine and wall time); a task whose file exists
 is skipped, never measured again, so the map runs in parts; only a larger size
-(--num_prompts, --num_samples, --max_new_tokens) measures it again and replaces it.
+(--num_prompts, --num_samples, --max_new_tokens) or a changed spec (the candidate's task
+kwargs) measures it again and replaces it.
 OUT/table.md and table.csv are rebuilt from those files after every task, with the
 selection rule applied: the chosen training tasks are printed and written under the table.
 
@@ -78,11 +79,18 @@ def run_task(spec: base_map.TaskSpec, policy, args) -> dict:
                                                                  time.gmtime())}
 
 
-def smaller(summary: dict, args) -> bool:
-  """Whether a task's summary was measured at a smaller size than `args` asks for (fewer
-  prompts, samples or new tokens): only then is it measured again, and replaced."""
-  return any(summary[k] < getattr(args, k) for k in ("num_prompts", "num_samples",
-                                                     "max_new_tokens"))
+def changed_spec(summary: dict) -> bool:
+  """Whether a task was measured under another spec than its candidate's now."""
+  return summary["spec"] != base_map.get_spec(summary["spec"]["key"]).to_json()
+
+
+def outdated(summary: dict, args) -> bool:
+  """Whether a task's summary must be measured again, and replaced: it was measured at a
+  smaller size than `args` asks for (fewer prompts, samples or new tokens), or under
+  another spec than the candidate's now (its task kwargs changed: another answer reading,
+  another config)."""
+  return changed_spec(summary) or any(
+      summary[k] < getattr(args, k) for k in ("num_prompts", "num_samples", "max_new_tokens"))
 
 
 def command(key: str, args) -> str:
@@ -116,6 +124,7 @@ def write_table(out: str) -> list[str]:
   done = summaries.read_all(os.path.join(out, "tasks"))
   picks = base_map.choose(done)
   missing = [s.key for s in base_map.CANDIDATES if s.key not in done]
+  stale = [k for k, s in done.items() if changed_spec(s)]
   low, high = base_map.PASS1_RANGE
   models = sorted({s["init_from"] for s in done.values()})
   notes = [
@@ -126,6 +135,8 @@ def write_table(out: str) -> list[str]:
       f"Chosen: {', '.join(picks) if picks else 'none yet (no measured task is eligible)'}.",
       "", f"Measured {len(done)} of {len(base_map.CANDIDATES)} candidates; not yet measured: "
       f"{', '.join(missing) or 'none'}.", "",
+      *([f"Measured under an older spec (measured again on the next run): "
+         f"{', '.join(stale)}.", ""] if stale else []),
       "Below the full size (64 prompts x 64 samples): " + (", ".join(
           k for k, s in done.items() if min(s["num_prompts"], s["num_samples"]) < 64)
           or "none") + ".", "",
@@ -135,8 +146,9 @@ def write_table(out: str) -> list[str]:
       "entropy: mean token entropy (nats); response len: mean tokens; truncated: the share "
       "of samples that hit the token limit (scored wrong); malformed: the share whose final "
       "answer the parser cannot find (no '####', \\boxed{}, <answer> or 'the answer is'; "
-      "the project's arithmetic also takes the last number); size: prompts x samples x max "
-      "new tokens.", "",
+      "tasks whose answers are numbers, the project's arithmetic and reasoning-gym's "
+      f"{', '.join(base_map.NUMERIC_DATASETS)}, also take the last number); size: prompts "
+      "x samples x max new tokens.", "",
       "## Commands, wall times and machines", ""]
   notes += [f"- {k}: `{s['command']}` ({s['wall_s']:.0f} s, {s['machine']}, {s['date']})"
             for k, s in done.items()]
@@ -157,7 +169,7 @@ def main(argv=None) -> int:
   keys = [s.key for s in base_map.CANDIDATES] if args.tasks == "all" else \
       args.tasks.split(",")
   done = summaries.read_all(tasks_dir)
-  todo = [base_map.get_spec(k) for k in keys if k not in done or smaller(done[k], args)]
+  todo = [base_map.get_spec(k) for k in keys if k not in done or outdated(done[k], args)]
   policy = None
   for spec in [] if args.table else todo:
     if policy is None:

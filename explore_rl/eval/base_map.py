@@ -55,9 +55,17 @@ class TaskSpec:
             "kind": self.kind, "task_kwargs": dict(self.task_kwargs)}
 
 
+# reasoning-gym datasets whose answers are numbers: a reply is read by its last number when
+# it states no final answer, as the project's arithmetic is (tasks/reasoning_gym.py,
+# `numeric_answers`), so every family of numbers is measured under the same reading.
+NUMERIC_DATASETS = ("basic_arithmetic", "chain_sum", "leg_counting", "simple_equations",
+                    "letter_counting", "gsm_symbolic")
+
+
 def _rg(dataset: str, difficulty: float, kind: str, name: str = "", **config) -> TaskSpec:
   """reasoning-gym's `dataset` at its curriculum's `difficulty`, `config` fields on top."""
-  kwargs = {"dataset": dataset, **({"config": config} if config else {})}
+  kwargs = {"dataset": dataset, **({"numeric_answers": True} if dataset in NUMERIC_DATASETS
+                                   else {}), **({"config": config} if config else {})}
   return TaskSpec(f"rg-{dataset}-{name or f'd{difficulty:g}'}", "reasoning_gym", difficulty,
                   kind, kwargs)
 
@@ -90,6 +98,7 @@ CANDIDATES: tuple[TaskSpec, ...] = (
     _rg("spell_backward", 0.0, "string"), _rg("spell_backward", 0.5, "string"),
     _rg("countdown", 0.0, "search"),
     _rg("gsm_symbolic", 0.0, "word problem"),
+    _rg("family_relationships", 0.0, "relations"),
 )
 BY_KEY = {spec.key: spec for spec in CANDIDATES}
 

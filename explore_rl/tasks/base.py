@@ -80,8 +80,8 @@ class Task(abc.ABC):
   name: str
   default_difficulty: float = 0.5
   # Chat-shaped problems (tasks/chat.py): what a reply's final answer is (the instruction
-  # says it), and whether it is a number or formula checked by math-verify against
-  # `Problem.answer` (then a reply's last number counts when it marks no final answer).
+  # says it), and whether it is a number or formula (then a reply's last number counts
+  # when it marks no final answer; the math families check it with math-verify).
   answer_form: str = "the answer alone"
   math_answers: bool = False
 

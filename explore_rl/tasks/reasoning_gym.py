@@ -23,6 +23,10 @@ curricula. This family wraps one of them in the project's `Task` protocol:
   is "wrong" with reward 0 (with `partial_credit`, the scorer's value: many scorers
   give 0.01-0.05 for a well-formed wrong answer); a timeout or crash is reward 0 with
   status "timeout" / "error". `score_many` scores a whole batch in one pool round trip.
+- `numeric_answers` (datasets whose answers are numbers: chain_sum, leg_counting,
+  letter_counting, ...): a chat reply that states no final answer is read by its last
+  number, as the math families read theirs (`Task.math_answers`, tasks/chat.py), and the
+  chat instruction asks for a number. Off: a reply needs a stated answer.
 - Signature: the answer with whitespace collapsed. Free-form answers have no exact
   strategy structure: strategy clusters come from the embedding or LM judge.
 - Difficulty d in [0, 1]: where reasoning-gym has a curriculum for the dataset, every
@@ -198,7 +202,7 @@ class ReasoningGymTask(Task):
                ascii_prompts: bool = True, max_prompt_chars: int | None = None,
                num_problems: int = 100_000, deadline_s: float = 5.0, cpu_s: float = 3.0,
                memory_mb: int = 1024, check_references: int = 2,
-               max_scorer_errors: float = 0.5):
+               max_scorer_errors: float = 0.5, numeric_answers: bool = False):
     factory = _rg()
     if dataset not in factory.DATASETS:
       raise ValueError(f"unknown reasoning-gym dataset {dataset!r}; valid names: "
@@ -211,6 +215,8 @@ class ReasoningGymTask(Task):
     self._user_config_json = codec.encode(config)  # what travels to the sandbox
     self.seed, self.partial_credit = int(seed), bool(partial_credit)
     self.ascii_prompts, self.max_prompt_chars = bool(ascii_prompts), max_prompt_chars
+    if numeric_answers:  # instance attributes over the class's (module docstring)
+      self.math_answers, self.answer_form = True, "a number"
     self.num_problems = int(num_problems)
     # max_scorer_errors: the fraction of a batch's calls that may fail before the pool is
     # re-checked and a broken scorer stops the run (tasks/registry.py, sandbox_scores).

@@ -168,6 +168,19 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
   # Both eligible; headroom ties at 0.4, so the key order decides; the kinds differ.
   assert "Chosen: arithmetic-d0, rg-spell_backward-d0." in table
   assert "Below the full size (64 prompts x 64 samples): rg-chain_sum-d0." in table
+  # A task measured under another spec (here: before numbers were read by the last number)
+  # is listed as such, then measured again and replaced, at the same size.
+  path = out / "tasks" / "rg-chain_sum-d0.json"
+  older = json.loads(path.read_text())
+  older["spec"]["task_kwargs"].pop("numeric_answers")
+  path.write_text(json.dumps(older))
+  assert bm.main(["--table", "--out", str(out)]) == 0
+  assert "Measured under an older spec (measured again on the next run): rg-chain_sum-d0." \
+      in (out / "table.md").read_text()
+  assert bm.main(["--tasks", "rg-chain_sum-d0", "--out", str(out), "--num_samples", "16"]) == 0
+  assert calls[-1] == "rg-chain_sum-d0" and len(calls) == 5
+  assert json.loads(path.read_text())["spec"]["task_kwargs"]["numeric_answers"] is True
+  assert "older spec" not in (out / "table.md").read_text()
 
 
 @pytest.mark.slow

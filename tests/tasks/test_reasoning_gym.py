@@ -1,6 +1,7 @@
 """reasoning-gym datasets as task families, and mixtures of worlds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,6 +93,23 @@ def test_partial_credit_passes_the_scorers_value():
 ])
 def test_answer_extraction(text, answer):
   assert extract_answer_text(text) == answer
+
+
+def test_numeric_answers_read_a_chat_reply_by_its_last_number():
+  """A reply that never states its answer is malformed by default; with numeric_answers
+  its last number is the answer, scored by the dataset's own scorer, and the chat
+  instruction asks for a number."""
+  strict = get_task("reasoning_gym:leg_counting")
+  numeric = get_task("reasoning_gym:leg_counting", numeric_answers=True)
+  assert not strict.math_answers and numeric.math_answers
+  problem = dataclasses.replace(sample_problems(strict, seed=0, num=1)[0], chat=True)
+  right = f"Each animal's legs, added up: {problem.answer}"
+  wrong = f"Each animal's legs, added up: {int(problem.answer) + 1}"
+  assert [s.status for s in strict.score_many([problem] * 2, [right, wrong])] == \
+      ["malformed", "malformed"]
+  assert [s.status for s in numeric.score_many([problem] * 2, [right, wrong])] == \
+      ["ok", "wrong"]
+  assert numeric.answer_form == "a number" and strict.answer_form != "a number"
 
 
 def test_to_ascii_fits_the_character_tokenizer():
