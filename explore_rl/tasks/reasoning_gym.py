@@ -188,6 +188,47 @@ def self_check() -> float:
 
 # -- the task family ----------------------------------------------------------------------------
 
+def perturbations(answer: str, rng: np.random.Generator) -> list[str]:
+  """Near misses of `answer`, in order: a number off by 1, -1, 2 (a decimal: +1), up to
+  three swaps of unequal neighbours, the first or last character dropped, the last
+  doubled, the whole reversed, "0"; distinct, not blank, never `answer` itself."""
+  out = []
+  if _INT.fullmatch(answer):
+    out += [str(int(answer) + d) for d in (1, -1, 2)]
+  elif _FLOAT.fullmatch(answer):
+    out.append(repr(float(answer) + 1.0))
+  positions = [i for i in range(len(answer) - 1) if answer[i] != answer[i + 1]]
+  for i in rng.permutation(positions)[:3].tolist():
+    out.append(answer[:i] + answer[i + 1] + answer[i] + answer[i + 2:])
+  if len(answer) > 1:
+    out += [answer[:-1], answer[1:]]
+  out += [answer + answer[-1], answer[::-1], "0"]
+  return list(dict.fromkeys(c for c in out if c.strip() and c != answer))
+
+
+class Cache:
+  """A thread-safe map from keys to values made on first use, the least recently used
+  dropped beyond `size` (None: unbounded). A value is made outside the lock (generation
+  is slow); two threads missing the same key at once may both make it, and one is kept."""
+
+  def __init__(self, size: int | None = None):
+    self.size = size
+    self._items: collections.OrderedDict = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def get(self, key, make):
+    with self._lock:
+      if key in self._items:
+        self._items.move_to_end(key)
+        return self._items[key]
+    value = make()
+    with self._lock:
+      self._items[key] = value
+      while self.size is not None and len(self._items) > self.size:
+        self._items.popitem(last=False)
+    return value
+
+
 class ReasoningGymTask(Task):
   """A reasoning-gym dataset; reward = its scorer, run in the sandbox (module docstring)."""
 
@@ -226,10 +267,9 @@ class ReasoningGymTask(Task):
     if use_curriculum and factory.has_curriculum(dataset):
       curriculum = factory.create_curriculum(dataset)
       self.curriculum_levels = {n: len(a.levels) for n, a in curriculum.attributes.items()}
-    self._lock = threading.Lock()
-    self._configs: dict[str, dict] = {}  # levels key -> config fields
-    self._datasets: collections.OrderedDict = collections.OrderedDict()
-    self._entries: collections.OrderedDict = collections.OrderedDict()
+    self._configs = Cache()            # levels -> config fields
+    self._datasets = Cache(size=256)   # (levels, seed) -> a generated dataset
+    self._entries = Cache(size=8192)   # (levels, seed, index) -> its record
     self._check_references(check_references)
 
   @property
@@ -242,42 +282,19 @@ class ReasoningGymTask(Task):
 
   def _config(self, levels: Mapping[str, int]) -> dict:
     """The dataset config at curriculum `levels`, then the explicit config fields."""
-    key = json.dumps(levels, sort_keys=True)
-    with self._lock:
-      if key in self._configs:
-        return self._configs[key]
-    fields = dataset_config(self.dataset, levels, self._user_config_json)
-    with self._lock:
-      self._configs[key] = fields
-    return fields
+    return self._configs.get(json.dumps(levels, sort_keys=True), lambda: dataset_config(
+        self.dataset, levels, self._user_config_json))
 
   def _dataset(self, levels: Mapping[str, int], seed: int):
-    key = (json.dumps(levels, sort_keys=True), seed)
-    with self._lock:
-      if key in self._datasets:
-        self._datasets.move_to_end(key)
-        return self._datasets[key]
-    ds = _rg().create_dataset(self.dataset, **self._config(levels), seed=seed, size=self.size)
-    with self._lock:
-      self._datasets[key] = ds
-      while len(self._datasets) > 256:
-        self._datasets.popitem(last=False)
-    return ds
+    return self._datasets.get((json.dumps(levels, sort_keys=True), seed), lambda: _rg(
+        ).create_dataset(self.dataset, **self._config(levels), seed=seed, size=self.size))
 
   def record(self, problem_or_meta: Problem | Mapping) -> dict:
     """The reasoning-gym record (question, answer, metadata) of a problem (or its meta)."""
     meta = problem_or_meta.meta if isinstance(problem_or_meta, Problem) else problem_or_meta
     key = (json.dumps(meta["levels"], sort_keys=True), meta["seed"], meta["index"])
-    with self._lock:
-      if key in self._entries:
-        self._entries.move_to_end(key)
-        return self._entries[key]
-    entry = self._dataset(meta["levels"], meta["seed"])[meta["index"]]
-    with self._lock:
-      self._entries[key] = entry
-      while len(self._entries) > 8192:
-        self._entries.popitem(last=False)
-    return entry
+    return self._entries.get(key, lambda: self._dataset(meta["levels"], meta["seed"])[
+        meta["index"]])
 
   def _prompt(self, question: str) -> str:
     text = f"{question.rstrip()}\n{ANSWER_FORMAT}"
@@ -344,18 +361,7 @@ class ReasoningGymTask(Task):
   def mistake(self, problem: Problem, rng: np.random.Generator, response: str) -> str:
     """The answer perturbed; the first candidate the scorer rejects (checked in the pool)."""
     answer = extract_answer_text(response) or extract_answer_text(problem.solution)
-    candidates = []
-    if _INT.fullmatch(answer):
-      candidates += [str(int(answer) + d) for d in (1, -1, 2)]
-    elif _FLOAT.fullmatch(answer):
-      candidates.append(repr(float(answer) + 1.0))
-    positions = [i for i in range(len(answer) - 1) if answer[i] != answer[i + 1]]
-    for i in rng.permutation(positions)[:3].tolist():
-      candidates.append(answer[:i] + answer[i + 1] + answer[i] + answer[i + 2:])
-    if len(answer) > 1:
-      candidates += [answer[:-1], answer[1:]]
-    candidates += [answer + answer[-1], answer[::-1], "0"]
-    candidates = list(dict.fromkeys(c for c in candidates if c.strip() and c != answer))
+    candidates = perturbations(answer, rng)
     scores = self._sandbox_scores([problem] * len(candidates), candidates)
     wrong = [c for c, s in zip(candidates, scores) if s.status == "wrong"] or candidates
     start = response.rfind(OPEN, 0, max(response.rfind(CLOSE), 0))

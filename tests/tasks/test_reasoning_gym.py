@@ -12,7 +12,8 @@ pytest.importorskip("reasoning_gym")
 from explore_rl.tasks import (  # noqa: E402
     DEGENERATE, Problem, family_counts, get_task, sample_problems, score_batch, task_of)
 from explore_rl.tasks.curriculum import make_curriculum  # noqa: E402
-from explore_rl.tasks.reasoning_gym import extract_answer_text, to_ascii  # noqa: E402
+from explore_rl.tasks.reasoning_gym import (  # noqa: E402
+    Cache, extract_answer_text, perturbations, to_ascii)
 from explore_rl.tasks.reasoning_gym_census import census  # noqa: E402
 
 # Cheap datasets of different shapes: numbers, words, a multi-line grid, non-ASCII
@@ -110,6 +111,23 @@ def test_numeric_answers_read_a_chat_reply_by_its_last_number():
   assert [s.status for s in numeric.score_many([problem] * 2, [right, wrong])] == \
       ["ok", "wrong"]
   assert numeric.answer_form == "a number" and strict.answer_form != "a number"
+
+
+def test_perturbations_are_distinct_near_misses():
+  rng = np.random.default_rng(0)
+  assert perturbations("12", rng) == ["13", "11", "14", "21", "1", "2", "122", "0"]
+  assert perturbations("0", rng) == ["1", "-1", "2", "00"]
+  assert perturbations("2.5", rng)[0] == "3.5"
+  for answer in ("son", "aab", "x"):
+    out = perturbations(answer, rng)
+    assert answer not in out and len(set(out)) == len(out) and all(c.strip() for c in out)
+
+
+def test_cache_keeps_the_most_recently_used_and_makes_each_value_once():
+  cache, made = Cache(size=2), []
+  make = lambda k: lambda: made.append(k) or k * 10  # noqa: E731
+  assert [cache.get(k, make(k)) for k in (1, 2, 1, 3, 1, 2)] == [10, 20, 10, 30, 10, 20]
+  assert made == [1, 2, 3, 2]  # 2 was the least recently used when 3 came
 
 
 def test_to_ascii_fits_the_character_tokenizer():
