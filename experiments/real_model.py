@@ -240,9 +240,23 @@ def task_plots(task: str, runs: dict) -> tuple[dict, dict]:
   return plots, {f"pass_at_k_{task}": "k"}
 
 
-def write_tables(out: str, scale: str) -> tuple[str, list[str]]:
+def task_notes(tasks, chosen) -> str:
+  """Which of the tasks trained on the base map chose (`chosen`: its choice, None: not
+  read), and which were trained outside its rule."""
+  if chosen is None or not tasks:
+    return ""
+  outside = [t for t in tasks if t not in chosen]
+  return (f"Tasks: {', '.join(t for t in tasks if t in chosen) or 'none'} chosen by the "
+          "base map's rule (results/base_model/table.md)" + (
+              f"; {', '.join(outside)} trained outside it (the map did not choose "
+              f"{'it' if len(outside) == 1 else 'them'}: see its row there)"
+              if outside else "") + ".")
+
+
+def write_tables(out: str, scale: str, chosen=None) -> tuple[str, list[str]]:
   """OUT/table.md, table.csv and the plots from OUT/runs/*.json (runs at `scale`); returns
-  (the path of table.md, the verdicts)."""
+  (the path of table.md, the verdicts). `chosen`: the base map's choice of tasks (None:
+  not said)."""
   done = summaries.read_all(os.path.join(out, "runs"))
   rows, lines, plots, xlabels = [], [], {}, {}
   ks = {k_max(runs) for runs in grouped(done).values()}
@@ -268,6 +282,7 @@ def write_tables(out: str, scale: str) -> tuple[str, list[str]]:
       f"distinct@{k} counts distinct correct strategy signatures per prompt: on tasks whose "
       "chat answer is the only signature (arithmetic, reasoning-gym), distinct correct "
       "answers.",
+      task_notes(list(grouped(done)), chosen),
       f"Machines: {'; '.join(machines) or 'none'}."])
   path = ex.write_results(out, rows, columns(k), title=f"A real model: what exploration does "
                           f"to {rm.MODEL}", notes=notes, plots=plots, xlabel=xlabels)
@@ -292,7 +307,7 @@ def main(argv=None) -> int:
   if other:
     raise SystemExit(f"{runs_dir} holds runs at scale {', '.join(other)}, not {scale}: give "
                      "this scale its own --out")
-  t0, policy = time.perf_counter(), None
+  t0, policy, chosen = time.perf_counter(), None, rm.map_choice(args.base_map)
   # Seed by seed, so that a stopped experiment leaves whole seeds to pair.
   for key, seed, arm in [] if args.table else itertools.product(tasks, seeds, arms):
     name = run_name(arm, key, seed)
@@ -305,8 +320,8 @@ def main(argv=None) -> int:
     summaries.write(runs_dir, name, run_one(arm, base_map.get_spec(key), seed, scale=scale,
                                             shared=args.shared, init_from=args.init_from,
                                             policy=policy))
-    write_tables(out, scale)
-  path, lines = write_tables(out, scale)
+    write_tables(out, scale, chosen)
+  path, lines = write_tables(out, scale, chosen)
   print("\n".join(lines))
   print(f"wall time {time.perf_counter() - t0:.0f} s; wrote {path}")
   return 0

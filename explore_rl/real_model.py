@@ -144,10 +144,14 @@ def final_eval_size(scale: str) -> Mapping[str, int]:
   return {"num_prompts": s["final_prompts"], "num_samples": s["final_samples"]}
 
 
+def map_choice(base_dir: str) -> list[str]:
+  """The training tasks the base map in `base_dir` chose (experiments/base_model.py)."""
+  return choose(summaries.read_all(os.path.join(base_dir, "tasks")))
+
+
 def chosen_tasks(base_dir: str) -> list[str]:
-  """The training tasks the base map in `base_dir` chose (experiments/base_model.py), else
-  [FALLBACK_TASK], announced."""
-  picks = choose(summaries.read_all(os.path.join(base_dir, "tasks")))
+  """`map_choice(base_dir)`, else [FALLBACK_TASK], announced."""
+  picks = map_choice(base_dir)
   if not picks:
     print(f"no task chosen in {base_dir} yet (experiments/base_model.py): using "
           f"{FALLBACK_TASK}, the SmolLM2 configs' task", flush=True)

@@ -81,7 +81,14 @@ def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experime
                              "NOT TESTABLE")
   assert len(lines) == 7
   table = open(path).read()
-  assert "## Verdicts" in table and "test CPU, 2 cores" in table
+  assert "## Verdicts" in table and "test CPU, 2 cores" in table and "Tasks:" not in table
+  # A task the base map did not choose is said to be trained outside its rule.
+  rme.write_tables(str(tmp_path), "cpu", chosen=["arithmetic-d0"])
+  assert "Tasks: none chosen by the base map's rule (results/base_model/table.md); t1 " \
+      "trained outside it" in open(path).read()
+  rme.write_tables(str(tmp_path), "cpu", chosen=["t1"])
+  assert "Tasks: t1 chosen by the base map's rule (results/base_model/table.md)." in \
+      open(path).read()
   for stem in ("pass_at_k_t1", "reward_t1", "entropy_t1"):
     assert (tmp_path / f"{stem}.png").stat().st_size > 1000
 
