@@ -181,7 +181,8 @@ def plot(rows: list[dict], out: str) -> None:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="3 instances, 5 seeds")
-  parser.add_argument("--out", default="results/best_arm_identification")
+  parser.add_argument("--out", default=None, help="default: results/best_arm_identification "
+                      "(results/best_arm_identification_quick with --quick)")
   parser.add_argument("--seeds", type=int, default=None, help="default 20 (quick: 5)")
   parser.add_argument("--set-size", type=int, default=4)
   parser.add_argument("--delta", type=float, default=0.05)
@@ -189,6 +190,7 @@ def main(argv=None):
   parser.add_argument("--workers", type=int, default=2)
   parser.add_argument("--strategies", default=",".join(ORDER))
   args = parser.parse_args(argv)
+  args.out = args.out or "results/best_arm_identification" + "_quick" * args.quick
   seeds = args.seeds or (5 if args.quick else 20)
   max_rounds = args.max_rounds or (2_500 if args.quick else 10_000)
   strategies = args.strategies.split(",")

@@ -86,11 +86,11 @@ def verdict(rho: tuple[float, float]) -> str:
 
 def main(argv=None) -> int:
   args, seeds = ex.experiment_args(
-      argv, doc=__doc__, out=None, quick_help="smoke scale (2 steps, 1 seed)", seeds=(1, 3),
+      argv, doc=__doc__, out=os.path.join("results", "exploration_diagnostics"),
+      quick_help="smoke scale (2 steps, 1 seed)", seeds=(1, 3),
       extra=lambda parser: parser.add_argument("--arms", default=",".join(ARMS),
                                                help="comma-separated labels"))
   t0 = time.perf_counter()
-  out = args.out or os.path.join("results", "exploration_diagnostics" + "_quick" * args.quick)
   prior = ex.sft_prior("partition", quick=args.quick, root=args.shared,
                        overrides=None if args.quick else {"model.preset": "tiny",
                                                           "total_steps": 600})
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     name, overrides = ARMS[label]
     runs[label] = ex.run_arm(
         name, lambda seed, n=name, o=overrides: arm_config(n, o, prior=prior, quick=args.quick),
-        seeds=seeds, root=os.path.join(out, "runs"))
+        seeds=seeds, root=os.path.join(args.out, "runs"))
 
   rows, points = [], []
   for label, arm in runs.items():
@@ -142,8 +142,8 @@ def main(argv=None) -> int:
                          for k in HINDSIGHT_KEYS)
       notes += f"\n\n{label}, means over steps (95% CI over seeds): {stats_}."
   plots = {key: {label: ex.curves(arm, key) for label, arm in runs.items()} for key in CURVES}
-  path = ex.write_results(out, rows, columns, title="Exploration diagnostics: who branches "
-                          "earlier and covers more?", notes=notes, plots=plots)
+  path = ex.write_results(args.out, rows, columns, title="Exploration diagnostics: who "
+                          "branches earlier and covers more?", notes=notes, plots=plots)
   print(open(path).read())
   return 0
 

@@ -391,19 +391,23 @@ class TaskReport:
 
 def experiment_args(argv, *, doc: str, out: str, quick_help: str, seeds: tuple[int, int],
                     extra: Callable[[argparse.ArgumentParser], None] | None = None):
-  """Every experiment's command line: `--quick`, `--out` (default `out`), `--shared` (the
-  priors and baselines shared between experiments, and XLA's compilation cache, which this
-  enables), `--seeds` (default `seeds` = (quick, full)) and the flags `extra` adds.
-  Returns (args, the seeds as a list)."""
+  """Every experiment's command line: `--quick`, `--out` (default `out`; with `--quick`,
+  `out` + "_quick", git-ignored, so a smoke run never writes over the committed results),
+  `--shared` (the priors and baselines shared between experiments, and XLA's compilation
+  cache, which this enables), `--seeds` (default `seeds` = (quick, full)) and the flags
+  `extra` adds. Returns (args, the seeds as a list)."""
   parser = argparse.ArgumentParser(description=doc.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help=quick_help)
-  parser.add_argument("--out", default=out)
+  parser.add_argument("--out", default=None,
+                      help=f"default: {out} ({out}_quick with --quick)" if out else None)
   parser.add_argument("--shared", default=SHARED_ROOT, help="shared priors and baselines")
   parser.add_argument("--seeds", type=int, default=None,
                       help=f"default: {seeds[0]} quick, {seeds[1]} full")
   if extra is not None:
     extra(parser)
   args = parser.parse_args(argv)
+  if args.out is None and out:
+    args.out = out + "_quick" * args.quick
   enable_compile_cache(args.shared)
   return args, list(range(args.seeds or seeds[0 if args.quick else 1]))
 

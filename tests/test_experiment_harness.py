@@ -67,3 +67,17 @@ def test_write_results_writes_table_csv_and_plots(tmp_path):
   assert "| a | 0.5 ± 0.1 |" in text and "verdict: none" in text and "reward.png" in text
   assert open(tmp_path / "table.csv").read().splitlines()[0] == "method,pass@1"
   assert (tmp_path / "reward.png").stat().st_size > 1000
+
+
+def test_quick_runs_default_to_their_own_git_ignored_folder(tmp_path):
+  """A smoke run never writes over an experiment's committed results."""
+  def out(*argv, default=os.path.join("results", "x")):
+    args, _ = harness.experiment_args(list(argv) + ["--shared", str(tmp_path)], doc="d",
+                                 out=default, quick_help="q", seeds=(1, 3))
+    return args.out
+  assert out() == os.path.join("results", "x")
+  assert out("--quick") == os.path.join("results", "x_quick")
+  assert out("--quick", "--out", "elsewhere") == "elsewhere"
+  assert out("--quick", default=None) is None   # the experiment picks its own per scale
+  with open(os.path.join(os.path.dirname(__file__), "..", ".gitignore")) as f:
+    assert "results/*_quick/" in f.read().split()
