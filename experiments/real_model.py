@@ -5,7 +5,8 @@ PKPO and self-distillation keep them?
 Arms (explore_rl/real_model.py): the base model (control), GRPO, Poly-EPO, Clip-Cov,
 PKPO (k = 8), self-distillation with logit aggregation; each trained from the model
 itself (no SFT), full fine-tuning, at the same sample budget. Tasks: the training tasks
-the base model's map chose (results/base_model, experiments/base_model.py).
+the base model's map chose (results/base_model, experiments/base_model.py), or any
+candidate of the map named with --tasks (the table says which the map did not choose).
 
   .venv/bin/python experiments/real_model.py --core      # GRPO vs Poly-EPO vs base, task 1
   .venv/bin/python experiments/real_model.py             # every arm, both tasks, 3 seeds
