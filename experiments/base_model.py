@@ -80,8 +80,10 @@ def run_task(spec: base_map.TaskSpec, policy, args) -> dict:
 
 
 def changed_spec(summary: dict) -> bool:
-  """Whether a task was measured under another spec than its candidate's now."""
-  return summary["spec"] != base_map.get_spec(summary["spec"]["key"]).to_json()
+  """Whether a task was measured under another spec than its candidate's now (False for
+  a task no longer among the candidates: nothing measures it again)."""
+  key = summary["spec"]["key"]
+  return key in base_map.BY_KEY and summary["spec"] != base_map.BY_KEY[key].to_json()
 
 
 def outdated(summary: dict, args) -> bool:
@@ -122,7 +124,9 @@ def row(s: dict) -> dict:
 def write_table(out: str) -> list[str]:
   """OUT/table.md and table.csv from OUT/tasks/*.json; returns the chosen tasks."""
   done = summaries.read_all(os.path.join(out, "tasks"))
-  picks = base_map.choose(done)
+  # A summary whose task left the candidates stays in the table but is never chosen.
+  removed = [k for k in done if k not in base_map.BY_KEY]
+  picks = base_map.choose({k: s for k, s in done.items() if k not in removed})
   missing = [s.key for s in base_map.CANDIDATES if s.key not in done]
   stale = [k for k, s in done.items() if changed_spec(s)]
   low, high = base_map.PASS1_RANGE
@@ -137,6 +141,8 @@ def write_table(out: str) -> list[str]:
       f"{', '.join(missing) or 'none'}.", "",
       *([f"Measured under an older spec (measured again on the next run): "
          f"{', '.join(stale)}.", ""] if stale else []),
+      *([f"No longer candidates (kept in the table, never chosen): {', '.join(removed)}.",
+         ""] if removed else []),
       "Below the full size (64 prompts x 64 samples): " + (", ".join(
           k for k, s in done.items() if min(s["num_prompts"], s["num_samples"]) < 64)
           or "none") + ".", "",

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 
 from explore_rl.bandits import STRATEGIES, run_identification  # noqa: E402
 from explore_rl.bandits.simulator import soare_instance, sphere_instance  # noqa: E402
+from explore_rl.harness import default_out  # noqa: E402
 
 ORDER = ["uniform", "thompson", "design", "xy_adaptive", "rage"]
 
@@ -178,7 +179,8 @@ def plot(rows: list[dict], out: str) -> None:
   plt.close(fig)
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+  """The command line, defaults filled in: out, seeds and max_rounds follow --quick."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="3 instances, 5 seeds")
   parser.add_argument("--out", default=None, help="default: results/best_arm_identification "
@@ -190,9 +192,15 @@ def main(argv=None):
   parser.add_argument("--workers", type=int, default=2)
   parser.add_argument("--strategies", default=",".join(ORDER))
   args = parser.parse_args(argv)
-  args.out = args.out or "results/best_arm_identification" + "_quick" * args.quick
-  seeds = args.seeds or (5 if args.quick else 20)
-  max_rounds = args.max_rounds or (2_500 if args.quick else 10_000)
+  args.out = args.out or default_out("results/best_arm_identification", args.quick)
+  args.seeds = args.seeds or (5 if args.quick else 20)
+  args.max_rounds = args.max_rounds or (2_500 if args.quick else 10_000)
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  seeds, max_rounds = args.seeds, args.max_rounds
   strategies = args.strategies.split(",")
   for s in strategies:
     STRATEGIES.get(s)  # unknown names fail here, listing the valid ones

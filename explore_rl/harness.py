@@ -389,10 +389,15 @@ class TaskReport:
   xlabels: dict = dataclasses.field(default_factory=dict)
 
 
+def default_out(out: str, quick: bool) -> str:
+  """An experiment's output folder when `--out` is not given: `out`, or with `--quick`
+  `out` + "_quick" (git-ignored), so a smoke run never writes over committed results."""
+  return out + "_quick" * quick
+
+
 def experiment_args(argv, *, doc: str, out: str, quick_help: str, seeds: tuple[int, int],
                     extra: Callable[[argparse.ArgumentParser], None] | None = None):
-  """Every experiment's command line: `--quick`, `--out` (default `out`; with `--quick`,
-  `out` + "_quick", git-ignored, so a smoke run never writes over the committed results),
+  """Every experiment's command line: `--quick`, `--out` (default `default_out(out, quick)`),
   `--shared` (the priors and baselines shared between experiments, and XLA's compilation
   cache, which this enables), `--seeds` (default `seeds` = (quick, full)) and the flags
   `extra` adds. Returns (args, the seeds as a list)."""
@@ -407,7 +412,7 @@ def experiment_args(argv, *, doc: str, out: str, quick_help: str, seeds: tuple[i
     extra(parser)
   args = parser.parse_args(argv)
   if args.out is None and out:
-    args.out = out + "_quick" * args.quick
+    args.out = default_out(out, args.quick)
   enable_compile_cache(args.shared)
   return args, list(range(args.seeds or seeds[0 if args.quick else 1]))
 

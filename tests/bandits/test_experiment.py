@@ -33,3 +33,13 @@ def test_quick_mode_writes_tables(tmp_path):
   assert (out / "samples.png").stat().st_size > 10_000
   runs = list(csv.DictReader(open(out / "runs.csv")))
   assert len(runs) == 5 * len(rows)
+
+
+def test_quick_defaults_write_to_their_own_folder(load_experiment):
+  """--quick without --out never writes over the committed full results."""
+  best_arm_identification = load_experiment("best_arm_identification")
+  quick = best_arm_identification.parse_args(["--quick"])
+  assert (quick.out, quick.seeds, quick.max_rounds) == (
+      "results/best_arm_identification_quick", 5, 2_500)
+  full = best_arm_identification.parse_args(["--seeds", "3", "--out", "elsewhere"])
+  assert (full.out, full.seeds, full.max_rounds) == ("elsewhere", 3, 10_000)

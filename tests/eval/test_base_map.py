@@ -181,6 +181,16 @@ def test_the_map_runs_in_parts_and_never_measures_a_task_twice(load_experiment, 
   assert calls[-1] == "rg-chain_sum-d0" and len(calls) == 5
   assert json.loads(path.read_text())["spec"]["task_kwargs"]["numeric_answers"] is True
   assert "older spec" not in (out / "table.md").read_text()
+  # A summary whose task left the candidates is kept in the table, never chosen, and
+  # does not stop the rebuild, though its spec no longer resolves.
+  gone = json.loads(first)
+  gone["spec"].update(key="arithmetic-d9", kind="gone")
+  (out / "tasks" / "arithmetic-d9.json").write_text(json.dumps(gone))
+  assert bm.main(["--table", "--out", str(out)]) == 0
+  table = (out / "table.md").read_text()
+  assert "No longer candidates (kept in the table, never chosen): arithmetic-d9." in table
+  assert "Chosen: arithmetic-d0, rg-spell_backward-d0." in table
+  assert "| arithmetic-d9 |" in table and "older spec" not in table
 
 
 @pytest.mark.slow
