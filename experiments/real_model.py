@@ -196,12 +196,17 @@ def verdicts(task: str, runs: dict) -> list[str]:
   TESTABLE), from paired-by-seed differences."""
   k = k_max(runs)
   base, grpo = runs.get("base", {}), runs.get("grpo", {})
+  family = next(s["task"]["task"] for r in runs.values() for s in r.values())
   lines = []
 
   def claim(text, a, b, key):
     m, h = paired(a, b, key)
-    lines.append(ex.judge(f"[{task}] {text}", m, h, f"paired difference {ex.fmt(m, h)}",
-                          words=ex.SUPPORT))
+    nums = f"paired difference {ex.fmt(m, h)}"
+    if key == "distinct_strategies" and not rm.counts_strategies(family):
+      lines.append(f"[{task}] {text}: NOT TESTABLE on this task (one correct answer per "
+                   f"problem: distinct@{k} counts its spellings, not strategies): {nums}")
+    else:
+      lines.append(ex.judge(f"[{task}] {text}", m, h, nums, words=ex.SUPPORT))
   if base and grpo:
     claim("GRPO raises pass@1 over the base model", grpo, base, "pass@1")
     claim(f"GRPO lowers pass@{k} below the base model's", base, grpo, f"pass@{k}")
@@ -281,8 +286,8 @@ def write_tables(out: str, scale: str, chosen=None) -> tuple[str, list[str]]:
       "differences (arm − base / arm − GRPO); the entropy law is fitted to (held-out "
       "entropy, pass@1) at every evaluation of the arm's seeds and the base model's. "
       f"distinct@{k} counts distinct correct strategy signatures per prompt: on tasks whose "
-      "chat answer is the only signature (arithmetic, reasoning-gym), distinct correct "
-      "answers.",
+      "chat answer is the only signature (arithmetic, reasoning-gym), distinct spellings of "
+      "the one correct answer, so the claims about strategies are not testable there.",
       task_notes(list(grouped(done)), chosen),
       f"Machines: {'; '.join(machines) or 'none'}."])
   path = ex.write_results(out, rows, columns(k), title=f"A real model: what exploration does "

@@ -109,7 +109,9 @@ def main(argv=None):
            f"pass@1 {ev['pass@1']:.3f} ± {ev['pass@1_stderr']:.3f}, "
            f"pass@{config.eval.num_samples} {ev[f'pass@{config.eval.num_samples}']:.3f}, "
            f"distinct strategies {ev['distinct_strategies']:.2f}, entropy "
-           f"{ev['eval_entropy']:.3f}.")
+           f"{ev['eval_entropy']:.3f}." + ("" if rm.counts_strategies(spec.task) else
+           " On this task a reply's signature is its final answer, one correct per problem: "
+           "distinct strategies count spellings of that answer, not strategies."))
   path = write_report(args.workdir, runs, wall=wall, intro=intro)
   policies = {"base model": base, **{label: load_policy(d) for label, d in runs.items()}}
   section = samples_section(policies, config, seed=args.seed)

@@ -74,8 +74,16 @@ SCALES = {
 }
 
 
+def counts_strategies(task: str) -> bool:
+  """Whether distinct correct signatures of task family `task` are distinct strategies:
+  its chat answer is the strategy itself (`STRATEGY_FAMILIES`). Elsewhere a signature is
+  the normalised final answer, so distinct correct signatures are spellings of the one
+  correct answer ("275", "275.0"), and a claim about strategies cannot be decided there."""
+  return task in STRATEGY_FAMILIES
+
+
 def judge_of(spec: TaskSpec) -> str:
-  return "signature" if spec.task in STRATEGY_FAMILIES else "embedding"
+  return "signature" if counts_strategies(spec.task) else "embedding"
 
 
 def method_config(arm: str) -> ml_collections.ConfigDict:

@@ -29,6 +29,8 @@ def test_demo_real_trains_both_methods_and_writes_the_report(tmp_path, capsys):
   report = (out / "report.md").read_text()
   assert "| GRPO |" in report and "| Poly-EPO |" in report
   assert "The untrained model on the same problems: pass@1" in report
+  # arithmetic's chat answer is a number: its "strategies" are said to be spellings.
+  assert "distinct strategies count spellings of that answer, not strategies" in report
   for png in ("reward.png", "entropy.png", "pass_at_k.png"):
     assert (out / png).stat().st_size > 1000
   section = report.split("## Three samples per method, same prompt")[1]

@@ -15,10 +15,11 @@ K = 4   # the hand-written final evaluations hold pass@1, pass@2 and pass@4
 
 
 def summary(arm, seed, *, pass1, pass_k, distinct, entropy, evals=(), task="t1",
-            scale="cpu"):
+            scale="cpu", family="partition"):
   final = {"pass@1": pass1, "pass@2": (pass1 + pass_k) / 2, "pass@4": pass_k,
            "distinct_strategies": distinct, "eval_entropy": entropy}
-  return {"arm": arm, "task": {"key": task, "kind": "arithmetic"}, "seed": seed,
+  return {"arm": arm, "task": {"key": task, "kind": "combinatorial", "task": family},
+          "seed": seed,
           "scale": scale, "final": final, "update_norm": 0.0 if arm == "base" else 0.01,
           "steps": [{"step": 1, "reward_mean": 0.1 * (seed + 1), "rollout_entropy": 1.0},
                     {"step": 2, "reward_mean": 0.2 * (seed + 1), "rollout_entropy": 0.9}]
@@ -37,15 +38,16 @@ GRPO_EVALS = ({"step": 2, "pass@1": 0.4, "eval_entropy": 0.0},
               {"step": 2, "pass@1": 0.2, "eval_entropy": math.log(3.0)})
 
 
-def write_fixture(runs_dir):
+def write_fixture(runs_dir, family="partition"):
   for seed in range(3):
     for arm, v in (("base", BASE), ("grpo", GRPO)):
       summaries.write(str(runs_dir), f"{arm}-t1-{seed}", summary(
           arm, seed, pass1=v["pass1"][seed], pass_k=v["pass_k"][seed],
           distinct=v["distinct"][seed], entropy=v["entropy"][seed],
-          evals=[GRPO_EVALS[seed]] if arm == "grpo" else ()))
+          evals=[GRPO_EVALS[seed]] if arm == "grpo" else (), family=family))
   summaries.write(str(runs_dir), "polyepo-t1-0", summary("polyepo", 0, pass1=0.2, pass_k=0.6,
-                                                          distinct=3.0, entropy=1.5))
+                                                          distinct=3.0, entropy=1.5,
+                                                          family=family))
 
 
 def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experiment, tmp_path):
@@ -91,6 +93,28 @@ def test_tables_intervals_and_verdicts_from_hand_written_summaries(load_experime
       open(path).read()
   for stem in ("pass_at_k_t1", "reward_t1", "entropy_t1"):
     assert (tmp_path / f"{stem}.png").stat().st_size > 1000
+
+
+def test_strategy_claims_are_not_testable_where_signatures_are_answers(load_experiment,
+                                                                      tmp_path):
+  """On a task whose chat answer is a number (one correct answer per problem), distinct@k
+  counts spellings of that answer: the claims about strategies are not decided there,
+  whatever the numbers; the other claims are judged as before."""
+  rme = load_experiment("real_model")
+  write_fixture(tmp_path / "strategies" / "runs")
+  write_fixture(tmp_path / "answers" / "runs", family="arithmetic")
+  _, by_strategy = rme.write_tables(str(tmp_path / "strategies"), "cpu")
+  _, by_answer = rme.write_tables(str(tmp_path / "answers"), "cpu")
+  strategic = [i for i, line in enumerate(by_strategy) if "distinct strategies" in line]
+  assert strategic == [2, 4]
+  for i, (a, b) in enumerate(zip(by_strategy, by_answer)):
+    if i in strategic:
+      claim, nums = a.split(": ")[0], a.rsplit(": ", 1)[1]
+      assert b == (f"{claim}: NOT TESTABLE on this task (one correct answer per problem: "
+                   f"distinct@{K} counts its spellings, not strategies): {nums}")
+    else:
+      assert a == b
+  assert "not testable there" in (tmp_path / "answers" / "table.md").read_text()
 
 
 @pytest.fixture
